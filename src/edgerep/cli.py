@@ -1,0 +1,398 @@
+"""The ``edgerep`` command line: a thin typed layer over the library.
+
+Results go to stdout (a table, or JSON with ``--json``); logs and progress to stderr. Every
+user mistake ends as one ``error:`` line on stderr and exit code 1 (set ``EDGEREP_DEBUG=1``
+for the traceback). Heavy libraries are imported inside the commands that need them, so
+``--help`` and ``classify`` start fast and never load torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgerep import LABELS
+from edgerep.errors import EdgerepError, InputTextError
+
+app = typer.Typer(
+    name="edgerep",
+    help="Reputation polarity of tweets (RepLab 2013) with quantized LiteRT transformers on edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()  # stdout: results
+err = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option("--data", help="RepLab 2013 corpus root (holds entities/ and training/).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for inference (default: runtime's choice).")]
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@data_app.command("stats")
+def data_stats(
+    root: Annotated[Path, typer.Argument(help="RepLab 2013 corpus root.")],
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.json for token lengths (default: packaged all-MiniLM-L6-v2).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Counts per split, class and domain, token-length percentiles, and the data defects handled.
+
+    Example: edgerep data stats ../shared/data/replab2013
+    """
+    from edgerep.data.stats import corpus_stats
+
+    stats = corpus_stats(root, tokenizer)
+    if as_json:
+        _print_json(stats)
+        return
+    t = Table(title=f"RepLab 2013 polarity task (English, related) — {root}")
+    for col in ("split", "tweets", "entities", *LABELS, "tokens p50", "p90", "p99", "max"):
+        t.add_column(col, justify="left" if col == "split" else "right")
+    for name, s in stats["splits"].items():
+        tl = s.get("token_length", {})
+        t.add_row(
+            name,
+            str(s["n"]),
+            str(s["entities"]),
+            *(f"{s['labels'][lab]} ({s['labels'][lab] / max(s['n'], 1):.0%})" for lab in LABELS),
+            *(f"{tl[k]:.0f}" if k in tl else "-" for k in ("p50", "p90", "p99", "p100")),
+        )
+    out.print(t)
+    d = Table(title="per domain (whole split)")
+    d.add_column("split")
+    d.add_column("domain")
+    for lab in LABELS:
+        d.add_column(lab, justify="right")
+    for name, s in stats["splits"].items():
+        if "/" in name:
+            continue
+        for dom, counts in s["domains"].items():
+            d.add_row(name, dom, *(str(counts[lab]) for lab in LABELS))
+    out.print(d)
+    for split, rep in stats["load_reports"].items():
+        out.print(
+            f"[bold]{split}[/]: {rep['labeled_rows']} labelled rows in {rep['entities']} entities, kept {rep['kept']}; "
+            f"dropped {json.dumps(rep['dropped'])}; repaired defects {json.dumps(rep['defects'])}"
+        )
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints, best model).")],
+    model: Annotated[str, typer.Option(help="Encoder: alias (all-MiniLM-L6-v2, mobilebert, bert-base, bert-large), hub id or local path.")] = "all-MiniLM-L6-v2",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
+    max_seq_len: Annotated[Optional[int], typer.Option(help="Tokens per tweet (default: p99 of the training tweets).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most this many tweets (smoke runs).")] = None,
+    threads: Threads = None,
+) -> None:
+    """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
+
+    Example: edgerep train --data ../shared/data/replab2013 --out runs/minilm
+    """
+    from edgerep.train import TrainConfig, train as do_train
+
+    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit, threads=threads)
+    path = do_train(data, out_dir, cfg)
+    out.print(str(path))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@app.command()
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="Fine-tuned model directory (…/train/model).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundles are written to OUT/<quantization>/.")],
+    data: DataDir,
+    quantize: Annotated[str, typer.Option(help="Comma-separated: fp32, dynamic-int8, or all.")] = "fp32,dynamic-int8",
+    validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with PyTorch.")] = 500,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing bundles.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert to LiteRT, quantize, validate against PyTorch on real tweets, write bundles.
+
+    Example: edgerep export runs/minilm/model --out runs/minilm/bundles --data ../shared/data/replab2013
+    """
+    from edgerep.evaluate import select_tweets
+    from edgerep.export import export_bundles, parse_quantizations
+    from edgerep.models import read_model_info
+    from edgerep.data import SplitConfig
+    from edgerep.pipeline import _spread
+
+    modes = parse_quantizations(quantize)
+    info = read_model_info(model_dir)
+    tweets, _ = select_tweets(data, "training", "validation", SplitConfig(**info.get("split", {})))
+    results = export_bundles(model_dir, out_dir, modes, _spread([t.text for t in tweets], validation_tweets), overwrite=overwrite)
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+        return
+    t = Table(title="bundles")
+    for col in ("quantization", "path", "MB", "max |Δlogit|", "label agreement", "valid"):
+        t.add_column(col)
+    for r in results:
+        v = r.validation
+        t.add_row(r.mode, r.path, f"{r.size_mb:.1f}", f"{v.get('max_abs_logit_diff', float('nan')):.4f}", f"{v.get('label_agreement', 0):.2%}", "yes" if v.get("passed") else "NO")
+    out.print(t)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _metrics_table(records: dict[str, dict]) -> Table:
+    t = Table(title="polarity (validation = latest 15% of each entity's training tweets)" if any(r["data"]["subset"] == "validation" for r in records.values()) else "polarity")
+    for col in ("model", "MB", "n", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS)):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, r in records.items():
+        m = r["metrics"]
+        t.add_row(name, f"{r['model']['size_mb']:.1f}", str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS))
+    return t
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Bundle directory or fine-tuned checkpoint directory.")],
+    data: DataDir,
+    split: Annotated[str, typer.Option(help="training or test.")] = "training",
+    subset: Annotated[str, typer.Option(help="auto (validation part of training; all of test), validation, train, all.")] = "auto",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N tweets.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Result JSON path (default: evaluation-<model>-<split>.json).")] = None,
+    threads: Threads = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Accuracy, macro-F1, per-class P/R/F1 and confusion matrix, as a versioned JSON result.
+
+    Example: edgerep evaluate runs/default/bundles/dynamic-int8 --data ../shared/data/replab2013
+    """
+    from edgerep.evaluate import evaluate as do_eval
+    from edgerep.results import write_record
+
+    if split not in ("training", "test"):
+        raise typer.BadParameter(f"{split!r}; valid: training, test", param_hint="--split")
+    rec = do_eval(model, data, split, subset, limit=limit, threads=threads)
+    path = write_record(output or Path(f"evaluation-{model.name}-{split}.json"), rec)
+    if as_json:
+        _print_json(rec)
+        return
+    out.print(_metrics_table({model.name: rec}))
+    cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+    cm.add_column("")
+    for lab in LABELS:
+        cm.add_column(lab, justify="right")
+    for lab, row in zip(LABELS, rec["metrics"]["confusion_matrix"]):
+        cm.add_row(lab, *map(str, row))
+    out.print(cm)
+    err.print(f"result written to {path}")
+
+
+# ----------------------------------------------------------------------------- classify
+
+
+def _iter_inputs(text: Optional[str], file: Optional[Path]):
+    """Yield ``(where, text or None, error or None)`` for each input."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            yield "argument", None, "text is not valid UTF-8"
+            return
+        yield "argument", text, None
+        return
+    if file is not None:
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            raise EdgerepError(f"{file}: file not found") from None
+        except OSError as exc:
+            raise EdgerepError(f"{file}: cannot read ({exc.strerror})") from None
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        for i, line in enumerate(raw.splitlines(), 1):
+            try:
+                s = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield f"{file}:{i}", None, f"invalid UTF-8 at byte {exc.start}"
+                continue
+            if s.strip():
+                yield f"{file}:{i}", s, None
+        return
+    for i, line in enumerate(sys.stdin.buffer, 1):
+        where = f"stdin:{i}"
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield where, None, f"invalid UTF-8 at byte {exc.start}"
+            continue
+        except json.JSONDecodeError as exc:
+            yield where, None, f"not a JSON line ({exc.msg}); expected {{\"text\": ...}} or a JSON string"
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            yield where, obj["text"], None
+        elif isinstance(obj, str):
+            yield where, obj, None
+        else:
+            yield where, None, 'expected {"text": "..."} or a JSON string'
+
+
+@app.command()
+def classify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (model.tflite, tokenizer.json, manifest.json).")],
+    text: Annotated[Optional[str], typer.Argument(help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text file, one tweet per line (UTF-8).")] = None,
+    threads: Threads = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Classify tweets on this device with the light LiteRT runtime (no torch).
+
+    Examples:
+      edgerep classify runs/default/bundles/dynamic-int8 "Great service from @BMW today!"
+      edgerep classify BUNDLE --file tweets.txt --json
+      echo '{"text": "HSBC fined again"}' | edgerep classify BUNDLE --json
+    """
+    from edgerep.runtime import PolarityClassifier
+
+    if text is not None and file is not None:
+        raise typer.BadParameter("give TEXT or --file, not both")
+    if text is None and file is None and sys.stdin.isatty():
+        raise typer.BadParameter("give TEXT, --file, or JSON lines on stdin")
+    clf = PolarityClassifier(bundle, num_threads=threads)
+    failures = total = 0
+    table = None if as_json else Table("input", "label", *LABELS, "text")
+    for where, s, error in _iter_inputs(text, file):
+        total += 1
+        pred = None
+        if error is None:
+            try:
+                pred = clf.classify(s)
+            except InputTextError as exc:
+                error = str(exc)
+        if error is not None:
+            failures += 1
+            err.print(f"error: {where}: {error}", highlight=False)
+            if as_json:
+                sys.stdout.write(json.dumps({"input": where, "error": error}) + "\n")
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps({"input": where, **pred.to_dict()}, ensure_ascii=False) + "\n")
+        else:
+            preview = s if len(s) <= 60 else s[:57] + "..."
+            table.add_row(where, pred.label, *(f"{pred.probabilities[lab]:.3f}" for lab in LABELS), preview)
+    if table is not None and table.row_count:
+        out.print(table)
+    if total == 0:
+        raise EdgerepError("no input text given")
+    if failures:
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
+    model: Annotated[str, typer.Option(help="Encoder alias, hub id or local path.")] = "all-MiniLM-L6-v2",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
+    quantize: Annotated[str, typer.Option(help="Bundles to export: fp32, dynamic-int8, or all.")] = "fp32,dynamic-int8",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune, export, quantize, validate, evaluate and time — the whole study, resumable.
+
+    Example: edgerep run --data ../shared/data/replab2013 --out runs/default
+    """
+    from edgerep.export import parse_quantizations
+    from edgerep.pipeline import RunConfig, run as do_run
+    from edgerep.train import TrainConfig
+
+    modes = tuple(q.value for q in parse_quantizations(quantize))
+    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit), quantizations=modes))
+    if as_json:
+        _print_json(summary)
+        return
+    t = Table(title=f"edgerep run — {summary['train']['model']} on RepLab 2013 (validation split, n={summary['rows'][0]['accuracy'] and summary['train']['validation_size']})")
+    for col in ("model", "MB", "accuracy", "macro-F1", "p50 ms", "p90 ms", "tweets/s", "max |Δlogit|", "agreement"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in summary["rows"]:
+        ev = r.get("export_validation") or {}
+        t.add_row(
+            r["model"], f"{r['size_mb']:.1f}", f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+            f"{r['latency_p50_ms']:.2f}" if "latency_p50_ms" in r else "-",
+            f"{r['latency_p90_ms']:.2f}" if "latency_p90_ms" in r else "-",
+            f"{r['throughput_tweets_per_s']:.0f}" if "throughput_tweets_per_s" in r else "-",
+            f"{ev['max_abs_logit_diff']:.4f}" if ev else "-",
+            f"{ev['label_agreement']:.2%}" if ev else "-",
+        )
+    out.print(t)
+    a = summary["artifacts"]
+    out.print(f"model:    {a['model']}")
+    for mode, p in a["bundles"].items():
+        out.print(f"bundle:   {p}  ({mode})")
+    out.print(f"results:  {a['results']}")
+    out.print(f"summary:  {Path(out_dir) / 'summary.json'}")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: the error funnel around the typer app.
+
+    Returns the process exit code: 0 success, 1 a user-facing error, 2 bad usage (click),
+    130 interrupted.
+    """
+    debug = os.environ.get("EDGEREP_DEBUG") == "1"
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdgerepError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted; finished stages and checkpoints are kept — re-run the same command to resume")
+        return 130
+    except Exception as exc:  # click usage errors and OS errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, OSError) and not debug:
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""RepLab 2013 data: loading (:mod:`.replab`), validation split (:mod:`.split`), statistics (:mod:`.stats`).
+
+Standard library and numpy only, so the device can evaluate a bundle on real data.
+"""
+
+from edgerep.data.replab import LoadReport, Tweet, load_split
+from edgerep.data.split import SplitConfig, split_train_validation
+
+__all__ = ["LoadReport", "Tweet", "load_split", "SplitConfig", "split_train_validation"]

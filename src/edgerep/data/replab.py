@@ -1,0 +1,283 @@
+"""Loader for the official RepLab 2013 corpus layout, polarity task.
+
+Layout (RepLab 2013 README, section 3), for a split directory ``<root>/<split>/``::
+
+    labeled/<entity>.dat      tweet_id author entity_id filtering polarity topic topic_priority
+    tweet_info/<entity>.dat   tweet_id author entity_id tweet_url language timestamp urls ...
+    tweet_text/<entity>.tsv   tweet_id author entity_id text
+    ../entities/replab2013_entities.tsv   entity_id query entity_name category ...
+
+All files are tab-separated with double-quoted fields (``""`` escapes a quote), one header row.
+The polarity task keeps tweets that are English (``language == "EN"`` in tweet_info), related
+(``filtering == "RELATED"``) and labelled POSITIVE/NEUTRAL/NEGATIVE.
+
+Real defects of the distributed files are handled and counted in :class:`LoadReport`, never
+silently: a UTF-8 byte-order mark (every ``tweet_text`` file), non-UTF-8 bytes (cp1252 author
+names in 14 ``labeled`` files, decoded with U+FFFD replacement), stray polarity values (two rows
+with ``RELATED`` as polarity), labelled tweets whose text is missing or empty (deleted tweets),
+and tweet ids listed twice in a text file. A row with the wrong number of fields or a file
+without the expected header is a :class:`~edgerep.errors.DataError` naming file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgerep import LABELS
+from edgerep.errors import DataError
+
+ENTITIES_FILE = Path("entities") / "replab2013_entities.tsv"
+LABELED_COLUMNS = ("tweet_id", "author", "entity_id", "filtering", "polarity", "topic", "topic_priority")
+INFO_COLUMNS = ("tweet_id", "author", "entity_id", "tweet_url", "language", "timestamp")
+TEXT_COLUMNS = ("tweet_id", "author", "entity_id", "text")
+ENTITY_COLUMNS = ("entity_id", "query", "entity_name", "category")
+
+csv.field_size_limit(1 << 24)
+
+
+@dataclass(frozen=True)
+class Tweet:
+    """One labelled tweet of the polarity task.
+
+    Attributes:
+        tweet_id: Twitter status id (decimal string).
+        entity_id: RepLab entity, e.g. ``RL2013D01E001``.
+        domain: entity category from the entities file: automotive, banking, universities, music.
+        text: raw tweet text (not normalized).
+        label: one of :data:`edgerep.LABELS`.
+        timestamp: UNIX time (s) of publication, from tweet_info.
+        language: ``EN`` or ``ES`` from tweet_info.
+    """
+
+    tweet_id: str
+    entity_id: str
+    domain: str
+    text: str
+    label: str
+    timestamp: int
+    language: str
+
+    @property
+    def label_id(self) -> int:
+        """Index of :attr:`label` in :data:`edgerep.LABELS` (the logit index)."""
+        return LABELS.index(self.label)
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_split` read, kept and dropped, with the reason for every drop.
+
+    Attributes:
+        split_dir: the split directory read.
+        entities: number of entity files read.
+        labeled_rows: data rows in ``labeled/*.dat``.
+        kept: tweets returned.
+        dropped: rows not returned, by reason (``unrelated``, ``not_<lang>``, ``unlabeled_polarity``,
+            ``stray_polarity:<value>``, ``missing_text``, ``empty_text``, ``missing_info``).
+        defects: file-level defects that were repaired (``bom_files``, ``non_utf8_lines``,
+            ``duplicate_text_rows``).
+        defect_examples: up to 5 ``file:line`` locations per defect kind.
+        label_counts: kept tweets per label.
+    """
+
+    split_dir: str
+    entities: int = 0
+    labeled_rows: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    defects: Counter = field(default_factory=Counter)
+    defect_examples: dict[str, list[str]] = field(default_factory=dict)
+    label_counts: Counter = field(default_factory=Counter)
+
+    def note(self, kind: str, where: str, n: int = 1) -> None:
+        """Count a repaired defect ``kind`` seen at ``where`` (``file:line``)."""
+        self.defects[kind] += n
+        ex = self.defect_examples.setdefault(kind, [])
+        if len(ex) < 5:
+            ex.append(where)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the report."""
+        return {
+            "split_dir": self.split_dir,
+            "entities": self.entities,
+            "labeled_rows": self.labeled_rows,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "defects": dict(sorted(self.defects.items())),
+            "defect_examples": self.defect_examples,
+            "label_counts": {k: self.label_counts.get(k, 0) for k in LABELS},
+        }
+
+
+def _read_table(path: Path, columns: tuple[str, ...], report: LoadReport) -> list[tuple[int, list[str]]]:
+    """Parse one quoted TSV file; return ``(line_number, fields)`` rows after the header.
+
+    Raises:
+        DataError: missing file, wrong header, or a row whose field count differs from the header.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        report.note("bom_files", f"{path}:1")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Count the offending lines, then decode with replacement characters.
+        for i, line in enumerate(raw.split(b"\n"), 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                report.note("non_utf8_lines", f"{path}:{i} (byte 0x{line[exc.start]:02x})")
+        text = raw.decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"', strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file (expected a header row {', '.join(columns)})")
+        if tuple(h.strip() for h in header[: len(columns)]) != columns:
+            raise DataError(
+                f"{path}:1: unexpected header {header[: len(columns)]!r}; expected columns {list(columns)!r}"
+            )
+        width = len(header)
+        start = reader.line_num + 1
+        for fields in reader:
+            if not fields:
+                start = reader.line_num + 1
+                continue
+            if len(fields) != width:
+                raise DataError(
+                    f"{path}:{start}: expected {width} tab-separated fields ({', '.join(header)}), "
+                    f"found {len(fields)}"
+                )
+            rows.append((start, fields))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: malformed quoted field ({exc})") from None
+    return rows
+
+
+def load_entities(root: str | os.PathLike) -> dict[str, str]:
+    """Map entity id -> domain from ``<root>/entities/replab2013_entities.tsv``.
+
+    Raises:
+        DataError: file missing or malformed.
+    """
+    path = Path(root) / ENTITIES_FILE
+    rows = _read_table(path, ENTITY_COLUMNS, LoadReport(str(path)))
+    return {f[0]: f[3] for _, f in rows}
+
+
+def find_split_dir(root: str | os.PathLike, split: str) -> Path:
+    """Return ``<root>/<split>`` after checking it has the three RepLab subdirectories.
+
+    Raises:
+        DataError: the directory or one of ``labeled``, ``tweet_info``, ``tweet_text`` is missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found (expected the RepLab 2013 corpus root)")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        have = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "labeled").is_dir())
+        raise DataError(f"{split_dir}: split '{split}' not found; splits present: {have or 'none'}")
+    for sub in ("labeled", "tweet_info", "tweet_text"):
+        if not (split_dir / sub).is_dir():
+            raise DataError(f"{split_dir / sub}: directory missing (official RepLab layout)")
+    return split_dir
+
+
+def load_split(
+    root: str | os.PathLike,
+    split: str = "training",
+    languages: tuple[str, ...] = ("EN",),
+    entities: tuple[str, ...] | None = None,
+) -> tuple[list[Tweet], LoadReport]:
+    """Load the polarity-task tweets of one RepLab 2013 split.
+
+    Args:
+        root: corpus root holding ``entities/`` and the split directories.
+        split: ``training`` or ``test`` (same layout).
+        languages: tweet_info ``language`` values to keep.
+        entities: restrict to these entity ids (``None``: all entities of the split).
+
+    Returns:
+        ``(tweets, report)``: tweets ordered by entity then file order; the report counts every
+        row read, kept and dropped, and every repaired defect.
+
+    Raises:
+        DataError: missing directory or file, malformed row, unknown entity (message names the
+            file and line).
+    """
+    split_dir = find_split_dir(root, split)
+    domains = load_entities(root)
+    report = LoadReport(str(split_dir))
+    tweets: list[Tweet] = []
+    label_files = sorted((split_dir / "labeled").glob("*.dat"))
+    if not label_files:
+        raise DataError(f"{split_dir / 'labeled'}: no .dat files")
+    for lab_path in label_files:
+        entity = lab_path.stem
+        if entities is not None and entity not in entities:
+            continue
+        if entity not in domains:
+            raise DataError(f"{lab_path}: entity {entity} is not listed in {Path(root) / ENTITIES_FILE}")
+        report.entities += 1
+        info_path = split_dir / "tweet_info" / f"{entity}.dat"
+        text_path = split_dir / "tweet_text" / f"{entity}.tsv"
+        info = {f[0]: (f[4], f[5], ln) for ln, f in _read_table(info_path, INFO_COLUMNS, report)}
+        texts: dict[str, str] = {}
+        for ln, f in _read_table(text_path, TEXT_COLUMNS, report):
+            if f[0] in texts:
+                report.note("duplicate_text_rows", f"{text_path}:{ln}")
+                if texts[f[0]].strip():
+                    continue
+            texts[f[0]] = f[3]
+        for ln, f in _read_table(lab_path, LABELED_COLUMNS, report):
+            report.labeled_rows += 1
+            tweet_id, filtering, polarity = f[0], f[3], f[4]
+            if tweet_id not in info:
+                report.dropped["missing_info"] += 1
+                continue
+            language, ts, info_ln = info[tweet_id]
+            if language not in languages:
+                report.dropped[f"not_{'_'.join(languages)}"] += 1
+                continue
+            if filtering != "RELATED":
+                report.dropped["unrelated"] += 1
+                continue
+            if polarity not in LABELS:
+                if polarity == "":
+                    report.dropped["unlabeled_polarity"] += 1
+                else:
+                    report.dropped[f"stray_polarity:{polarity}"] += 1
+                    report.note("stray_polarity", f"{lab_path}:{ln}")
+                continue
+            text = texts.get(tweet_id)
+            if text is None:
+                report.dropped["missing_text"] += 1
+                continue
+            if not text.strip():
+                report.dropped["empty_text"] += 1
+                continue
+            try:
+                timestamp = int(ts)
+            except ValueError:
+                raise DataError(f"{info_path}:{info_ln}: field 'timestamp' is not an integer: {ts!r}") from None
+            tweets.append(Tweet(tweet_id, entity, domains[entity], text, polarity, timestamp, language))
+            report.label_counts[polarity] += 1
+    report.kept = len(tweets)
+    if entities is not None and report.entities == 0:
+        raise DataError(f"{split_dir / 'labeled'}: none of the entities {list(entities)} found")
+    return tweets, report

@@ -1,0 +1,74 @@
+"""Validation split taken from the RepLab training split only.
+
+RepLab 2013 trains on each entity's first 700 tweets and tests on the later ones (README,
+section 1). The default ``temporal`` strategy mirrors that: for each entity, the latest
+``val_fraction`` of its tweets by timestamp form the validation set. ``random`` is a seeded,
+per-entity random hold-out for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from edgerep.data.replab import Tweet
+from edgerep.errors import ConfigError
+
+STRATEGIES = ("temporal", "random")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How the validation set is carved out of the training split.
+
+    Attributes:
+        val_fraction: share of each entity's tweets held out, in (0, 1).
+        strategy: ``temporal`` (latest tweets per entity) or ``random`` (seeded, per entity).
+        seed: seed of the ``random`` strategy (``temporal`` is deterministic without one).
+    """
+
+    val_fraction: float = 0.15
+    strategy: str = "temporal"
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown split strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitConfig()) -> tuple[list[Tweet], list[Tweet]]:
+    """Split tweets into ``(train, validation)``, per entity, deterministically.
+
+    Each entity with n tweets gives ``ceil(n * val_fraction)`` validation tweets (none when
+    n < 2). Ties in timestamp are broken by tweet id. Output order follows the input order.
+
+    Returns:
+        ``(train, validation)`` lists of :class:`~edgerep.data.replab.Tweet`; disjoint, and
+        together equal to ``tweets``.
+    """
+    by_entity: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(tweets):
+        by_entity[t.entity_id].append(i)
+    rng = random.Random(config.seed)
+    val_idx: set[int] = set()
+    for entity in sorted(by_entity):
+        idx = by_entity[entity]
+        n_val = math.ceil(len(idx) * config.val_fraction) if len(idx) >= 2 else 0
+        if config.strategy == "temporal":
+            order = sorted(idx, key=lambda i: (tweets[i].timestamp, int(tweets[i].tweet_id) if tweets[i].tweet_id.isdigit() else 0, tweets[i].tweet_id))
+        else:
+            order = list(idx)
+            rng.shuffle(order)
+        if n_val:
+            val_idx.update(order[-n_val:])
+    train = [t for i, t in enumerate(tweets) if i not in val_idx]
+    val = [t for i, t in enumerate(tweets) if i in val_idx]
+    return train, val

@@ -1,0 +1,191 @@
+"""Evaluation of a fine-tuned PyTorch checkpoint or a LiteRT bundle on RepLab 2013.
+
+The same data selection and metrics serve both model kinds, so their numbers compare
+directly. On the training split the default subset is the held-out validation part (the split
+config is read from the model, so it is the exact set the model never trained on); on the
+test split it is every polarity-task tweet.
+
+Loading a bundle needs only the light runtime; a checkpoint needs the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgerep import LABELS
+from edgerep.data import SplitConfig, Tweet, load_split, split_train_validation
+from edgerep.errors import ConfigError, ModelLoadError
+from edgerep.manifest import MANIFEST_FILE, MODEL_FILE
+from edgerep.metrics import classification_report
+from edgerep.progress import progress
+from edgerep.results import make_record
+
+SUBSETS = ("auto", "validation", "train", "all")
+
+
+def model_kind(path: str | os.PathLike) -> str:
+    """``"litert"`` for a bundle directory, ``"pytorch"`` for a fine-tuned checkpoint.
+
+    Raises:
+        ModelLoadError: neither (the message says what each needs).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"{p}: not found")
+    if (p / MANIFEST_FILE).is_file():
+        return "litert"
+    if (p / "edgerep_model.json").is_file():
+        return "pytorch"
+    raise ModelLoadError(
+        f"{p}: neither a bundle (needs {MANIFEST_FILE}) nor a fine-tuned checkpoint (needs edgerep_model.json)"
+    )
+
+
+def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:
+    """Tweets to evaluate on and a description of the selection.
+
+    Raises:
+        ConfigError: unknown subset, or ``train``/``validation`` asked of the test split.
+        DataError: unreadable data.
+    """
+    if subset not in SUBSETS:
+        raise ConfigError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
+    if subset == "auto":
+        subset = "validation" if split == "training" else "all"
+    if split != "training" and subset in ("train", "validation"):
+        raise ConfigError(f"subset {subset!r} exists only for the training split; use --subset all for {split!r}")
+    tweets, report = load_split(data_root, split)
+    if subset != "all":
+        train, val = split_train_validation(tweets, split_config)
+        tweets = val if subset == "validation" else train
+    return tweets, {
+        "root": str(data_root),
+        "split": split,
+        "subset": subset,
+        "split_config": split_config.to_dict(),
+        "n": len(tweets),
+        "load_report": report.to_dict(),
+    }
+
+
+def evaluate(
+    model_path: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str = "training",
+    subset: str = "auto",
+    limit: int | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Evaluate a model on RepLab 2013; return an ``edgerep.evaluation`` record.
+
+    Args:
+        model_path: bundle directory or fine-tuned checkpoint directory.
+        data_root: RepLab 2013 corpus root.
+        split: ``training`` or ``test``.
+        subset: ``auto`` (validation part of training, all of test), ``validation``, ``train``, ``all``.
+        limit: evaluate on the first ``limit`` selected tweets only.
+        threads: CPU threads for inference.
+
+    Returns:
+        Record with ``model`` (path, kind, quantization, size_mb), ``data`` (selection),
+        ``metrics`` (:func:`edgerep.metrics.classification_report`) and ``inference`` (seconds,
+        tweets/s).
+
+    Raises:
+        ModelLoadError, BundleError, DataError, ConfigError.
+    """
+    kind = model_kind(model_path)
+    path = Path(model_path)
+    if kind == "litert":
+        from edgerep.manifest import Manifest
+
+        manifest = Manifest.read(path)
+        split_cfg, labels = SplitConfig(**manifest.split) if manifest.split else SplitConfig(), manifest.labels
+        model_info = {
+            "path": str(path),
+            "kind": kind,
+            "quantization": manifest.quantization.get("mode"),
+            "size_mb": round((path / MODEL_FILE).stat().st_size / 1e6, 3),
+            "max_seq_len": manifest.max_seq_len,
+            "source": manifest.source.get("model"),
+        }
+    else:
+        from edgerep.models import read_model_info
+
+        info = read_model_info(path)
+        split_cfg, labels = SplitConfig(**info.get("split", {})), tuple(info["labels"])
+        size = sum(f.stat().st_size for f in path.glob("*.safetensors")) or sum(f.stat().st_size for f in path.glob("*.bin"))
+        model_info = {
+            "path": str(path),
+            "kind": kind,
+            "quantization": "fp32",
+            "size_mb": round(size / 1e6, 3),
+            "max_seq_len": int(info["max_seq_len"]),
+            "source": info.get("source_model"),
+        }
+    if tuple(labels) != LABELS:
+        raise ModelLoadError(f"{path}: model labels {list(labels)} differ from the polarity labels {list(LABELS)}")
+    tweets, data_info = select_tweets(data_root, split, subset, split_cfg)
+    if limit is not None:
+        tweets = tweets[:limit]
+        data_info["n"] = len(tweets)
+        data_info["limit"] = limit
+    if not tweets:
+        raise ConfigError(f"no tweets to evaluate in {data_root} ({split}/{data_info['subset']})")
+    texts = [t.text for t in tweets]
+    t0 = time.perf_counter()
+    if kind == "litert":
+        logits = _bundle_logits(path, texts, threads)
+    else:
+        logits = _checkpoint_logits(path, texts, threads)
+    seconds = time.perf_counter() - t0
+    y_true = np.asarray([t.label_id for t in tweets])
+    metrics = classification_report(y_true, logits.argmax(-1), LABELS)
+    per_domain = {}
+    for dom in sorted({t.domain for t in tweets}):
+        idx = np.asarray([i for i, t in enumerate(tweets) if t.domain == dom])
+        r = classification_report(y_true[idx], logits[idx].argmax(-1), LABELS)
+        per_domain[dom] = {"n": r["n"], "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+    metrics["per_domain"] = per_domain
+    return make_record(
+        "evaluation",
+        {
+            "model": model_info,
+            "data": data_info,
+            "metrics": metrics,
+            "inference": {"seconds": round(seconds, 3), "tweets_per_s": round(len(texts) / seconds, 2), "threads": threads},
+        },
+    )
+
+
+def _bundle_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
+    from edgerep.runtime import PolarityClassifier
+
+    clf = PolarityClassifier(path, num_threads=threads)
+    out = []
+    with progress() as bar:
+        task = bar.add_task(f"evaluate {path.name}", total=len(texts), info="")
+        for s in range(0, len(texts), 64):
+            out.append(clf.logits(texts[s : s + 64]))
+            bar.advance(task, len(out[-1]))
+    return np.concatenate(out)
+
+
+def _checkpoint_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
+    import torch
+
+    from edgerep.models import load_finetuned
+    from edgerep.tokenization import Encoder
+    from edgerep.train import predict_logits
+
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = load_finetuned(path)
+    enc = Encoder(path / "tokenizer.json", int(info["max_seq_len"]))
+    e = enc.encode(texts)
+    ids = [e.input_ids[i, : e.lengths[i]].astype(np.int64) for i in range(len(texts))]
+    return predict_logits(model, ids, enc.pad_id, description=f"evaluate {path.name}")

@@ -1,0 +1,142 @@
+"""The bundle manifest: everything the runtime needs besides the weights and the tokenizer.
+
+A bundle is a directory (the faster-whisper / optimum convention)::
+
+    model.tflite     LiteRT FlatBuffer, signature ``serving_default``
+    tokenizer.json   HF tokenizers serialization
+    manifest.json    this schema
+
+The runtime checks the manifest against the files at load time (format version, labels, the
+model's SHA-256 and its input/output tensors), so a truncated model, a swapped tokenizer or a
+hand-edited manifest is rejected before the first tweet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgerep.errors import BundleError
+
+BUNDLE_FORMAT = "edgerep-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MODEL_FILE = "model.tflite"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: ``name`` (signature key), ``dtype`` (numpy name), ``shape``."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Contents of ``manifest.json``.
+
+    Attributes:
+        labels: class names in logit order.
+        max_seq_len: static sequence length of the model inputs, in tokens.
+        inputs: ``input_ids`` and ``attention_mask``, int32 [1, max_seq_len].
+        output: ``logits`` float32 [1, len(labels)].
+        quantization: ``{"mode": ..., "recipe": ...}`` (see :mod:`edgerep.export`).
+        normalization_version: :data:`edgerep.text.NORMALIZATION_VERSION` used in training.
+        model_sha256: hex SHA-256 of ``model.tflite``.
+        tokenizer_sha256: hex SHA-256 of ``tokenizer.json``.
+        source: source checkpoint (``name``, ``sha256``, ``architecture``, ``parameters``).
+        tools: versions of the tools that built the bundle.
+        validation: export validation record (max logit difference, agreement, tolerance).
+        split: the training/validation split config used for the source model.
+        signature: LiteRT signature key.
+        created: ISO-8601 UTC time of export.
+    """
+
+    labels: tuple[str, ...]
+    max_seq_len: int
+    inputs: tuple[TensorSpec, ...]
+    output: TensorSpec
+    quantization: dict[str, Any]
+    normalization_version: str
+    model_sha256: str
+    tokenizer_sha256: str
+    source: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    signature: str = "serving_default"
+    created: str = ""
+    format: str = BUNDLE_FORMAT
+    format_version: int = BUNDLE_FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> "Manifest":
+        """Build from parsed JSON.
+
+        Raises:
+            BundleError: a field is missing, of the wrong type, or the format is unknown.
+        """
+        if not isinstance(d, dict):
+            raise BundleError(f"{where}: expected a JSON object")
+        if d.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{where}: field 'format' is {d.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+        if d.get("format_version") != BUNDLE_FORMAT_VERSION:
+            raise BundleError(
+                f"{where}: field 'format_version' is {d.get('format_version')!r}; this edgerep reads version {BUNDLE_FORMAT_VERSION}"
+            )
+        try:
+            inputs = tuple(TensorSpec(i["name"], i["dtype"], tuple(int(s) for s in i["shape"])) for i in d["inputs"])
+            o = d["output"]
+            output = TensorSpec(o["name"], o["dtype"], tuple(int(s) for s in o["shape"]))
+            m = cls(
+                labels=tuple(str(x) for x in d["labels"]),
+                max_seq_len=int(d["max_seq_len"]),
+                inputs=inputs,
+                output=output,
+                quantization=dict(d["quantization"]),
+                normalization_version=str(d["normalization_version"]),
+                model_sha256=str(d["model_sha256"]),
+                tokenizer_sha256=str(d["tokenizer_sha256"]),
+                source=dict(d.get("source", {})),
+                tools=dict(d.get("tools", {})),
+                validation=dict(d.get("validation", {})),
+                split=dict(d.get("split", {})),
+                signature=str(d.get("signature", "serving_default")),
+                created=str(d.get("created", "")),
+            )
+        except KeyError as exc:
+            raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: malformed field ({exc})") from None
+        if len(m.labels) < 2:
+            raise BundleError(f"{where}: field 'labels' needs at least 2 classes, got {list(m.labels)}")
+        if m.output.shape[-1] != len(m.labels):
+            raise BundleError(f"{where}: output shape {m.output.shape} does not match {len(m.labels)} labels")
+        return m
+
+    @classmethod
+    def read(cls, bundle_dir: str | os.PathLike) -> "Manifest":
+        """Read and check ``<bundle_dir>/manifest.json``.
+
+        Raises:
+            BundleError: missing, not JSON, or invalid (see :meth:`from_dict`).
+        """
+        path = Path(bundle_dir) / MANIFEST_FILE
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BundleError(f"{path}: manifest not found ({Path(bundle_dir)} is not an edgerep bundle)") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(d, str(path))

