@@ -32,7 +32,7 @@ data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=T
 app.add_typer(data_app, name="data")
 
 out = Console()  # stdout: results
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path, typer.Option("--data", help="RepLab 2013 corpus root (holds entities/ and training/).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of a table.")]
@@ -369,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     debug = os.environ.get("EDGEREP_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int):
+            return rc
     except EdgerepError as exc:
         if debug:
             raise
@@ -381,9 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print("interrupted; finished stages and checkpoints are kept — re-run the same command to resume")
         return 130
     except Exception as exc:  # click usage errors and OS errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer vendors click; recognise its usage errors by their interface
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
         if isinstance(exc, OSError) and not debug:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 #: All human-facing logs and bars go to stderr.
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def log(message: str) -> None:

@@ -105,7 +105,7 @@ class PolarityClassifier:
             if tuple(int(s) for s in d["shape"]) != spec.shape or np.dtype(d["dtype"]).name != spec.dtype:
                 raise BundleError(
                     f"{self.bundle_dir / MANIFEST_FILE}: input {spec.name!r} is {np.dtype(d['dtype']).name}"
-                    f"{list(d['shape'])} in the model, {spec.dtype}{list(spec.shape)} in the manifest"
+                    f"{[int(s) for s in d['shape']]} in the model, {spec.dtype}{list(spec.shape)} in the manifest"
                 )
         outs = self._runner.get_output_details()
         if m.output.name not in outs:

@@ -1,0 +1,91 @@
+"""Shared fixtures: the real RepLab 2013 training data and a tiny, seeded BERT.
+
+Architecture-level tests (training, conversion, quantization, runtime) use a tiny BERT config
+with the real all-MiniLM-L6-v2 WordPiece tokenizer, fine-tuned for one epoch on real tweets by
+the real training code; data tests use the real corpus in ``../shared/data/replab2013``
+(override with ``EDGEREP_DATA``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EDGEREP_DATA", REPO.parent / "shared" / "data" / "replab2013"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA / "training" / "labeled").is_dir():
+        pytest.fail(f"RepLab 2013 corpus not found at {DATA} (set EDGEREP_DATA)")
+    return DATA
+
+
+def make_tiny_pretrained(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with the MiniLM WordPiece tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from edgerep.data.stats import default_tokenizer_json
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(cfg).save_pretrained(path)
+    src = default_tokenizer_json().parent
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (src / f).exists():
+            shutil.copy2(src / f, path / f)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory) -> Path:
+    return make_tiny_pretrained(tmp_path_factory.mktemp("tiny-pretrained"))
+
+
+TINY_TRAIN = dict(epochs=1, limit=256, batch_size=32, learning_rate=1e-3, max_seq_len=32, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_pretrained, data_root) -> Path:
+    """Fine-tuned tiny model directory produced by :func:`edgerep.train.train`."""
+    from edgerep.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "train"
+    return train(data_root, out, TrainConfig(model=str(tiny_pretrained), **TINY_TRAIN))
+
+
+@pytest.fixture(scope="session")
+def validation_texts(data_root) -> list[str]:
+    from edgerep.data import SplitConfig, load_split, split_train_validation
+
+    tweets, _ = load_split(data_root, "training")
+    _, val = split_train_validation(tweets, SplitConfig())
+    return [t.text for t in val[::40]]  # ~100 tweets spread over all entities
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory, tiny_model, validation_texts) -> dict[str, Path]:
+    from edgerep.export import Quantization, export_bundles
+
+    out = tmp_path_factory.mktemp("bundles")
+    results = export_bundles(tiny_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], validation_texts)
+    return {r.mode: Path(r.path) for r in results}
+
+
+def run_cli(*args: str, input: bytes | None = None, env: dict | None = None):
+    """Run ``python -m edgerep.cli ARGS`` in a subprocess; return CompletedProcess (bytes)."""
+    import subprocess
+    import sys
+
+    e = dict(os.environ)
+    e.pop("EDGEREP_DEBUG", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "edgerep.cli", *args], input=input, capture_output=True, env=e, timeout=600)

@@ -1,0 +1,161 @@
+"""Conversion, quantization, validation, and the light runtime, on a tiny seeded BERT
+fine-tuned on real tweets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerep.errors import BundleError, ConfigError, ExportValidationError, InputTextError
+from edgerep.export import RECIPES, Quantization, Tolerance, compare_logits, export_bundles, parse_quantizations, torch_logits
+from edgerep.manifest import Manifest
+from edgerep.runtime import PolarityClassifier
+
+
+def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
+    for mode, path in tiny_bundles.items():
+        assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.tflite", "tokenizer.json"]
+        m = Manifest.read(path)
+        assert m.quantization["mode"] == mode
+        assert m.labels == ("NEGATIVE", "NEUTRAL", "POSITIVE")
+        assert m.max_seq_len == 32
+        assert [(i.name, i.dtype, i.shape) for i in m.inputs] == [("input_ids", "int32", (1, 32)), ("attention_mask", "int32", (1, 32))]
+        assert m.validation["passed"] and m.validation["n"] >= 90
+        assert m.source["checkpoint_sha256"] and m.tools["litert-torch"] != "missing"
+    assert Manifest.read(tiny_bundles["dynamic-int8"]).quantization["recipe"] == "ai_edge_quantizer.recipe.dynamic_wi8_afp32"
+
+
+def test_dynamic_int8_shrinks_the_model(tiny_bundles):
+    fp32 = (tiny_bundles["fp32"] / "model.tflite").stat().st_size
+    int8 = (tiny_bundles["dynamic-int8"] / "model.tflite").stat().st_size
+    # weights dominate (embedding 30522 x 32): int8 is close to a quarter of float32
+    assert 0.2 < int8 / fp32 < 0.4
+
+
+def test_runtime_logits_match_pytorch(tiny_bundles, tiny_model, validation_texts):
+    from edgerep.models import load_finetuned
+    from edgerep.tokenization import Encoder
+
+    model, info = load_finetuned(tiny_model)
+    ref = torch_logits(model, Encoder(tiny_model / "tokenizer.json", info["max_seq_len"]), validation_texts)
+    fp32 = PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts)
+    int8 = PolarityClassifier(tiny_bundles["dynamic-int8"]).logits(validation_texts)
+    assert fp32.shape == int8.shape == (len(validation_texts), 3) and fp32.dtype == np.float32
+    assert np.abs(fp32 - ref).max() < 1e-4
+    c = compare_logits(ref, int8)
+    assert 0 < c["max_abs_logit_diff"] < 0.5  # quantized, so not identical, but close
+    assert c["label_agreement"] >= 0.95
+
+
+def test_classify_probabilities(tiny_bundles):
+    clf = PolarityClassifier(tiny_bundles["dynamic-int8"], num_threads=1)
+    pred = clf.classify("Just got my new BMW, absolutely love it! http://t.co/x")
+    assert pred.label in clf.labels
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 10_000, "word " * 2_500, "😀😡🚗" * 50, "Ünïcödé مرحبا 你好 Привет", "ctrl\x00\x07\x1b[31mchars", "\ufeffBOM text"],
+)
+def test_adversarial_texts_classify(tiny_bundles, text):
+    pred = PolarityClassifier(tiny_bundles["dynamic-int8"]).classify(text)
+    assert pred.label in ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+
+@pytest.mark.parametrize("text", ["", "   \t\n ", "\x00\x01\u200b"])
+def test_empty_text_is_rejected(tiny_bundles, text):
+    with pytest.raises(InputTextError, match="empty after normalization"):
+        PolarityClassifier(tiny_bundles["fp32"]).classify(text)
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / bundle.name
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_truncated_model_rejected(tiny_bundles, tmp_path):
+    b = _copy(tiny_bundles["dynamic-int8"], tmp_path)
+    data = (b / "model.tflite").read_bytes()
+    (b / "model.tflite").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="SHA-256 differs"):
+        PolarityClassifier(b)
+    with pytest.raises(BundleError, match="LiteRT cannot load"):
+        PolarityClassifier(b, verify=False)
+
+
+def test_foreign_tokenizer_rejected(tiny_bundles, tmp_path):
+    b = _copy(tiny_bundles["fp32"], tmp_path)
+    tok = json.loads((b / "tokenizer.json").read_text())
+    tok["model"]["vocab"] = {k: v for k, v in list(tok["model"]["vocab"].items())[:500]}
+    (b / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(BundleError, match="tokenizer from another model"):
+        PolarityClassifier(b)
+
+
+def test_manifest_mismatch_rejected(tiny_bundles, tmp_path):
+    b = _copy(tiny_bundles["fp32"], tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    m["inputs"][0]["shape"] = [1, 64]
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"input 'input_ids' is int32\[1, 32\] in the model, int32\[1, 64\] in the manifest"):
+        PolarityClassifier(b)
+    m["inputs"][0]["shape"] = [1, 32]
+    m["labels"] = ["NEGATIVE", "POSITIVE"]
+    m["output"]["shape"] = [1, 2]
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="model outputs 3 classes, manifest lists 2 labels"):
+        PolarityClassifier(b)
+    (b / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        PolarityClassifier(b)
+    (b / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="not an edgerep bundle"):
+        PolarityClassifier(b)
+
+
+def test_parse_quantizations():
+    assert parse_quantizations("dynamic-int8,fp32") == [Quantization.FP32, Quantization.DYNAMIC_INT8]
+    assert parse_quantizations("all") == list(Quantization)
+    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, dynamic-int8, all"):
+        parse_quantizations("fp32,int3")
+
+
+def test_failed_validation_leaves_no_bundle(tiny_model, validation_texts, tmp_path, monkeypatch):
+    strict = RECIPES[Quantization.DYNAMIC_INT8]
+    monkeypatch.setitem(
+        RECIPES, Quantization.DYNAMIC_INT8, type(strict)(strict.mode, strict.recipe, strict.description, Tolerance(0.0, 1.0))
+    )
+    with pytest.raises(ExportValidationError, match=r"dynamic-int8 bundle disagrees .* no bundle written"):
+        export_bundles(tiny_model, tmp_path / "b", [Quantization.DYNAMIC_INT8], validation_texts[:20])
+    assert list((tmp_path / "b").iterdir()) == []  # no bundle, no temp leftovers
+
+
+def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
+    code = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split('.')[0] in ('torch', 'transformers', 'litert_torch', 'ai_edge_quantizer'):
+                    raise ImportError('blocked: ' + name)
+        sys.meta_path.insert(0, Block())
+        from edgerep.runtime import PolarityClassifier
+        import edgerep.cli, edgerep.evaluate, edgerep.latency
+        clf = PolarityClassifier({str(tiny_bundles['dynamic-int8'])!r})
+        print(clf.classify('HSBC fined for money laundering').label)
+        assert not any(m.split('.')[0] in ('torch', 'transformers') for m in sys.modules)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("NEGATIVE", "NEUTRAL", "POSITIVE")

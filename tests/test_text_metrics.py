@@ -1,0 +1,77 @@
+"""Tweet normalization and polarity metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgerep.metrics import classification_report, confusion_matrix, softmax
+from edgerep.text import MAX_TEXT_CHARS, normalize_tweet
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("RT @BMW_UK: New 3 Series http://t.co/abc123 &amp; more", "RT @user: New 3 Series http & more"),
+        ("  lots\t\tof \n whitespace  ", "lots of whitespace"),
+        ("email me at bob@example.com", "email me at bob@example.com"),
+        ("zero\u200bwidth and \x00null", "zero width and null"),
+        ("www.hsbc.com is down &lt;3", "http is down <3"),
+        ("#fail 😡😡", "#fail 😡😡"),
+        ("", ""),
+        (" \t\n\x0b", ""),
+    ],
+)
+def test_normalize_tweet(raw, expected):
+    assert normalize_tweet(raw) == expected
+
+
+def test_normalize_bounds_long_input():
+    out = normalize_tweet("bmw " * 10_000)
+    assert len(out) <= MAX_TEXT_CHARS and out.startswith("bmw bmw")
+
+
+def test_normalize_rejects_bytes():
+    with pytest.raises(TypeError, match="expects str"):
+        normalize_tweet(b"bytes")  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=3000))
+def test_normalize_properties(text):
+    out = normalize_tweet(text)
+    assert len(out) <= MAX_TEXT_CHARS
+    assert out == out.strip() and "  " not in out
+    assert all(ch.isprintable() or ch == " " for ch in out)
+
+
+def test_metrics_by_hand():
+    labels = ("NEGATIVE", "NEUTRAL", "POSITIVE")
+    y_true = [0, 0, 1, 1, 2, 2, 2, 2]
+    y_pred = [0, 1, 1, 1, 2, 2, 0, 2]
+    r = classification_report(y_true, y_pred, labels)
+    assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 3]]
+    assert r["accuracy"] == pytest.approx(6 / 8)
+    # NEGATIVE: P=1/2 R=1/2 F1=1/2; NEUTRAL: P=2/3 R=1 F1=0.8; POSITIVE: P=1 R=3/4 F1=6/7
+    assert r["per_class"]["NEUTRAL"]["f1"] == pytest.approx(0.8)
+    assert r["macro_f1"] == pytest.approx((0.5 + 0.8 + 6 / 7) / 3)
+    assert r["per_class"]["POSITIVE"]["support"] == 4
+
+
+def test_metrics_absent_class_counts_zero():
+    r = classification_report([0, 0], [0, 0], ("A", "B"))
+    assert r["macro_f1"] == pytest.approx(0.5) and r["per_class"]["B"]["f1"] == 0.0
+
+
+def test_confusion_matrix_rejects_bad_labels():
+    with pytest.raises(ValueError):
+        confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError):
+        confusion_matrix([0], [0, 1], 3)
+
+
+def test_softmax_rows_sum_to_one():
+    p = softmax(np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]]))
+    assert p.dtype == np.float32 and np.allclose(p.sum(1), 1) and p[0, 0] == pytest.approx(1.0)

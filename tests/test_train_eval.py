@@ -1,0 +1,141 @@
+"""Fine-tuning (resume, config checks), evaluation records, and the one-command pipeline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import TINY_TRAIN, run_cli
+from edgerep.errors import ConfigError
+from edgerep.train import TrainConfig, choose_max_seq_len, train
+
+
+def test_choose_max_seq_len():
+    lengths = np.array([10] * 98 + [41, 60])
+    assert choose_max_seq_len(lengths, 99, 512) == 48  # p99 = 41.19 -> 48
+    assert choose_max_seq_len(lengths, 50, 512) == 16
+    assert choose_max_seq_len(lengths, 100, 32) == 32
+
+
+def test_tiny_model_dir(tiny_model):
+    info = json.loads((tiny_model / "edgerep_model.json").read_text())
+    assert info["labels"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
+    assert info["max_seq_len"] == 32 and info["train_size"] == 256
+    assert info["split"] == {"val_fraction": 0.15, "strategy": "temporal", "seed": 13}
+    assert info["data_report"]["kept"] == 26822
+    assert (tiny_model / "tokenizer.json").is_file() and (tiny_model / "model.safetensors").is_file()
+
+
+def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_path):
+    from safetensors.numpy import load_file
+
+    cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
+    full = train(data_root, tmp_path / "a", cfg)
+    # simulate an interruption during epoch 2: epoch-1 checkpoint complete, nothing after it
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "model")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch-2")
+    (tmp_path / "b" / "history.json").unlink()
+    # epoch-1 lost its optimizer state when epoch 2 was saved; put back the state at that time
+    a_state = json.loads((tmp_path / "a" / "checkpoints" / "epoch-1" / "state.json").read_text())
+    assert a_state["epoch"] == 1
+    cfg1 = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
+    # re-create a genuine epoch-1 checkpoint with optimizer by training a third copy that stops after epoch 1
+    import edgerep.train as T
+
+    orig = T._save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(root, epoch, *a, **k):
+        orig(root, epoch, *a, **k)
+        if epoch == 1:
+            raise Stop
+
+    T._save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(Stop):
+            train(data_root, tmp_path / "c", cfg1)
+    finally:
+        T._save_checkpoint = orig
+    assert not (tmp_path / "c" / "model").exists()
+    resumed = train(data_root, tmp_path / "c", cfg1)
+    a = load_file(str(full / "model.safetensors"))
+    c = load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == c.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], c[k], rtol=0, atol=1e-6, err_msg=k)
+    hist = json.loads((tmp_path / "c" / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_other_settings_in_same_dir_refused(tiny_pretrained, data_root, tmp_path):
+    import edgerep.train as T
+
+    cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 32})
+    T._check_or_write_config(tmp_path / "config.json", cfg)
+    other = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 32, "learning_rate": 1.0})
+    with pytest.raises(ConfigError, match=r"different settings \(learning_rate\)"):
+        train(data_root, tmp_path, other)
+
+
+def test_evaluate_bundle_and_checkpoint(tiny_bundles, tiny_model, data_root):
+    from edgerep.evaluate import evaluate
+
+    recs = {
+        name: evaluate(path, data_root, "training", limit=200)
+        for name, path in (("pytorch", tiny_model), ("fp32", tiny_bundles["fp32"]), ("int8", tiny_bundles["dynamic-int8"]))
+    }
+    for name, r in recs.items():
+        m = r["metrics"]
+        assert r["schema"] == "edgerep.evaluation" and r["schema_version"] == 1
+        assert r["data"]["subset"] == "validation" and m["n"] == 200
+        cm = np.array(m["confusion_matrix"])
+        assert cm.sum() == 200 and m["accuracy"] == pytest.approx(np.trace(cm) / 200)
+        assert sum(d["n"] for d in m["per_domain"].values()) == 200
+    assert recs["fp32"]["metrics"]["confusion_matrix"] == recs["pytorch"]["metrics"]["confusion_matrix"]
+    assert abs(recs["int8"]["metrics"]["accuracy"] - recs["fp32"]["metrics"]["accuracy"]) <= 0.03
+    assert recs["int8"]["model"]["size_mb"] < recs["fp32"]["model"]["size_mb"] / 2.5
+
+
+def test_evaluate_test_split_missing(tiny_bundles, data_root):
+    from edgerep.errors import DataError
+    from edgerep.evaluate import evaluate
+
+    with pytest.raises(DataError, match="split 'test' not found"):
+        evaluate(tiny_bundles["fp32"], data_root, "test")
+
+
+def test_evaluate_cli_writes_record(tiny_bundles, data_root, tmp_path):
+    out = tmp_path / "eval.json"
+    proc = run_cli("evaluate", str(tiny_bundles["dynamic-int8"]), "--data", str(data_root), "--limit", "50", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    rec = json.loads(out.read_text())
+    assert rec["metrics"]["n"] == 50 and rec["model"]["quantization"] == "dynamic-int8"
+    assert b"accuracy" in proc.stdout
+
+
+def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
+    from edgerep.pipeline import RunConfig, run
+
+    cfg = RunConfig(train=TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64}), export_validation_tweets=32, latency_tweets=10)
+    summary = run(data_root, tmp_path / "run", cfg)
+    assert summary["schema"] == "edgerep.summary"
+    assert [r["model"] for r in summary["rows"]] == ["pytorch", "fp32", "dynamic-int8"]
+    for r in summary["rows"][1:]:
+        assert r["export_validation"]["passed"] and r["latency_p50_ms"] > 0
+    results = sorted(p.name for p in (tmp_path / "run" / "results").iterdir())
+    assert results == [
+        "evaluation-dynamic-int8.json", "evaluation-fp32.json", "evaluation-pytorch.json",
+        "latency-dynamic-int8.json", "latency-fp32.json",
+    ]
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "summary.json"}
+    again = run(data_root, tmp_path / "run", cfg)
+    assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in summary["rows"]]
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing redone
+    with pytest.raises(ConfigError, match="other settings"):
+        run(data_root, tmp_path / "run", RunConfig(train=cfg.train, export_validation_tweets=33, latency_tweets=10))
