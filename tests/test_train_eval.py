@@ -29,57 +29,49 @@ def test_tiny_model_dir(tiny_model):
     assert (tiny_model / "tokenizer.json").is_file() and (tiny_model / "model.safetensors").is_file()
 
 
-def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_path):
+def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_path, monkeypatch):
+    """Interrupt a 2-epoch run right after the epoch-1 checkpoint; the resumed run must end
+    with the same weights as an uninterrupted one."""
     from safetensors.numpy import load_file
+
+    import edgerep.train as T
 
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
     full = train(data_root, tmp_path / "a", cfg)
-    # simulate an interruption during epoch 2: epoch-1 checkpoint complete, nothing after it
-    shutil.copytree(tmp_path / "a", tmp_path / "b")
-    shutil.rmtree(tmp_path / "b" / "model")
-    shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch-2")
-    (tmp_path / "b" / "history.json").unlink()
-    # epoch-1 lost its optimizer state when epoch 2 was saved; put back the state at that time
-    a_state = json.loads((tmp_path / "a" / "checkpoints" / "epoch-1" / "state.json").read_text())
-    assert a_state["epoch"] == 1
-    cfg1 = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
-    # re-create a genuine epoch-1 checkpoint with optimizer by training a third copy that stops after epoch 1
-    import edgerep.train as T
 
-    orig = T._save_checkpoint
-
-    class Stop(Exception):
+    class Interrupted(Exception):
         pass
 
-    def save_then_stop(root, epoch, *a, **k):
-        orig(root, epoch, *a, **k)
-        if epoch == 1:
-            raise Stop
+    save = T._save_checkpoint
 
-    T._save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            train(data_root, tmp_path / "c", cfg1)
-    finally:
-        T._save_checkpoint = orig
-    assert not (tmp_path / "c" / "model").exists()
-    resumed = train(data_root, tmp_path / "c", cfg1)
+    def save_then_interrupt(root, epoch, *args, **kwargs):
+        save(root, epoch, *args, **kwargs)
+        if epoch == 1:
+            raise Interrupted
+
+    monkeypatch.setattr(T, "_save_checkpoint", save_then_interrupt)
+    with pytest.raises(Interrupted):
+        train(data_root, tmp_path / "b", cfg)
+    monkeypatch.setattr(T, "_save_checkpoint", save)
+    assert not (tmp_path / "b" / "model").exists()
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["epoch-1"]
+    resumed = train(data_root, tmp_path / "b", cfg)
     a = load_file(str(full / "model.safetensors"))
-    c = load_file(str(resumed / "model.safetensors"))
-    assert a.keys() == c.keys()
+    b = load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
     for k in a:
-        np.testing.assert_allclose(a[k], c[k], rtol=0, atol=1e-6, err_msg=k)
-    hist = json.loads((tmp_path / "c" / "history.json").read_text())
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+    hist = json.loads((tmp_path / "b" / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
 
 
 def test_other_settings_in_same_dir_refused(tiny_pretrained, data_root, tmp_path):
-    import edgerep.train as T
+    from edgerep.io import check_or_write_config
 
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 32})
-    T._check_or_write_config(tmp_path / "config.json", cfg)
+    check_or_write_config(tmp_path / "config.json", cfg.to_dict(), ConfigError)
     other = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 32, "learning_rate": 1.0})
-    with pytest.raises(ConfigError, match=r"different settings \(learning_rate\)"):
+    with pytest.raises(ConfigError, match=r"other settings \(learning_rate\)"):
         train(data_root, tmp_path, other)
 
 

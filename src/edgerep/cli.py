@@ -20,6 +20,7 @@ from rich.table import Table
 
 from edgerep import LABELS
 from edgerep.errors import EdgerepError, InputTextError
+from edgerep.io import read_bytes
 
 app = typer.Typer(
     name="edgerep",
@@ -222,12 +223,7 @@ def _iter_inputs(text: Optional[str], file: Optional[Path]):
         yield "argument", text, None
         return
     if file is not None:
-        try:
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            raise EdgerepError(f"{file}: file not found") from None
-        except OSError as exc:
-            raise EdgerepError(f"{file}: cannot read ({exc.strerror})") from None
+        raw = read_bytes(file, InputTextError)
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         for i, line in enumerate(raw.splitlines(), 1):

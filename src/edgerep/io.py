@@ -87,6 +87,39 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         raise
 
 
+def read_bytes(path: str | os.PathLike, error: type[Exception]) -> bytes:
+    """Read a whole file, turning OS errors into ``error`` with a message naming the path.
+
+    Raises:
+        error: the file is missing or unreadable.
+    """
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def check_or_write_config(path: str | os.PathLike, config: dict, error: type[Exception]) -> None:
+    """Save a run's resolved config, or refuse a run directory made with other settings.
+
+    Raises:
+        error: ``path`` exists and differs from ``config``; the message lists the fields.
+    """
+    path = Path(path)
+    if not path.is_file():
+        atomic_write_json(path, config)
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+    if diff:
+        raise error(
+            f"{path}: {path.parent} holds a run made with other settings ({', '.join(diff)}); "
+            "choose another output directory, or delete it to start over"
+        )
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgerep.errors import ConfigError
 from edgerep.export import parse_quantizations
-from edgerep.io import atomic_write_json
+from edgerep.io import check_or_write_config
 from edgerep.progress import log
 from edgerep.results import make_record, read_record, write_record
 from edgerep.train import TrainConfig
@@ -77,18 +77,8 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "config.json"
     cfg = config.to_dict()
-    if cfg_path.is_file():
-        saved = json.loads(cfg_path.read_text())
-        diff = sorted(k for k in set(saved) | set(cfg) if saved.get(k) != cfg.get(k))
-        if diff:
-            raise ConfigError(
-                f"{cfg_path}: {out} holds a run made with other settings ({', '.join(diff)}); "
-                "choose another --out or delete it"
-            )
-    else:
-        atomic_write_json(cfg_path, cfg)
+    check_or_write_config(out / "config.json", cfg, ConfigError)
 
     log("[bold]1/4 fine-tune[/]")
     model_dir = train(data_root, out / "train", config.train)

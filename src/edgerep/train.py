@@ -28,7 +28,7 @@ import numpy as np
 from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig, Tweet, load_split, split_train_validation
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, atomic_write_json
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config
 from edgerep.metrics import classification_report
 from edgerep.models import DEFAULT_MODEL, MODEL_INFO_FILE, load_for_classification, load_tokenizer, resolve_source
 from edgerep.progress import log, progress
@@ -210,7 +210,7 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
             f"max_seq_len = {config.max_seq_len} tokens (p{config.max_seq_len_percentile:g} of {len(lengths)} "
             f"training tweets; p50 {np.percentile(lengths, 50):.0f}, max {lengths.max()})"
         )
-    _check_or_write_config(out / "config.json", config)
+    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
 
     encoder = Encoder(tok_dir / "tokenizer.json", config.max_seq_len)
     def encode_all(tweets: list[Tweet]) -> list[np.ndarray]:
@@ -223,15 +223,20 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     val_y = np.asarray([t.label_id for t in val_set], dtype=np.int64)
     lengths = np.asarray([len(x) for x in train_ids])
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    def make_optimizer(model):
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        params = list(model.named_parameters())
+        groups = [
+            {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
+            {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+        return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    optimizer, scheduler = make_optimizer(model)
 
     history: list[dict] = []
     start_epoch = 1
@@ -242,14 +247,7 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(latest)
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-                {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-            ],
-            lr=config.learning_rate,
-        )
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+        optimizer, scheduler = make_optimizer(model)
         opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
@@ -332,20 +330,6 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
         f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
     )
     return final
-
-
-def _check_or_write_config(path: Path, config: TrainConfig) -> None:
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        now = config.to_dict()
-        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        if diff:
-            raise ConfigError(
-                f"{path}: this run directory was made with different settings ({', '.join(diff)}); "
-                "use another output directory, or delete it to start over"
-            )
-    else:
-        atomic_write_json(path, config.to_dict())
 
 
 def _latest_checkpoint(root: Path) -> Path | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edgerep import LABELS
 from edgerep.errors import DataError
+from edgerep.io import read_bytes
 
 ENTITIES_FILE = Path("entities") / "replab2013_entities.tsv"
 LABELED_COLUMNS = ("tweet_id", "author", "entity_id", "filtering", "polarity", "topic", "topic_priority")
@@ -121,12 +122,7 @@ def _read_table(path: Path, columns: tuple[str, ...], report: LoadReport) -> lis
     Raises:
         DataError: missing file, wrong header, or a row whose field count differs from the header.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = read_bytes(path, DataError)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         report.note("bom_files", f"{path}:1")
