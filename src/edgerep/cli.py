@@ -32,7 +32,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console()  # stdout: results
+out = Console() if sys.stdout.isatty() else Console(width=160)  # stdout: results; wide tables when piped
 err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path, typer.Option("--data", help="RepLab 2013 corpus root (holds entities/ and training/).")]
