@@ -72,11 +72,25 @@ def validation_texts(data_root) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundles(tmp_path_factory, tiny_model, validation_texts) -> dict[str, Path]:
-    from edgerep.export import Quantization, export_bundles
+def calibration_texts(data_root) -> list[str]:
+    """Representative dataset: real training-part tweets (never validation ones)."""
+    from edgerep.data import SplitConfig, load_split, split_train_validation
+
+    tweets, _ = load_split(data_root, "training")
+    train, _ = split_train_validation(tweets, SplitConfig())
+    return [t.text for t in train[::400]]
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory, tiny_model, validation_texts, calibration_texts) -> dict[str, Path]:
+    """Every quantization on LiteRT, plus fp32 and dynamic int8 on ONNX Runtime."""
+    from edgerep.export import Backend, Quantization, export_bundles
 
     out = tmp_path_factory.mktemp("bundles")
-    results = export_bundles(tiny_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], validation_texts)
+    results = export_bundles(tiny_model, out, list(Quantization), validation_texts, calibration_texts=calibration_texts, strict=False)
+    results += export_bundles(
+        tiny_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], validation_texts, backend=Backend.ONNXRUNTIME
+    )
     return {r.mode: Path(r.path) for r in results}
 
 

@@ -77,7 +77,7 @@ def test_train_offline_hub_model_is_clear(data_root, tmp_path):
 
 def test_export_invalid_quantization(tiny_model, data_root, tmp_path):
     proc = run_cli("export", str(tiny_model), "--out", str(tmp_path / "b"), "--data", str(data_root), "--quantize", "int2")
-    _err(proc, "unknown quantization 'int2'; valid: fp32, dynamic-int8, all")
+    _err(proc, "unknown quantization 'int2'; valid: fp32, fp16, dynamic-int8, int8, int4-weights")
 
 
 def test_usage_error_exit_code(tmp_path):

@@ -20,23 +20,81 @@ from edgerep.runtime import PolarityClassifier
 
 
 def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
-    for mode, path in tiny_bundles.items():
-        assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.tflite", "tokenizer.json"]
+    assert sorted(tiny_bundles) == sorted(["fp32", "fp16", "dynamic-int8", "int8", "int4-weights", "onnx-fp32", "onnx-dynamic-int8"])
+    for name, path in tiny_bundles.items():
         m = Manifest.read(path)
-        assert m.quantization["mode"] == mode
+        assert sorted(p.name for p in path.iterdir()) == sorted(["manifest.json", m.model_file, "tokenizer.json"])
+        assert m.backend == ("onnxruntime" if name.startswith("onnx-") else "litert")
+        assert m.quantization["mode"] == name.removeprefix("onnx-")
         assert m.labels == ("NEGATIVE", "NEUTRAL", "POSITIVE")
         assert m.max_seq_len == 32
         assert [(i.name, i.dtype, i.shape) for i in m.inputs] == [("input_ids", "int32", (1, 32)), ("attention_mask", "int32", (1, 32))]
         assert m.validation["passed"] and m.validation["n"] >= 90
         assert m.source["checkpoint_sha256"] and m.tools["litert-torch"] != "missing"
-    assert Manifest.read(tiny_bundles["dynamic-int8"]).quantization["recipe"] == "ai_edge_quantizer.recipe.dynamic_wi8_afp32"
+    assert Manifest.read(tiny_bundles["dynamic-int8"]).quantization["recipe"] == "ai_edge_quantizer:dynamic_wi8_afp32"
 
 
-def test_dynamic_int8_shrinks_the_model(tiny_bundles):
-    fp32 = (tiny_bundles["fp32"] / "model.tflite").stat().st_size
-    int8 = (tiny_bundles["dynamic-int8"] / "model.tflite").stat().st_size
-    # weights dominate (embedding 30522 x 32): int8 is close to a quarter of float32
-    assert 0.2 < int8 / fp32 < 0.4
+def _size(bundle: Path) -> int:
+    return (bundle / Manifest.read(bundle).model_file).stat().st_size
+
+
+def test_each_recipe_shrinks_the_file_as_expected(tiny_bundles):
+    fp32 = _size(tiny_bundles["fp32"])
+    ratios = {name: _size(path) / fp32 for name, path in tiny_bundles.items()}
+    # the tiny model is mostly its 30522 x 32 embedding table
+    assert 0.45 < ratios["fp16"] < 0.55  # 2 bytes a weight
+    assert 0.2 < ratios["dynamic-int8"] < 0.4  # 1 byte a weight
+    assert ratios["int4-weights"] < ratios["dynamic-int8"] * 0.75  # half a byte a weight
+    assert ratios["onnx-dynamic-int8"] < 0.4 * ratios["onnx-fp32"]
+    # full-integer int8 keeps the embedding table (a GATHER input) in float32: barely smaller
+    assert 0.9 < ratios["int8"] <= 1.0
+
+
+def _tensor_dtypes(bundle: Path) -> set[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(bundle / "model.tflite"))
+    return {np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
+
+
+def test_quantized_tensors_present(tiny_bundles):
+    assert "float16" not in _tensor_dtypes(tiny_bundles["fp32"]) and "int8" not in _tensor_dtypes(tiny_bundles["fp32"])
+    assert "float16" in _tensor_dtypes(tiny_bundles["fp16"])
+    assert "int8" in _tensor_dtypes(tiny_bundles["dynamic-int8"])
+    assert "int8" in _tensor_dtypes(tiny_bundles["int8"])
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tiny_bundles["onnx-dynamic-int8"] / "model.onnx")).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops
+
+
+def test_every_recipe_agrees_with_float_within_its_tolerance(tiny_bundles):
+    for name, path in tiny_bundles.items():
+        v = Manifest.read(path).validation
+        spec = RECIPES[Quantization(name.removeprefix("onnx-"))].tolerance
+        assert v["passed"] == (v["max_abs_logit_diff"] <= spec.max_abs_logit and v["label_agreement"] >= spec.min_agreement)
+        assert v["passed"], (name, v)
+
+
+def test_full_integer_output_is_dequantized(tiny_bundles, validation_texts):
+    fp32 = PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts[:20])
+    int8 = PolarityClassifier(tiny_bundles["int8"]).logits(validation_texts[:20])
+    assert np.abs(fp32 - int8).max() < 0.1  # int8 logits, rescaled with the output scale/zero point
+
+
+def test_invalid_backend_combinations():
+    from edgerep.export import Backend, check_combinations, parse_backend
+
+    with pytest.raises(ConfigError, match="onnxruntime does not support int8, fp16; valid for onnxruntime: fp32, dynamic-int8"):
+        check_combinations(Backend.ONNXRUNTIME, [Quantization.INT8, Quantization.FP16])
+    with pytest.raises(ConfigError, match="unknown backend 'tvm'; valid: litert, onnxruntime"):
+        parse_backend("tvm")
+
+
+def test_full_integer_needs_representative_dataset(tiny_model, validation_texts, tmp_path):
+    with pytest.raises(ConfigError, match="int8 needs a representative dataset"):
+        export_bundles(tiny_model, tmp_path / "b", [Quantization.INT8], validation_texts[:5])
+    assert list((tmp_path / "b").iterdir()) == []
 
 
 def test_runtime_logits_match_pytorch(tiny_bundles, tiny_model, validation_texts):
@@ -126,7 +184,7 @@ def test_manifest_mismatch_rejected(tiny_bundles, tmp_path):
 def test_parse_quantizations():
     assert parse_quantizations("dynamic-int8,fp32") == [Quantization.FP32, Quantization.DYNAMIC_INT8]
     assert parse_quantizations("all") == list(Quantization)
-    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, dynamic-int8, all"):
+    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, fp16, dynamic-int8, int8, int4-weights, all"):
         parse_quantizations("fp32,int3")
 
 
@@ -159,3 +217,17 @@ def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+
+def test_reexport_keeps_matching_bundles_and_refuses_foreign_ones(tiny_model, tiny_bundles, validation_texts, tmp_path):
+    out = tmp_path / "bundles"
+    shutil.copytree(tiny_bundles["fp32"].parent, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    results = export_bundles(tiny_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], validation_texts[:10])
+    assert [r.mode for r in results] == ["fp32", "dynamic-int8"] and all(r.validation["passed"] for r in results)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # kept as they were
+    m = json.loads((out / "fp32" / "manifest.json").read_text())
+    m["source"]["checkpoint_sha256"] = "0" * 64
+    (out / "fp32" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="exported from another checkpoint; pass --overwrite"):
+        export_bundles(tiny_model, out, [Quantization.FP32], validation_texts[:10])

@@ -131,3 +131,37 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing redone
     with pytest.raises(ConfigError, match="other settings"):
         run(data_root, tmp_path / "run", RunConfig(train=cfg.train, export_validation_tweets=33, latency_tweets=10))
+
+
+def test_quantization_matrix_tiny(tiny_model, data_root, tmp_path):
+    """The whole matrix on tiny configs: fine-tuned model (evaluated) and the three paper
+    architectures from config (size and agreement only)."""
+    from edgerep.matrix import MatrixConfig, quantization_matrix
+
+    cfg = MatrixConfig(
+        quantizations=("fp32", "dynamic-int8", "int4-weights"), backends=("litert", "onnxruntime"),
+        architectures=("mobilebert", "bert-base", "bert-large"), validation_tweets=20, calibration_tweets=10,
+        eval_limit=40, tiny=True, max_seq_len=32,
+    )
+    rec = quantization_matrix(data_root, tmp_path / "m", tiny_model, cfg)
+    rows = {(r["model"], r["backend"], r["quantization"]): r for r in rec["rows"]}
+    models = {r["model"] for r in rec["rows"]}
+    assert len(models) == 4 and {"mobilebert", "bert-base", "bert-large"} < models
+    trained = next(m for m in models if m not in ("mobilebert", "bert-base", "bert-large"))
+    # litert: 3 modes, onnxruntime: the 2 it supports, per model; + the PyTorch reference row
+    assert len(rec["rows"]) == 4 * 5 + 1
+    assert rows[(trained, "pytorch", "fp32")]["accuracy"] > 0
+    r = rows[(trained, "litert", "dynamic-int8")]
+    assert r["n"] == 40 and abs(r["accuracy_change"]) <= 0.05 and r["passed"]
+    assert "accuracy" not in rows[("bert-base", "litert", "fp32")]  # random weights: no accuracy
+    large = rows[("bert-large", "litert", "fp32")]
+    assert rec["bert_large_fp32_mb"] == large["size_mb"] and large["ratio_to_bert_large_fp32"] == 1.0
+    assert rows[("bert-large", "litert", "int4-weights")]["ratio_to_bert_large_fp32"] > 3
+    for key, row in rows.items():
+        if key[1] != "pytorch":
+            assert row["passed"], (key, row)
+    assert json.loads((tmp_path / "m" / "matrix.json").read_text())["schema"] == "edgerep.matrix"
+    # the CLI renders the same record
+    from edgerep.cli import matrix_table
+
+    assert matrix_table(rec).row_count == len(rec["rows"])

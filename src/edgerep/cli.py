@@ -127,37 +127,103 @@ def train(
 @app.command()
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Fine-tuned model directory (…/train/model).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Bundles are written to OUT/<quantization>/.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundles are written to OUT/<quantization>/ (ONNX: OUT/onnx-<quantization>/).")],
     data: DataDir,
-    quantize: Annotated[str, typer.Option(help="Comma-separated: fp32, dynamic-int8, or all.")] = "fp32,dynamic-int8",
+    quantize: Annotated[str, typer.Option(help="Comma-separated: fp32, fp16, dynamic-int8, int8 (full-integer), int4-weights, or all.")] = "fp32,dynamic-int8",
+    backend: Annotated[str, typer.Option(help="litert, or onnxruntime (fp32 and dynamic-int8 only).")] = "litert",
     validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with PyTorch.")] = 500,
+    calibration_tweets: Annotated[int, typer.Option(min=1, help="Training tweets in the representative dataset (full-integer int8).")] = 200,
+    strict: Annotated[bool, typer.Option("--strict/--no-strict", help="Fail on a validation failure (default), or write and report it.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing bundles.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Convert to LiteRT, quantize, validate against PyTorch on real tweets, write bundles.
+    """Convert, quantize, validate against PyTorch on real tweets, and write bundles.
 
-    Example: edgerep export runs/minilm/model --out runs/minilm/bundles --data ../shared/data/replab2013
+    Examples:
+      edgerep export runs/default/train/model --out runs/default/bundles --data ../shared/data/replab2013
+      edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
+      edgerep export RUN/model --out BUNDLES --data DIR --backend onnxruntime --quantize dynamic-int8
     """
-    from edgerep.evaluate import select_tweets
-    from edgerep.export import export_bundles, parse_quantizations
-    from edgerep.models import read_model_info
     from edgerep.data import SplitConfig
+    from edgerep.evaluate import select_tweets
+    from edgerep.export import check_combinations, export_bundles, parse_backend, parse_quantizations
+    from edgerep.models import read_model_info
     from edgerep.pipeline import _spread
 
     modes = parse_quantizations(quantize)
+    be = parse_backend(backend)
+    check_combinations(be, modes)
     info = read_model_info(model_dir)
-    tweets, _ = select_tweets(data, "training", "validation", SplitConfig(**info.get("split", {})))
-    results = export_bundles(model_dir, out_dir, modes, _spread([t.text for t in tweets], validation_tweets), overwrite=overwrite)
+    split = SplitConfig(**info.get("split", {}))
+    val, _ = select_tweets(data, "training", "validation", split)
+    train, _ = select_tweets(data, "training", "train", split)
+    results = export_bundles(
+        model_dir, out_dir, modes, _spread([t.text for t in val], validation_tweets), overwrite=overwrite,
+        calibration_texts=_spread([t.text for t in train], calibration_tweets), strict=strict, backend=be,
+    )
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
-    t = Table(title="bundles")
-    for col in ("quantization", "path", "MB", "max |Δlogit|", "label agreement", "valid"):
+    t = Table(title="bundles (validated against PyTorch float32)")
+    for col in ("bundle", "path", "MB", "max |Δlogit|", "label agreement", "valid"):
         t.add_column(col)
     for r in results:
         v = r.validation
-        t.add_row(r.mode, r.path, f"{r.size_mb:.1f}", f"{v.get('max_abs_logit_diff', float('nan')):.4f}", f"{v.get('label_agreement', 0):.2%}", "yes" if v.get("passed") else "NO")
+        t.add_row(r.mode, r.path, f"{r.size_mb:.1f}", f"{v.get('max_abs_logit_diff', float('nan')):.4f}", f"{v.get('label_agreement', 0):.2%}", "yes" if v.get("passed") else "[red]NO[/]")
     out.print(t)
+
+
+@app.command()
+def matrix(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", help="Matrix directory; re-running skips finished artifacts.")],
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Fine-tuned model (…/train/model): its bundles are also evaluated.")] = None,
+    quantize: Annotated[str, typer.Option(help="Quantizations, comma-separated, or all.")] = "all",
+    backends: Annotated[str, typer.Option(help="Comma-separated: litert, onnxruntime.")] = "litert,onnxruntime",
+    architectures: Annotated[str, typer.Option(help="Paper architectures built from config: mobilebert, bert-base, bert-large (comma-separated, or none).")] = "none",
+    validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with the float source per artifact.")] = 200,
+    calibration_tweets: Annotated[int, typer.Option(min=1, help="Representative dataset size (training tweets).")] = 200,
+    eval_limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate fine-tuned bundles on at most N validation tweets.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Model x quantization x backend: size, agreement with float, accuracy; the footprint table.
+
+    Example: edgerep matrix --data ../shared/data/replab2013 --model-dir runs/default/train/model --architectures mobilebert,bert-base,bert-large --out runs/matrix
+    """
+    from edgerep.export import parse_quantizations
+    from edgerep.matrix import MatrixConfig, quantization_matrix
+
+    archs = tuple(a.strip() for a in architectures.split(",") if a.strip() and a.strip() != "none")
+    cfg = MatrixConfig(
+        quantizations=tuple(q.value for q in parse_quantizations(quantize)),
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        architectures=archs, validation_tweets=validation_tweets, calibration_tweets=calibration_tweets, eval_limit=eval_limit,
+    )
+    rec = quantization_matrix(data, out_dir, model_dir, cfg)
+    if as_json:
+        _print_json(rec)
+        return
+    out.print(matrix_table(rec))
+    err.print(f"matrix written to {Path(out_dir) / 'matrix.json'}")
+
+
+def matrix_table(rec: dict) -> Table:
+    """Rich table of an ``edgerep.matrix`` record."""
+    t = Table(title=f"quantization matrix (size ratio: BERT-large float32 = {rec['bert_large_fp32_mb']:.0f} MB, {rec['bert_large_fp32_source'].split(':')[0]})")
+    for col in ("model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large", "max |Δlogit|", "agreement", "valid", "accuracy", "Δacc (pts)", "macro-F1"):
+        t.add_column(col, justify="left" if col in ("model", "backend", "quantization") else "right")
+    for r in rec["rows"]:
+        t.add_row(
+            r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
+            f"{r['ratio_to_bert_large_fp32']:.1f}",
+            f"{r['max_abs_logit_diff']:.4f}" if r.get("max_abs_logit_diff") is not None else "-",
+            f"{r['label_agreement']:.2%}" if r.get("label_agreement") is not None else "-",
+            {True: "yes", False: "[red]NO[/]", None: "-"}[r.get("passed")],
+            f"{r['accuracy']:.4f}" if "accuracy" in r else "-",
+            f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "-",
+            f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-",
+        )
+    return t
 
 
 # ----------------------------------------------------------------------------- evaluate

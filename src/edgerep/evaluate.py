@@ -19,7 +19,7 @@ import numpy as np
 from edgerep import LABELS
 from edgerep.data import SplitConfig, Tweet, load_split, split_train_validation
 from edgerep.errors import ConfigError, ModelLoadError
-from edgerep.manifest import MANIFEST_FILE, MODEL_FILE
+from edgerep.manifest import MANIFEST_FILE
 from edgerep.metrics import classification_report
 from edgerep.progress import progress
 from edgerep.results import make_record
@@ -109,7 +109,8 @@ def evaluate(
             "path": str(path),
             "kind": kind,
             "quantization": manifest.quantization.get("mode"),
-            "size_mb": round((path / MODEL_FILE).stat().st_size / 1e6, 3),
+            "size_mb": round((path / manifest.model_file).stat().st_size / 1e6, 3),
+            "backend": manifest.backend,
             "max_seq_len": manifest.max_seq_len,
             "source": manifest.source.get("model"),
         }

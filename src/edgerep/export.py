@@ -36,10 +36,13 @@ from edgerep.tokenization import Encoder
 
 @unique
 class Quantization(str, Enum):
-    """Post-training quantization modes of a bundle."""
+    """Post-training quantization modes of a bundle (the paper's four, plus int4 weights)."""
 
     FP32 = "fp32"
+    FP16 = "fp16"
     DYNAMIC_INT8 = "dynamic-int8"
+    INT8 = "int8"
+    INT4_WEIGHTS = "int4-weights"
 
 
 @dataclass(frozen=True)
@@ -61,27 +64,111 @@ class Recipe:
 
     Attributes:
         mode: the :class:`Quantization` it implements.
-        recipe: dotted name of the ``ai_edge_quantizer.recipe`` function (``None``: no quantization).
+        recipe: name of the ``ai_edge_quantizer`` recipe (``None``: no quantization).
         description: what is quantized, for tables and manifests.
-        tolerance: validation thresholds (float32 conversion must be near-exact; dynamic-range
-            int8 is allowed the error of per-channel int8 weights and per-tensor int8 activations).
+        tolerance: validation thresholds. float32 conversion must be near-exact; the others are
+            allowed the error of their number format (fp16: 11-bit mantissa; int8/int4:
+            per-channel weights; full-integer int8 also quantizes every activation with
+            min/max ranges from the representative dataset).
+        calibrated: needs a representative dataset (full-integer quantization).
     """
 
     mode: Quantization
     recipe: str | None
     description: str
     tolerance: Tolerance
+    calibrated: bool = False
 
 
 RECIPES: dict[Quantization, Recipe] = {
     Quantization.FP32: Recipe(Quantization.FP32, None, "float32 weights and activations", Tolerance(1e-3, 0.995)),
+    Quantization.FP16: Recipe(
+        Quantization.FP16, "weight_only_float16", "float16 weights (float casting), float32 compute", Tolerance(0.05, 0.99)
+    ),
     Quantization.DYNAMIC_INT8: Recipe(
         Quantization.DYNAMIC_INT8,
         "dynamic_wi8_afp32",
         "dynamic-range quantization: int8 per-channel weights, activations quantized on the fly",
         Tolerance(1.0, 0.95),
     ),
+    Quantization.INT8: Recipe(
+        Quantization.INT8,
+        "static_wi8_ai8",
+        "full-integer quantization: int8 weights and int8 activations calibrated on a representative dataset",
+        Tolerance(2.0, 0.85),
+        calibrated=True,
+    ),
+    Quantization.INT4_WEIGHTS: Recipe(
+        Quantization.INT4_WEIGHTS,
+        "weight_only_wi4_afp32",
+        "int4 per-channel weights (weight-only, dequantized to float32 for compute)",
+        Tolerance(2.0, 0.85),
+    ),
 }
+
+
+@unique
+class Backend(str, Enum):
+    """Inference engines a bundle can target."""
+
+    LITERT = "litert"
+    ONNXRUNTIME = "onnxruntime"
+
+
+#: Quantization modes each backend supports. ONNX Runtime is the comparison path that users of
+#: Hugging Face Optimum take: ``torch.onnx.export`` then ``onnxruntime.quantization.quantize_dynamic``.
+BACKEND_MODES: dict[Backend, tuple[Quantization, ...]] = {
+    Backend.LITERT: tuple(Quantization),
+    Backend.ONNXRUNTIME: (Quantization.FP32, Quantization.DYNAMIC_INT8),
+}
+
+#: Model file name of a bundle per backend.
+MODEL_FILES: dict[Backend, str] = {Backend.LITERT: "model.tflite", Backend.ONNXRUNTIME: "model.onnx"}
+
+
+def bundle_name(backend: Backend, mode: Quantization) -> str:
+    """Directory name of a bundle: ``dynamic-int8`` for LiteRT, ``onnx-dynamic-int8`` for ONNX Runtime."""
+    return mode.value if backend is Backend.LITERT else f"onnx-{mode.value}"
+
+
+def parse_backend(name: str) -> Backend:
+    """Parse a backend name.
+
+    Raises:
+        ConfigError: unknown name; the message lists the valid ones.
+    """
+    try:
+        return Backend(name)
+    except ValueError:
+        raise ConfigError(f"unknown backend {name!r}; valid: {', '.join(b.value for b in Backend)}") from None
+
+
+def check_combinations(backend: Backend, modes: Sequence[Quantization]) -> None:
+    """Refuse quantization modes the backend does not support.
+
+    Raises:
+        ConfigError: listing the valid modes of that backend.
+    """
+    bad = [m.value for m in modes if m not in BACKEND_MODES[backend]]
+    if bad:
+        valid = ", ".join(m.value for m in BACKEND_MODES[backend])
+        raise ConfigError(f"{backend.value} does not support {', '.join(bad)}; valid for {backend.value}: {valid}")
+
+
+def _build_recipe(spec: Recipe):
+    """The ``ai_edge_quantizer`` recipe object of ``spec``."""
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe, recipe_manager
+
+    if spec.recipe == "weight_only_float16":
+        rm = recipe_manager.RecipeManager()
+        rm.add_weight_only_config(
+            regex=".*",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            num_bits=16,
+            algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+        )
+        return rm.get_quantization_recipe()
+    return getattr(recipe, spec.recipe)()
 
 
 def parse_quantizations(spec: str | Sequence[str]) -> list[Quantization]:
@@ -149,24 +236,98 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike) -> Pat
     return out_path
 
 
-def quantize_tflite(float_path: str | os.PathLike, mode: Quantization, out_path: str | os.PathLike) -> Path:
+def quantize_tflite(
+    float_path: str | os.PathLike,
+    mode: Quantization,
+    out_path: str | os.PathLike,
+    representative: Sequence[dict[str, np.ndarray]] = (),
+) -> Path:
     """Apply the ``ai_edge_quantizer`` recipe of ``mode`` to a float32 ``.tflite``.
 
+    Args:
+        float_path: float32 model from :func:`convert_float32`.
+        mode: quantization mode (not fp32).
+        out_path: destination (written atomically).
+        representative: for full-integer int8, the representative dataset: signature inputs
+            ``{"input_ids": int32 [1, L], "attention_mask": int32 [1, L]}`` of real tweets.
+
     Raises:
-        ConfigError: ``mode`` has no quantizer recipe (float32).
+        ConfigError: ``mode`` is fp32, or calibration data is missing for a calibrated recipe.
     """
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import quantizer
+
+    from edgerep.io import atomic_write_bytes
 
     spec = RECIPES[mode]
     if spec.recipe is None:
         raise ConfigError(f"{mode.value} is not a quantization recipe")
-    recipe_fn: Callable = getattr(recipe, spec.recipe)
     q = quantizer.Quantizer(str(float_path))
-    q.load_quantization_recipe(recipe_fn())
-    result = q.quantize(enable_progress_report=False)
-    from edgerep.io import atomic_write_bytes
-
+    q.load_quantization_recipe(_build_recipe(spec))
+    calibration = None
+    if spec.calibrated:
+        if not representative:
+            raise ConfigError(f"{mode.value} needs a representative dataset (calibration tweets)")
+        calibration = q.calibrate({"serving_default": list(representative)}, num_threads=os.cpu_count() or 1)
+    result = q.quantize(calibration, enable_progress_report=False)
     return atomic_write_bytes(out_path, bytes(result.quantized_model))
+
+
+def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike) -> Path:
+    """Export a torch sequence classifier to ONNX (opset 17, TorchScript exporter).
+
+    Inputs ``input_ids``/``attention_mask`` int32 [batch, seq_len] (dynamic axes), output
+    ``logits`` float32 [batch, num_labels]; written atomically.
+    """
+    import torch
+
+    from edgerep.models import logits_module
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out_path.parent)
+    os.close(fd)
+    sample = (torch.zeros((1, max_seq_len), dtype=torch.int32), torch.ones((1, max_seq_len), dtype=torch.int32))
+    try:
+        torch.onnx.export(
+            logits_module(model), sample, tmp,
+            input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_path
+
+
+def quantize_onnx(float_path: str | os.PathLike, mode: Quantization, out_path: str | os.PathLike) -> Path:
+    """ONNX Runtime dynamic int8 quantization (``quantize_dynamic``, signed int8 weights).
+
+    Raises:
+        ConfigError: a mode ONNX Runtime is not offered for here.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    check_combinations(Backend.ONNXRUNTIME, [mode])
+    if mode is not Quantization.DYNAMIC_INT8:
+        raise ConfigError(f"{mode.value} is not an ONNX Runtime quantization")
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        quantize_dynamic(str(float_path), str(tmp), weight_type=QuantType.QInt8)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out_path
+
+
+def representative_dataset(tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """Signature inputs for calibration: one ``{"input_ids", "attention_mask"}`` dict (int32
+    [1, max_seq_len]) per tweet, normalized and tokenized as on the device."""
+    enc = Encoder(tokenizer_json, max_seq_len).encode(list(texts), pad_to=max_seq_len)
+    return [{"input_ids": enc.input_ids[i : i + 1], "attention_mask": enc.attention_mask[i : i + 1]} for i in range(len(texts))]
 
 
 def torch_logits(model, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
@@ -219,6 +380,9 @@ def export_bundles(
     modes: Sequence[Quantization] = (Quantization.FP32, Quantization.DYNAMIC_INT8),
     validation_texts: Sequence[str] = (),
     overwrite: bool = False,
+    calibration_texts: Sequence[str] = (),
+    strict: bool = True,
+    backend: Backend = Backend.LITERT,
 ) -> list[ExportResult]:
     """Export a fine-tuned model directory to one bundle per quantization mode.
 
@@ -228,6 +392,11 @@ def export_bundles(
         modes: quantization modes.
         validation_texts: raw tweets to validate on (>= 1; the run uses the validation split).
         overwrite: replace existing bundles; otherwise existing valid ones are kept.
+        calibration_texts: representative dataset for full-integer int8 (training tweets,
+            never the validation ones).
+        strict: raise on a validation failure (no bundle written); with ``False`` the bundle is
+            written with ``validation.passed = false`` and reported (the quantization matrix).
+        backend: ``litert`` (default) or ``onnxruntime`` (bundles ``onnx-<mode>/``).
 
     Returns:
         One :class:`ExportResult` per mode.
@@ -242,6 +411,8 @@ def export_bundles(
 
     if not validation_texts:
         raise ConfigError("export needs at least one validation tweet to check the converted model")
+    check_combinations(backend, modes)
+    model_file = MODEL_FILES[backend]
     model_dir = Path(model_dir)
     out_dir = Path(out_dir)
     model, info = load_finetuned(model_dir)
@@ -262,31 +433,39 @@ def export_bundles(
     }
     results: list[ExportResult] = []
     with tempfile.TemporaryDirectory(prefix="edgerep-export-") as work:
-        float_path = Path(work) / "fp32.tflite"
-        existing_fp32 = out_dir / Quantization.FP32.value / MODEL_FILE
+        float_path = Path(work) / f"fp32-{model_file}"
+        existing_fp32 = out_dir / bundle_name(backend, Quantization.FP32) / model_file
         for mode in modes:
-            target = out_dir / mode.value
+            target = out_dir / bundle_name(backend, mode)
             if target.exists() and not overwrite:
-                try:
-                    m = Manifest.read(target)
-                    log(f"[green]export[/]: {target} exists ({m.quantization['mode']}), keeping it")
-                    results.append(ExportResult(mode.value, str(target), _mb(target / MODEL_FILE), m.validation))
+                existing = _existing_bundle(target, source["checkpoint_sha256"], strict)
+                if existing is not None:
+                    log(f"[green]export[/]: {target} exists and matches {model_dir}, keeping it")
+                    results.append(ExportResult(target.name, str(target), _mb(target / existing.model_file), existing.validation))
                     continue
-                except Exception:
-                    pass  # an unusable leftover: rebuild it
             if not float_path.exists():
-                if existing_fp32.exists() and not overwrite and (out_dir / "fp32" / MANIFEST_FILE).exists():
-                    shutil.copy2(existing_fp32, float_path)
-                else:
+                if not overwrite and _existing_bundle(existing_fp32.parent, source["checkpoint_sha256"], True) is not None:
+                    shutil.copy2(existing_fp32, float_path)  # the validated float32 conversion of this checkpoint
+                elif backend is Backend.LITERT:
                     log(f"export: converting {model_dir} to float32 LiteRT (max_seq_len {max_seq_len})")
                     convert_float32(model, max_seq_len, float_path)
+                else:
+                    log(f"export: converting {model_dir} to float32 ONNX")
+                    convert_onnx(model, max_seq_len, float_path)
             spec = RECIPES[mode]
             with atomic_directory(target, overwrite=True) as tmp:
                 if spec.recipe is None:
-                    shutil.copy2(float_path, tmp / MODEL_FILE)
+                    shutil.copy2(float_path, tmp / model_file)
+                    recipe_name = None
+                elif backend is Backend.ONNXRUNTIME:
+                    log("export: quantizing with onnxruntime.quantization.quantize_dynamic (QInt8)")
+                    quantize_onnx(float_path, mode, tmp / model_file)
+                    recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8)"
                 else:
-                    log(f"export: quantizing with ai_edge_quantizer.recipe.{spec.recipe}")
-                    quantize_tflite(float_path, mode, tmp / MODEL_FILE)
+                    log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
+                    rep = representative_dataset(tok_json, max_seq_len, calibration_texts) if spec.calibrated else ()
+                    quantize_tflite(float_path, mode, tmp / model_file, rep)
+                    recipe_name = f"ai_edge_quantizer:{spec.recipe}"
                 shutil.copy2(tok_json, tmp / TOKENIZER_FILE)
                 manifest = Manifest(
                     labels=labels,
@@ -295,15 +474,22 @@ def export_bundles(
                         TensorSpec("input_ids", "int32", (1, max_seq_len)),
                         TensorSpec("attention_mask", "int32", (1, max_seq_len)),
                     ),
-                    output=TensorSpec("output_0", "float32", (1, len(labels))),
-                    quantization={"mode": mode.value, "recipe": spec.recipe and f"ai_edge_quantizer.recipe.{spec.recipe}", "description": spec.description},
+                    output=TensorSpec("output_0" if backend is Backend.LITERT else "logits", "float32", (1, len(labels))),
+                    quantization={
+                        "mode": mode.value,
+                        "recipe": recipe_name,
+                        "description": spec.description,
+                        "representative_tweets": len(calibration_texts) if spec.calibrated else 0,
+                    },
                     normalization_version=NORMALIZATION_VERSION,
-                    model_sha256=sha256_file(tmp / MODEL_FILE),
+                    model_sha256=sha256_file(tmp / model_file),
                     tokenizer_sha256=sha256_file(tmp / TOKENIZER_FILE),
                     source=source,
                     tools=tool_versions(),
                     split=dict(info.get("split", {})),
                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    backend=backend.value,
+                    model_file=model_file,
                 )
                 atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
                 candidate = PolarityClassifier(tmp).logits(texts)
@@ -313,9 +499,9 @@ def export_bundles(
                     validation["max_abs_logit_diff"] <= spec.tolerance.max_abs_logit
                     and validation["label_agreement"] >= spec.tolerance.min_agreement
                 )
-                if not validation["passed"]:
+                if not validation["passed"] and strict:
                     raise ExportValidationError(
-                        f"{mode.value} bundle disagrees with the PyTorch model on {len(texts)} validation tweets: "
+                        f"{target.name} bundle disagrees with the PyTorch model on {len(texts)} validation tweets: "
                         f"max |logit diff| {validation['max_abs_logit_diff']:.4g} (allowed {spec.tolerance.max_abs_logit:g}), "
                         f"label agreement {validation['label_agreement']:.2%} (required {spec.tolerance.min_agreement:.1%}); "
                         "no bundle written"
@@ -323,13 +509,38 @@ def export_bundles(
                 manifest_d = manifest.to_dict()
                 manifest_d["validation"] = validation
                 atomic_write_json(tmp / MANIFEST_FILE, manifest_d)
-            size = _mb(target / MODEL_FILE)
+            size = _mb(target / model_file)
             log(
-                f"[green]export[/]: {target} ({size:.1f} MB), max |logit diff| {validation['max_abs_logit_diff']:.4f}, "
+                f"[{'green' if validation['passed'] else 'red'}]export[/]: {target} ({size:.1f} MB), "
+                f"{'' if validation['passed'] else 'FAILED validation, '}max |logit diff| {validation['max_abs_logit_diff']:.4f}, "
                 f"label agreement {validation['label_agreement']:.2%} on {len(texts)} tweets"
             )
-            results.append(ExportResult(mode.value, str(target), size, validation))
+            results.append(ExportResult(target.name, str(target), size, validation))
     return results
+
+
+def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool) -> Manifest | None:
+    """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
+    (with ``strict``, one that passed validation).
+
+    Returns ``None`` when there is none or it is unusable (it is then rebuilt).
+
+    Raises:
+        ConfigError: ``path`` holds a valid bundle of another checkpoint (use ``overwrite``).
+    """
+    from edgerep.errors import BundleError
+
+    try:
+        m = Manifest.read(path)
+    except BundleError:
+        return None
+    if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
+        return None
+    if "passed" not in m.validation or (strict and not m.validation["passed"]):
+        return None
+    if m.source.get("checkpoint_sha256") != checkpoint_sha256:
+        raise ConfigError(f"{path}: bundle was exported from another checkpoint; pass --overwrite to replace it")
+    return m
 
 
 def _mb(path: Path) -> float:

@@ -26,6 +26,7 @@ BUNDLE_FORMAT_VERSION = 1
 MODEL_FILE = "model.tflite"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
+BACKENDS = ("litert", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Manifest:
         split: the training/validation split config used for the source model.
         signature: LiteRT signature key.
         created: ISO-8601 UTC time of export.
+        backend: ``litert`` (``model.tflite``) or ``onnxruntime`` (``model.onnx``).
+        model_file: model file name inside the bundle.
     """
 
     labels: tuple[str, ...]
@@ -72,6 +75,8 @@ class Manifest:
     split: dict[str, Any] = field(default_factory=dict)
     signature: str = "serving_default"
     created: str = ""
+    backend: str = "litert"
+    model_file: str = MODEL_FILE
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_FORMAT_VERSION
 
@@ -114,11 +119,17 @@ class Manifest:
                 split=dict(d.get("split", {})),
                 signature=str(d.get("signature", "serving_default")),
                 created=str(d.get("created", "")),
+                backend=str(d.get("backend", "litert")),
+                model_file=str(d.get("model_file", MODEL_FILE)),
             )
         except KeyError as exc:
             raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{where}: malformed field ({exc})") from None
+        if m.backend not in BACKENDS:
+            raise BundleError(f"{where}: field 'backend' is {m.backend!r}; valid: {', '.join(BACKENDS)}")
+        if "/" in m.model_file or m.model_file.startswith("."):
+            raise BundleError(f"{where}: field 'model_file' must be a file name inside the bundle, got {m.model_file!r}")
         if len(m.labels) < 2:
             raise BundleError(f"{where}: field 'labels' needs at least 2 classes, got {list(m.labels)}")
         if m.output.shape[-1] != len(m.labels):

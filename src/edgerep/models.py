@@ -166,3 +166,63 @@ def logits_module(model):
 def count_parameters(model) -> int:
     """Number of parameters of a torch module."""
     return int(sum(p.numel() for p in model.parameters()))
+
+
+#: The paper's architectures, as published in their hub ``config.json`` (MobileBERT: Sun et al.,
+#: 2020, Table 1 "MobileBERT"; BERT: Devlin et al., 2019, BASE and LARGE). Used to build
+#: randomly initialised models when no weights are at hand, so footprint and speed can be measured.
+ARCHITECTURES: dict[str, dict] = {
+    "mobilebert": {
+        "hub_id": "google/mobilebert-uncased",
+        "model_type": "mobilebert",
+        "config": dict(
+            vocab_size=30522, hidden_size=512, num_hidden_layers=24, num_attention_heads=4, intermediate_size=512,
+            embedding_size=128, intra_bottleneck_size=128, true_hidden_size=128, use_bottleneck=True,
+            key_query_shared_bottleneck=True, num_feedforward_networks=4, normalization_type="no_norm",
+            trigram_input=True, max_position_embeddings=512,
+        ),
+        "tiny": dict(num_hidden_layers=2, hidden_size=64, intermediate_size=64, embedding_size=32,
+                     intra_bottleneck_size=32, true_hidden_size=32, num_attention_heads=2, num_feedforward_networks=2),
+    },
+    "bert-base": {
+        "hub_id": "bert-base-uncased",
+        "model_type": "bert",
+        "config": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
+        "tiny": dict(num_hidden_layers=2, hidden_size=48, num_attention_heads=2, intermediate_size=96),
+    },
+    "bert-large": {
+        "hub_id": "bert-large-uncased",
+        "model_type": "bert",
+        "config": dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, max_position_embeddings=512),
+        "tiny": dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128),
+    },
+}
+
+
+def build_from_config(name: str, labels: Sequence[str], tiny: bool = False, seed: int = 0):
+    """A randomly initialised ``*ForSequenceClassification`` of a paper architecture.
+
+    Args:
+        name: key of :data:`ARCHITECTURES` (``mobilebert``, ``bert-base``, ``bert-large``).
+        labels: class names (the head has ``len(labels)`` outputs).
+        tiny: shrink depth and width (same structure) for fast tests.
+        seed: torch seed of the initialisation.
+
+    Raises:
+        ConfigError: unknown name; the message lists the valid ones.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from edgerep.errors import ConfigError
+
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {name!r}; valid: {', '.join(ARCHITECTURES)}")
+    arch = ARCHITECTURES[name]
+    kwargs = {**arch["config"], **(arch["tiny"] if tiny else {})}
+    cfg = AutoConfig.for_model(
+        arch["model_type"], num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)}, **kwargs,
+    )
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(cfg).eval()

