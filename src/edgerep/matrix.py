@@ -198,3 +198,26 @@ def _row(name, backend, quantization, path, size_mb, params, trained, validation
             row["accuracy_change"] = ev["metrics"]["accuracy"] - reference["metrics"]["accuracy"]
             row["macro_f1_change"] = ev["metrics"]["macro_f1"] - reference["metrics"]["macro_f1"]
     return row
+
+
+def to_markdown(record: dict) -> str:
+    """GitHub Markdown table of an ``edgerep.matrix`` record (for READMEs and reports)."""
+    head = (
+        "| model | params (M) | backend | quantization | MB | x smaller than BERT-large fp32 | max abs Δlogit | label agreement | valid | accuracy | Δ accuracy (pts) | macro-F1 |\n"
+        "|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in record["rows"]:
+        lines.append(
+            "| " + " | ".join([
+                r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
+                f"{r['ratio_to_bert_large_fp32']:.1f}",
+                f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
+                f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
+                {True: "yes", False: "**no**", None: "–"}[r.get("passed")],
+                f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
+                f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
+                f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
+            ]) + " |"
+        )
+    return head + "\n".join(lines) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB ({record['bert_large_fp32_source']}).\n"
