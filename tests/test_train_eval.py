@@ -163,5 +163,11 @@ def test_quantization_matrix_tiny(tiny_model, data_root, tmp_path):
     assert json.loads((tmp_path / "m" / "matrix.json").read_text())["schema"] == "edgerep.matrix"
     # the CLI renders the same record
     from edgerep.cli import matrix_table
+    from edgerep.matrix import to_markdown
 
     assert matrix_table(rec).row_count == len(rec["rows"])
+    md = to_markdown(rec).splitlines()
+    assert len([x for x in md if x.startswith("| ")]) == len(rec["rows"]) + 1  # header + one line a row
+    # re-running skips every finished artifact and gives the same record
+    again = quantization_matrix(data_root, tmp_path / "m", tiny_model, cfg)
+    assert [(r["path"], r["size_mb"], r.get("accuracy")) for r in again["rows"]] == [(r["path"], r["size_mb"], r.get("accuracy")) for r in rec["rows"]]

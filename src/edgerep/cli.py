@@ -372,6 +372,80 @@ def classify(
         raise typer.Exit(1)
 
 
+# ----------------------------------------------------------------------------- bench
+
+
+def _bench_texts(tweets: Path, n: int) -> list[str]:
+    """``n`` real tweets: validation tweets of a RepLab root, or lines of a UTF-8 text file."""
+    if tweets.is_dir():
+        from edgerep.data import SplitConfig
+        from edgerep.evaluate import select_tweets
+        from edgerep.pipeline import _spread
+
+        val, _ = select_tweets(tweets, "training", "validation", SplitConfig())
+        return _spread([t.text for t in val], n)
+    lines = [ln for ln in read_bytes(tweets, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise InputTextError(f"{tweets}: need at least 2 non-empty lines of tweets")
+    return (lines * (n // len(lines) + 1))[:n]
+
+
+@app.command()
+def bench(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundle directories to measure.")],
+    tweets: Annotated[Path, typer.Option("--tweets", help="RepLab root (validation tweets) or a text file, one tweet per line.")] = Path("../shared/data/replab2013"),
+    threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
+    profile: Annotated[str, typer.Option(help="Device profiles: host, pi-zero-2w, rpi3b, rpi4, rpi5, jetson-nano, single-core.")] = "host",
+    baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
+    samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Latency p50/p90/p99, throughput, peak RSS and CPU of bundles, per thread count and device profile.
+
+    Each cell runs in its own process, pinned to the profile's cores with its memory capped.
+    Example: edgerep bench runs/default/bundles/fp32 runs/default/bundles/dynamic-int8 --baseline runs/default/train/model --profile host,rpi4
+    """
+    from edgerep.bench import bench as do_bench, merge_into, parse_profiles
+
+    profiles = parse_profiles(profile)
+    try:
+        thread_list = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{threads!r}: comma-separated integers", param_hint="--threads") from None
+    from edgerep.manifest import Manifest
+
+    for b in bundles:
+        Manifest.read(b)  # fail fast, before any worker starts
+    rec = do_bench([str(b) for b in bundles], _bench_texts(tweets, samples), thread_list, profiles, baseline, warmup)
+    if output:
+        rec = merge_into(output, rec)
+    if as_json:
+        _print_json(rec)
+        return
+    t = Table(title=f"edgerep bench — {rec['settings']['tweets']} real tweets a cell, warm-up {warmup}, {rec['machine']['cpu']}")
+    for col in ("model", "profile", "thr", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "mean±std", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
+        t.add_column(col, justify="left" if col in ("model", "profile") else "right")
+    for c in rec["cells"]:
+        name = Path(c["path"]).name if c["kind"] == "bundle" else "pytorch fp32"
+        if "error" in c:
+            t.add_row(name, c["profile"]["profile"], str(c["threads"]), *["-"] * 9, f"[red]{c['error'][:40]}[/]")
+            continue
+        lat = c["latency"]
+        t.add_row(
+            name, c["profile"]["profile"], str(c["threads"]), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
+            f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['mean_ms']:.2f}±{lat['std_ms']:.2f}",
+            f"{c['throughput_tweets_per_s']:.0f}", f"{c['cpu_percent_of_one_core']:.0f}", f"{c['peak_rss_mb']:.0f}",
+            f"{c['speedup_vs_pytorch']:.2f}" if "speedup_vs_pytorch" in c else "-",
+        )
+        for w in c.get("warnings", []):
+            err.print(f"warning: {name} t{c['threads']} {c['profile']['profile']}: {w}")
+    out.print(t)
+    if output:
+        err.print(f"result written to {output}")
+
+
 # ----------------------------------------------------------------------------- run
 
 

@@ -1,0 +1,271 @@
+"""Edge benchmark: latency, throughput, memory and CPU of bundles, in isolated processes,
+under emulated device profiles, with the PyTorch model as baseline in the same run.
+
+Each (model, threads, profile) cell runs in a fresh worker process (``python -m edgerep.bench``)
+so its peak RSS and CPU time are its own. The worker pins itself to the profile's cores
+(``os.sched_setaffinity``) and caps its address space (``RLIMIT_AS``; this host has cgroup v1
+only), loads the model (init time), times the first inference, runs the warm-up (not sampled),
+then classifies real tweets one at a time. Statistics: percentiles and mean ± std of the
+per-tweet latency (ms), throughput = tweets / sampled wall time, CPU = (user + sys) / wall
+(% of one core), peak RSS = ``ru_maxrss`` (the kernel's high-water mark, MB).
+
+Profiles emulate the board's core count and RAM only: the instruction set, clock and caches are
+this machine's, so absolute times are not a Raspberry Pi's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgerep.errors import ConfigError
+from edgerep.latency import latency_stats
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """An emulated edge board: ``cores`` (CPU affinity), ``memory_mb`` (address-space cap)."""
+
+    name: str
+    cores: int | None
+    memory_mb: int | None
+    description: str
+
+
+#: Board figures from the vendors' product briefs (Raspberry Pi Ltd, NVIDIA).
+PROFILES: dict[str, DeviceProfile] = {
+    p.name: p
+    for p in (
+        DeviceProfile("host", None, None, "this machine, unrestricted"),
+        DeviceProfile("pi-zero-2w", 4, 512, "Raspberry Pi Zero 2 W: 4x Cortex-A53 @ 1 GHz, 512 MB"),
+        DeviceProfile("rpi3b", 4, 1024, "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz, 1 GB"),
+        DeviceProfile("rpi4", 4, 2048, "Raspberry Pi 4 Model B 2 GB: 4x Cortex-A72 @ 1.5 GHz"),
+        DeviceProfile("rpi5", 4, 4096, "Raspberry Pi 5 4 GB: 4x Cortex-A76 @ 2.4 GHz"),
+        DeviceProfile("jetson-nano", 4, 4096, "Jetson Nano: 4x Cortex-A57 @ 1.43 GHz, 4 GB shared with the GPU"),
+        DeviceProfile("single-core", 1, 1024, "one core, 1 GB: the smallest useful target"),
+    )
+}
+
+
+def parse_profiles(spec: str) -> list[DeviceProfile]:
+    """``"host,rpi4"`` -> profiles.
+
+    Raises:
+        ConfigError: an unknown name; the message lists the valid ones.
+    """
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in PROFILES]
+    if bad or not names:
+        raise ConfigError(f"unknown device profile {', '.join(map(repr, bad)) or '(none)'}; valid: {', '.join(PROFILES)}")
+    return [PROFILES[n] for n in names]
+
+
+def _apply_profile(profile: DeviceProfile) -> dict:
+    applied: dict = {"profile": profile.name}
+    if profile.cores:
+        available = sorted(os.sched_getaffinity(0))
+        cpus = set(available[: profile.cores])
+        os.sched_setaffinity(0, cpus)
+        applied["cpus"] = sorted(cpus)
+        if len(cpus) < profile.cores:
+            applied["note"] = f"{profile.cores} cores wanted, host has {len(available)}"
+    if profile.memory_mb:
+        limit = profile.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        applied["memory_cap_mb"] = profile.memory_mb
+        applied["memory_cap"] = "RLIMIT_AS (address space; stricter than RSS)"
+    return applied
+
+
+def run_worker(spec: dict) -> dict:
+    """Measure one cell in this process (called in the worker; see the module docstring).
+
+    ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup"}``.
+    """
+    applied = _apply_profile(PROFILES[spec["profile"]])
+    texts: list[str] = spec["texts"]
+    threads = int(spec["threads"])
+    t0 = time.perf_counter()
+    if spec["kind"] == "bundle":
+        from edgerep.runtime import PolarityClassifier
+
+        clf = PolarityClassifier(spec["path"], num_threads=threads)
+        size_mb = clf.model_size_bytes / 1e6
+        backend = clf.manifest.backend
+        quantization = clf.manifest.quantization.get("mode")
+
+        def infer(text: str) -> None:
+            clf.logits([text])
+    else:
+        import torch
+
+        from edgerep.models import load_finetuned
+        from edgerep.tokenization import Encoder
+
+        torch.set_num_threads(threads)
+        model, info = load_finetuned(spec["path"])
+        enc = Encoder(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]))
+        size_mb = sum(f.stat().st_size for f in Path(spec["path"]).glob("*.safetensors")) / 1e6
+        backend, quantization = "pytorch", "fp32"
+
+        def infer(text: str) -> None:
+            e = enc.encode([text])  # dynamic length: what a transformers user runs
+            with torch.inference_mode():
+                model(input_ids=torch.from_numpy(e.input_ids.astype(np.int64)), attention_mask=torch.from_numpy(e.attention_mask.astype(np.int64)))
+    init_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    infer(texts[0])
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for i in range(spec["warmup"]):
+        infer(texts[i % len(texts)])
+    samples = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    w0 = time.perf_counter()
+    for text in texts:
+        s = time.perf_counter()
+        infer(text)
+        samples.append((time.perf_counter() - s) * 1e3)
+    wall = time.perf_counter() - w0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {
+        "kind": spec["kind"],
+        "path": spec["path"],
+        "backend": backend,
+        "quantization": quantization,
+        "threads": threads,
+        "profile": applied,
+        "model_size_mb": round(size_mb, 3),
+        "init_ms": round(init_ms, 2),
+        "first_inference_ms": round(first_ms, 2),
+        "latency": latency_stats(samples),
+        "throughput_tweets_per_s": round(len(samples) / wall, 2),
+        "cpu_percent_of_one_core": round(100 * cpu_s / wall, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _warnings(cell: dict) -> list[str]:
+    lat = cell["latency"]
+    out = []
+    if lat["n"] < 30:
+        out.append(f"only {lat['n']} samples: percentiles are rough")
+    if lat["mean_ms"] and lat["std_ms"] / lat["mean_ms"] > 0.25:
+        out.append(f"unstable: std {lat['std_ms']:.2f} ms is {100 * lat['std_ms'] / lat['mean_ms']:.0f}% of the mean (busy machine?)")
+    if lat["p99_ms"] > 3 * lat["p50_ms"]:
+        out.append(f"long tail: p99 {lat['p99_ms']:.2f} ms > 3x p50")
+    return out
+
+
+def bench(
+    models: Sequence[str | os.PathLike],
+    texts: Sequence[str],
+    threads: Sequence[int] = (1,),
+    profiles: Sequence[DeviceProfile] = (PROFILES["host"],),
+    baseline: str | os.PathLike | None = None,
+    warmup: int = 20,
+    timeout_s: float = 900,
+) -> dict:
+    """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
+
+    Args:
+        models: bundle directories.
+        texts: the tweets timed (each one sample; the first ``warmup`` runs are not sampled).
+        threads: inference thread counts.
+        profiles: device profiles to emulate.
+        baseline: fine-tuned PyTorch model directory measured in the same run (needs torch).
+        warmup: untimed inferences before sampling.
+        timeout_s: per-cell limit.
+
+    Returns:
+        Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
+        failed, e.g. out of memory under the profile's cap, carries ``error``); each bundle cell
+        has ``speedup_vs_pytorch`` (baseline p50 / p50) when a baseline ran.
+
+    Raises:
+        ConfigError: fewer than 2 tweets, or no model.
+    """
+    from edgerep.results import make_record
+
+    if len(texts) < 2:
+        raise ConfigError("need at least 2 tweets to benchmark")
+    if not models and baseline is None:
+        raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
+    jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
+    cells = []
+    from edgerep.progress import progress
+
+    with progress() as bar:
+        task = bar.add_task("bench", total=len(jobs) * len(threads) * len(profiles), info="")
+        for profile in profiles:
+            for n in threads:
+                for kind, path in jobs:
+                    bar.update(task, info=f"{Path(path).name} t{n} {profile.name}")
+                    spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup}
+                    cells.append(_run_cell(spec, timeout_s))
+                    bar.advance(task)
+    for c in cells:
+        if "error" in c:
+            continue
+        c["warnings"] = _warnings(c)
+        base = next(
+            (b for b in cells if b.get("kind") == "pytorch" and "error" not in b and b["threads"] == c["threads"] and b["profile"]["profile"] == c["profile"]["profile"]),
+            None,
+        )
+        if base is not None and c["kind"] == "bundle":
+            c["speedup_vs_pytorch"] = round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
+            c["size_ratio_vs_pytorch"] = round(base["model_size_mb"] / c["model_size_mb"], 2)
+    settings = {"tweets": len(texts), "warmup": warmup, "threads": list(threads), "profiles": [asdict(p) for p in profiles]}
+    return make_record("bench", {"settings": settings, "cells": cells})
+
+
+def _run_cell(spec: dict, timeout_s: float) -> dict:
+    ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "profile": {"profile": spec["profile"]}}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgerep.bench"], input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return {**ident, "error": f"timed out after {timeout_s:.0f} s"}
+    if proc.returncode != 0:
+        tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
+        kind = "out of memory under the profile's cap" if "MemoryError" in proc.stderr or "std::bad_alloc" in proc.stderr else "failed"
+        return {**ident, "error": f"{kind}: {tail[0][:300]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def merge_into(path: str | os.PathLike, record: dict) -> dict:
+    """Add ``record``'s cells to the record at ``path`` when both were made with the same
+    settings on the same machine; refuse otherwise (runs with different settings never merge).
+
+    Raises:
+        ConfigError: settings or machine differ.
+    """
+    from edgerep.results import read_record, write_record
+
+    path = Path(path)
+    if path.is_file():
+        old = read_record(path, "bench")
+        for key in ("settings",):
+            if {k: v for k, v in old[key].items() if k not in ("threads", "profiles")} != {k: v for k, v in record[key].items() if k not in ("threads", "profiles")}:
+                raise ConfigError(f"{path}: made with other settings {old[key]}; refusing to merge (use another --out)")
+        if old["machine"].get("cpu") != record["machine"].get("cpu") or old["machine"].get("logical_cores") != record["machine"].get("logical_cores"):
+            raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
+        keys = {(c["path"], c["threads"], c["profile"]["profile"]) for c in record["cells"]}
+        record = {**record, "cells": [c for c in old["cells"] if (c["path"], c["threads"], c["profile"]["profile"]) not in keys] + record["cells"]}
+    write_record(path, record)
+    return record
+
+
+if __name__ == "__main__":  # worker: spec JSON on stdin, result JSON on stdout
+    result = run_worker(json.loads(sys.stdin.read()))
+    sys.stdout.write(json.dumps(result) + "\n")
