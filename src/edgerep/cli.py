@@ -134,6 +134,7 @@ def export(
     validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with PyTorch.")] = 500,
     calibration_tweets: Annotated[int, typer.Option(min=1, help="Training tweets in the representative dataset (full-integer int8).")] = 200,
     strict: Annotated[bool, typer.Option("--strict/--no-strict", help="Fail on a validation failure (default), or write and report it.")] = True,
+    buckets: Annotated[str, typer.Option(help="Sequence-length buckets: auto (16,32,...,max_seq_len), none (pad to max_seq_len), or e.g. 16,32,48.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace existing bundles.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -146,7 +147,7 @@ def export(
     """
     from edgerep.data import SplitConfig
     from edgerep.evaluate import select_tweets
-    from edgerep.export import check_combinations, export_bundles, parse_backend, parse_quantizations
+    from edgerep.export import check_combinations, export_bundles, parse_backend, parse_buckets, parse_quantizations
     from edgerep.models import read_model_info
     from edgerep.pipeline import _spread
 
@@ -154,12 +155,13 @@ def export(
     be = parse_backend(backend)
     check_combinations(be, modes)
     info = read_model_info(model_dir)
+    bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
     split = SplitConfig(**info.get("split", {}))
     val, _ = select_tweets(data, "training", "validation", split)
     train, _ = select_tweets(data, "training", "train", split)
     results = export_bundles(
         model_dir, out_dir, modes, _spread([t.text for t in val], validation_tweets), overwrite=overwrite,
-        calibration_texts=_spread([t.text for t in train], calibration_tweets), strict=strict, backend=be,
+        calibration_texts=_spread([t.text for t in train], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])

@@ -200,17 +200,49 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike) -> Path:
+def default_buckets(max_seq_len: int) -> tuple[int, ...]:
+    """Sequence-length buckets for ``max_seq_len``: powers of two from 16 below it, then itself
+    (48 -> 16, 32, 48). Tweets are short (RepLab p50 is 24 WordPiece tokens), so most run in a
+    bucket well below ``max_seq_len``; attention cost grows with length."""
+    out, b = [], 16
+    while b < max_seq_len:
+        out.append(b)
+        b *= 2
+    return tuple(out) + (max_seq_len,)
+
+
+def parse_buckets(spec: str, max_seq_len: int) -> tuple[int, ...]:
+    """``auto`` (:func:`default_buckets`), ``none`` (pad to max_seq_len) or ``16,32,48``.
+
+    Raises:
+        ConfigError: not ascending integers ending at ``max_seq_len``.
+    """
+    if spec == "auto":
+        return default_buckets(max_seq_len)
+    if spec == "none":
+        return ()
+    try:
+        b = tuple(int(x) for x in spec.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"buckets {spec!r}: expected auto, none, or comma-separated token counts") from None
+    if not b or list(b) != sorted(set(b)) or b[-1] != max_seq_len or b[0] < 2:
+        raise ConfigError(f"buckets {spec!r} must ascend and end at the model's max_seq_len {max_seq_len}")
+    return b
+
+
+def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = ()) -> Path:
     """Convert a torch sequence classifier to a float32 LiteRT FlatBuffer.
 
     Args:
         model: HF ``*ForSequenceClassification`` in eval mode.
         max_seq_len: static sequence length of the inputs.
         out_path: destination ``.tflite`` (written atomically).
+        buckets: one signature ``seq_<L>`` per length (weights shared); empty for a single
+            ``serving_default`` signature at ``max_seq_len``.
 
     Returns:
-        ``out_path``; signature ``serving_default`` with inputs ``input_ids``, ``attention_mask``
-        int32 [1, max_seq_len] and output ``output_0`` float32 [1, num_labels].
+        ``out_path``; each signature has inputs ``input_ids``, ``attention_mask`` int32 [1, L]
+        and output ``output_0`` float32 [1, num_labels].
     """
     import litert_torch
     import torch
@@ -218,11 +250,20 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike) -> Pat
     from edgerep.models import logits_module
 
     wrapped = logits_module(model)
-    sample = {
-        "input_ids": torch.zeros((1, max_seq_len), dtype=torch.int32),
-        "attention_mask": torch.ones((1, max_seq_len), dtype=torch.int32),
-    }
-    edge_model = litert_torch.convert(wrapped, (), sample_kwargs=sample)
+
+    def sample(length: int) -> dict:
+        return {
+            "input_ids": torch.zeros((1, length), dtype=torch.int32),
+            "attention_mask": torch.ones((1, length), dtype=torch.int32),
+        }
+
+    if buckets:
+        converter = litert_torch.Converter()
+        for length in buckets:
+            converter.signature(f"seq_{length}", wrapped, sample_kwargs=sample(length))
+        edge_model = converter.convert()
+    else:
+        edge_model = litert_torch.convert(wrapped, (), sample_kwargs=sample(max_seq_len))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".tflite", dir=out_path.parent)
@@ -240,7 +281,7 @@ def quantize_tflite(
     float_path: str | os.PathLike,
     mode: Quantization,
     out_path: str | os.PathLike,
-    representative: Sequence[dict[str, np.ndarray]] = (),
+    representative: dict[str, list[dict[str, np.ndarray]]] | None = None,
 ) -> Path:
     """Apply the ``ai_edge_quantizer`` recipe of ``mode`` to a float32 ``.tflite``.
 
@@ -248,8 +289,8 @@ def quantize_tflite(
         float_path: float32 model from :func:`convert_float32`.
         mode: quantization mode (not fp32).
         out_path: destination (written atomically).
-        representative: for full-integer int8, the representative dataset: signature inputs
-            ``{"input_ids": int32 [1, L], "attention_mask": int32 [1, L]}`` of real tweets.
+        representative: for full-integer int8, the representative dataset per signature
+            (:func:`representative_dataset`).
 
     Raises:
         ConfigError: ``mode`` is fp32, or calibration data is missing for a calibrated recipe.
@@ -265,9 +306,9 @@ def quantize_tflite(
     q.load_quantization_recipe(_build_recipe(spec))
     calibration = None
     if spec.calibrated:
-        if not representative:
+        if not representative or not all(representative.values()):
             raise ConfigError(f"{mode.value} needs a representative dataset (calibration tweets)")
-        calibration = q.calibrate({"serving_default": list(representative)}, num_threads=os.cpu_count() or 1)
+        calibration = q.calibrate(representative, num_threads=os.cpu_count() or 1)
     result = q.quantize(calibration, enable_progress_report=False)
     return atomic_write_bytes(out_path, bytes(result.quantized_model))
 
@@ -325,11 +366,19 @@ def quantize_onnx(float_path: str | os.PathLike, mode: Quantization, out_path: s
     return out_path
 
 
-def representative_dataset(tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
-    """Signature inputs for calibration: one ``{"input_ids", "attention_mask"}`` dict (int32
-    [1, max_seq_len]) per tweet, normalized and tokenized as on the device."""
-    enc = Encoder(tokenizer_json, max_seq_len).encode(list(texts), pad_to=max_seq_len)
-    return [{"input_ids": enc.input_ids[i : i + 1], "attention_mask": enc.attention_mask[i : i + 1]} for i in range(len(texts))]
+def representative_dataset(
+    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = ()
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Calibration inputs per signature: ``{signature: [{"input_ids", "attention_mask"}, ...]}``,
+    int32 [1, L] each, normalized and tokenized as on the device. With buckets every signature
+    ``seq_<L>`` sees every tweet (truncated or padded to L), so all of its tensors get ranges."""
+    enc = Encoder(tokenizer_json, max_seq_len)
+    out = {}
+    for width in buckets or (max_seq_len,):
+        e = enc.encode(list(texts), pad_to=width)
+        key = f"seq_{width}" if buckets else "serving_default"
+        out[key] = [{"input_ids": e.input_ids[i : i + 1], "attention_mask": e.attention_mask[i : i + 1]} for i in range(len(texts))]
+    return out
 
 
 def torch_logits(model, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
@@ -385,6 +434,7 @@ def export_bundles(
     calibration_texts: Sequence[str] = (),
     strict: bool = True,
     backend: Backend = Backend.LITERT,
+    buckets: Sequence[int] | None = None,
 ) -> list[ExportResult]:
     """Export a fine-tuned model directory to one bundle per quantization mode.
 
@@ -399,6 +449,8 @@ def export_bundles(
         strict: raise on a validation failure (no bundle written); with ``False`` the bundle is
             written with ``validation.passed = false`` and reported (the quantization matrix).
         backend: ``litert`` (default) or ``onnxruntime`` (bundles ``onnx-<mode>/``).
+        buckets: sequence-length buckets (``None``: :func:`default_buckets`; ``()``: pad every
+            tweet to ``max_seq_len``).
 
     Returns:
         One :class:`ExportResult` per mode.
@@ -420,6 +472,9 @@ def export_bundles(
     model, info = load_finetuned(model_dir)
     labels = tuple(info["labels"])
     max_seq_len = int(info["max_seq_len"])
+    buckets = default_buckets(max_seq_len) if buckets is None else tuple(buckets)
+    if buckets and buckets[-1] != max_seq_len:
+        raise ConfigError(f"buckets {list(buckets)} must end at the model's max_seq_len {max_seq_len}")
     tok_json = model_dir / TOKENIZER_FILE
     encoder = Encoder(tok_json, max_seq_len)
     texts = list(validation_texts)
@@ -440,17 +495,17 @@ def export_bundles(
         for mode in modes:
             target = out_dir / bundle_name(backend, mode)
             if target.exists() and not overwrite:
-                existing = _existing_bundle(target, source["checkpoint_sha256"], strict)
+                existing = _existing_bundle(target, source["checkpoint_sha256"], strict, buckets)
                 if existing is not None:
                     log(f"[green]export[/]: {target} exists and matches {model_dir}, keeping it")
                     results.append(ExportResult(target.name, str(target), _mb(target / existing.model_file), existing.validation))
                     continue
             if not float_path.exists():
-                if not overwrite and _existing_bundle(existing_fp32.parent, source["checkpoint_sha256"], True) is not None:
+                if not overwrite and _existing_bundle(existing_fp32.parent, source["checkpoint_sha256"], True, buckets) is not None:
                     shutil.copy2(existing_fp32, float_path)  # the validated float32 conversion of this checkpoint
                 elif backend is Backend.LITERT:
-                    log(f"export: converting {model_dir} to float32 LiteRT (max_seq_len {max_seq_len})")
-                    convert_float32(model, max_seq_len, float_path)
+                    log(f"export: converting {model_dir} to float32 LiteRT (length buckets {list(buckets) or [max_seq_len]})")
+                    convert_float32(model, max_seq_len, float_path, buckets if backend is Backend.LITERT else ())
                 else:
                     log(f"export: converting {model_dir} to float32 ONNX")
                     convert_onnx(model, max_seq_len, float_path)
@@ -465,7 +520,7 @@ def export_bundles(
                     recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
                 else:
                     log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
-                    rep = representative_dataset(tok_json, max_seq_len, calibration_texts) if spec.calibrated else ()
+                    rep = representative_dataset(tok_json, max_seq_len, calibration_texts, buckets) if spec.calibrated else None
                     quantize_tflite(float_path, mode, tmp / model_file, rep)
                     recipe_name = f"ai_edge_quantizer:{spec.recipe}"
                 shutil.copy2(tok_json, tmp / TOKENIZER_FILE)
@@ -492,6 +547,7 @@ def export_bundles(
                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     backend=backend.value,
                     model_file=model_file,
+                    buckets=buckets,
                 )
                 atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
                 candidate = PolarityClassifier(tmp).logits(texts)
@@ -521,7 +577,7 @@ def export_bundles(
     return results
 
 
-def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool) -> Manifest | None:
+def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = ()) -> Manifest | None:
     """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
     (with ``strict``, one that passed validation).
 
@@ -538,7 +594,7 @@ def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool) -> Manife
         return None
     if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
         return None
-    if "passed" not in m.validation or (strict and not m.validation["passed"]):
+    if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets):
         return None
     if m.source.get("checkpoint_sha256") != checkpoint_sha256:
         raise ConfigError(f"{path}: bundle was exported from another checkpoint; pass --overwrite to replace it")

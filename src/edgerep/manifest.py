@@ -59,6 +59,9 @@ class Manifest:
         created: ISO-8601 UTC time of export.
         backend: ``litert`` (``model.tflite``) or ``onnxruntime`` (``model.onnx``).
         model_file: model file name inside the bundle.
+        buckets: sequence-length buckets, ascending, the last one ``max_seq_len``; a LiteRT model
+            has one signature ``seq_<L>`` per bucket, and a tweet runs in the smallest bucket
+            that holds it. Empty: one signature, every tweet padded to ``max_seq_len``.
     """
 
     labels: tuple[str, ...]
@@ -77,13 +80,24 @@ class Manifest:
     created: str = ""
     backend: str = "litert"
     model_file: str = MODEL_FILE
+    buckets: tuple[int, ...] = ()
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_FORMAT_VERSION
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = list(self.labels)
+        d["buckets"] = list(self.buckets)
         return d
+
+    def width_for(self, n_tokens: int) -> int:
+        """Padded input length for a tweet of ``n_tokens`` tokens: the smallest bucket that holds
+        it, else ``max_seq_len`` (longer tweets are truncated to it)."""
+        return next((b for b in self.buckets if b >= n_tokens), self.max_seq_len)
+
+    def signature_for(self, width: int) -> str:
+        """LiteRT signature key of inputs padded to ``width``."""
+        return f"seq_{width}" if self.buckets else self.signature
 
     @classmethod
     def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> "Manifest":
@@ -121,6 +135,7 @@ class Manifest:
                 created=str(d.get("created", "")),
                 backend=str(d.get("backend", "litert")),
                 model_file=str(d.get("model_file", MODEL_FILE)),
+                buckets=tuple(int(b) for b in d.get("buckets", ())),
             )
         except KeyError as exc:
             raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None
@@ -130,6 +145,11 @@ class Manifest:
             raise BundleError(f"{where}: field 'backend' is {m.backend!r}; valid: {', '.join(BACKENDS)}")
         if "/" in m.model_file or m.model_file.startswith("."):
             raise BundleError(f"{where}: field 'model_file' must be a file name inside the bundle, got {m.model_file!r}")
+        for spec in m.inputs:
+            if spec.shape[-1] != m.max_seq_len:
+                raise BundleError(f"{where}: input {spec.name!r} shape {list(spec.shape)} does not end at max_seq_len {m.max_seq_len}")
+        if m.buckets and (list(m.buckets) != sorted(set(m.buckets)) or m.buckets[-1] != m.max_seq_len or m.buckets[0] < 2):
+            raise BundleError(f"{where}: field 'buckets' {list(m.buckets)} must ascend and end at max_seq_len {m.max_seq_len}")
         if len(m.labels) < 2:
             raise BundleError(f"{where}: field 'labels' needs at least 2 classes, got {list(m.labels)}")
         if m.output.shape[-1] != len(m.labels):

@@ -156,7 +156,8 @@ def quantization_matrix(
         for backend, modes in combos:
             log(f"[bold]matrix[/]: {name} -> {backend.value} {', '.join(m.value for m in modes)}")
             results = export_bundles(
-                mdir, out / name / "bundles", modes, val_texts, calibration_texts=calib_texts, strict=False, backend=backend
+                mdir, out / name / "bundles", modes, val_texts, calibration_texts=calib_texts, strict=False, backend=backend,
+                buckets=(),  # one signature: file sizes compare across models and with the paper
             )
             for r in results:
                 ev = None

@@ -52,14 +52,16 @@ class _LiteRTEngine:
     def __init__(self, model_path: Path, manifest: Manifest, num_threads: int | None, where: Path):
         from ai_edge_litert.interpreter import Interpreter
 
+        widths = manifest.buckets or (manifest.max_seq_len,)
         try:
             self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-            self._runner = self._interpreter.get_signature_runner(manifest.signature)
+            self._runners = {w: self._interpreter.get_signature_runner(manifest.signature_for(w)) for w in widths}
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
-        inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in self._runner.get_input_details().items()}
-        _check_inputs(manifest, inputs, where)
-        outs = self._runner.get_output_details()
+        for w, runner in self._runners.items():
+            inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in runner.get_input_details().items()}
+            _check_inputs(manifest, inputs, where, width=w)
+        outs = self._runners[widths[-1]].get_output_details()
         if manifest.output.name not in outs:
             raise BundleError(f"{where}: output {manifest.output.name!r} not in the model's signature {sorted(outs)}")
         out = outs[manifest.output.name]
@@ -70,7 +72,8 @@ class _LiteRTEngine:
         self._name = manifest.output.name
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        raw = np.asarray(self._runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(-1)
+        runner = self._runners[input_ids.shape[1]]
+        raw = np.asarray(runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(-1)
         if self._dequant is not None:
             scale, zero_point = self._dequant
             return scale * (raw.astype(np.float32) - zero_point)
@@ -114,14 +117,16 @@ class _OnnxEngine:
         return np.asarray(res[0], dtype=np.float32).reshape(-1)
 
 
-def _check_inputs(manifest: Manifest, inputs: dict[str, tuple[tuple[int, ...], str]], where: Path) -> None:
+def _check_inputs(manifest: Manifest, inputs: dict[str, tuple[tuple[int, ...], str]], where: Path, width: int | None = None) -> None:
+    """Model inputs must match the manifest (shape [1, width] for a bucket signature)."""
     for spec in manifest.inputs:
         if spec.name not in inputs:
             raise BundleError(f"{where}: input {spec.name!r} not in the model's signature {sorted(inputs)}")
         shape, dtype = inputs[spec.name]
-        if shape != spec.shape or dtype != spec.dtype:
+        expected = spec.shape if width is None else spec.shape[:-1] + (width,)
+        if shape != expected or dtype != spec.dtype:
             raise BundleError(
-                f"{where}: input {spec.name!r} is {dtype}{list(shape)} in the model, {spec.dtype}{list(spec.shape)} in the manifest"
+                f"{where}: input {spec.name!r} is {dtype}{list(shape)} in the model, {spec.dtype}{list(expected)} in the manifest"
             )
 
 
@@ -174,15 +179,23 @@ class PolarityClassifier:
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits for a batch of raw tweets: float32 [len(texts), n_classes].
 
-        Texts are normalized and tokenized exactly as in training, padded to
-        ``max_seq_len``, and run one at a time (the model's batch dimension is 1); integer
+        Texts are normalized and tokenized exactly as in training, padded to the smallest
+        length bucket that holds them (or ``max_seq_len``), and run one at a time (the model's
+        batch dimension is 1); integer
         (full-integer quantized) outputs are dequantized. An empty
         text yields the logits of ``[CLS] [SEP]``; use :meth:`classify` to reject it instead.
         """
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        m = self.manifest
         for i, text in enumerate(texts):
-            enc = self.encoder.encode([text], pad_to=self.manifest.max_seq_len)
-            out[i] = self._engine(enc.input_ids, enc.attention_mask)
+            enc = self.encoder.encode([text])  # truncated to max_seq_len, not padded
+            n = int(enc.lengths[0]) if enc.lengths[0] <= m.max_seq_len else m.max_seq_len
+            width = m.width_for(n)
+            ids = np.full((1, width), self.encoder.pad_id, dtype=np.int32)
+            mask = np.zeros((1, width), dtype=np.int32)
+            ids[0, :n] = enc.input_ids[0, :n]
+            mask[0, :n] = 1
+            out[i] = self._engine(ids, mask)
         return out
 
     def classify(self, text: str) -> Prediction:
