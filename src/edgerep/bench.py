@@ -238,7 +238,8 @@ def _run_cell(spec: dict, timeout_s: float) -> dict:
         return {**ident, "error": f"timed out after {timeout_s:.0f} s"}
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
-        kind = "out of memory under the profile's cap" if "MemoryError" in proc.stderr or "std::bad_alloc" in proc.stderr else "failed"
+        oom = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
+        kind = "out of memory under the profile's cap" if any(k in proc.stderr for k in oom) else "failed"
         return {**ident, "error": f"{kind}: {tail[0][:300]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -431,8 +431,10 @@ def bench(
         t.add_column(col, justify="left" if col in ("model", "profile") else "right")
     for c in rec["cells"]:
         name = Path(c["path"]).name if c["kind"] == "bundle" else "pytorch fp32"
+        if c["kind"] == "bundle" and len({c2["path"] for c2 in rec["cells"] if Path(c2["path"]).name == name}) > 1:
+            name = f"{Path(c['path']).parent.name}/{name}"  # same bundle name in two directories
         if "error" in c:
-            t.add_row(name, c["profile"]["profile"], str(c["threads"]), *["-"] * 9, f"[red]{c['error'][:40]}[/]")
+            t.add_row(name, c["profile"]["profile"], str(c["threads"]), *["-"] * 9, f"[red]{c['error'].split(':')[0]}[/]")
             continue
         lat = c["latency"]
         t.add_row(
