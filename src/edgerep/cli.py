@@ -211,20 +211,13 @@ def matrix(
 
 def matrix_table(rec: dict) -> Table:
     """Rich table of an ``edgerep.matrix`` record."""
+    from edgerep.matrix import COLUMNS, row_cells
+
     t = Table(title=f"quantization matrix (size ratio: BERT-large float32 = {rec['bert_large_fp32_mb']:.0f} MB, {rec['bert_large_fp32_source'].split(':')[0]})")
-    for col in ("model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large", "max |Δlogit|", "agreement", "valid", "accuracy", "Δacc (pts)", "macro-F1"):
-        t.add_column(col, justify="left" if col in ("model", "backend", "quantization") else "right")
+    for col in COLUMNS:
+        t.add_column(col, justify="left" if col in ("model", "backend", "quantization", "valid") else "right")
     for r in rec["rows"]:
-        t.add_row(
-            r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
-            f"{r['ratio_to_bert_large_fp32']:.1f}",
-            f"{r['max_abs_logit_diff']:.4f}" if r.get("max_abs_logit_diff") is not None else "-",
-            f"{r['label_agreement']:.2%}" if r.get("label_agreement") is not None else "-",
-            {True: "yes", False: "[red]NO[/]", None: "-"}[r.get("passed")],
-            f"{r['accuracy']:.4f}" if "accuracy" in r else "-",
-            f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "-",
-            f"{r['macro_f1']:.4f}" if "macro_f1" in r else "-",
-        )
+        t.add_row(*row_cells(r, "[red]NO[/]"))
     return t
 
 
@@ -402,6 +395,11 @@ def bench(
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert.")] = None,
+    key: Annotated[Optional[Path], typer.Option(help="SSH private key (default: agent and ~/.ssh keys).")] = None,
+    known_hosts: Annotated[Optional[Path], typer.Option(help="Extra known_hosts file to trust.")] = None,
+    accept_new_host_key: Annotated[bool, typer.Option(help="Trust an unknown host key on first contact (StrictHostKeyChecking=accept-new).")] = False,
+    remote_python: Annotated[str, typer.Option(help="Python interpreter on the device.")] = "python3",
     as_json: JsonFlag = False,
 ) -> None:
     """Latency p50/p90/p99, throughput, peak RSS and CPU of bundles, per thread count and device profile.
@@ -420,13 +418,26 @@ def bench(
 
     for b in bundles:
         Manifest.read(b)  # fail fast, before any worker starts
-    rec = do_bench([str(b) for b in bundles], _bench_texts(tweets, samples), thread_list, profiles, baseline, warmup)
+    texts = _bench_texts(tweets, samples)
+    if host:
+        from edgerep.remote import bench_remote
+
+        if baseline is not None:
+            raise typer.BadParameter("the PyTorch baseline runs on this machine only; drop --baseline with --host")
+        rec = bench_remote(
+            host, [str(b) for b in bundles], texts, thread_list, [p.name for p in profiles], warmup,
+            key_filename=str(key) if key else None, known_hosts=str(known_hosts) if known_hosts else None,
+            accept_new_host_key=accept_new_host_key, remote_python=remote_python,
+        )
+    else:
+        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup)
     if output:
         rec = merge_into(output, rec)
     if as_json:
         _print_json(rec)
         return
-    t = Table(title=f"edgerep bench — {rec['settings']['tweets']} real tweets a cell, warm-up {warmup}, {rec['machine']['cpu']}")
+    where = f" on {rec['machine']['ssh_host']}" if rec["machine"].get("ssh_host") else ""
+    t = Table(title=f"edgerep bench{where} — {rec['settings']['tweets']} real tweets a cell, warm-up {warmup}, {rec['machine']['cpu']}")
     for col in ("model", "profile", "thr", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "mean±std", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
         t.add_column(col, justify="left" if col in ("model", "profile") else "right")
     for c in rec["cells"]:

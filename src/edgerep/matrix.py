@@ -201,24 +201,30 @@ def _row(name, backend, quantization, path, size_mb, params, trained, validation
     return row
 
 
+#: Column names of the matrix table (Markdown and terminal).
+COLUMNS = (
+    "model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large fp32",
+    "max abs Δlogit", "label agreement", "valid", "accuracy", "Δ accuracy (pts)", "macro-F1",
+)
+
+
+def row_cells(r: dict, failed: str = "no") -> list[str]:
+    """Formatted cells of one matrix row, in :data:`COLUMNS` order (``failed``: the text of a
+    failed validation, e.g. bold or red markup)."""
+    return [
+        r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
+        f"{r['ratio_to_bert_large_fp32']:.1f}",
+        f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
+        f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
+        {True: "yes", False: failed, None: "–"}[r.get("passed")],
+        f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
+        f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
+        f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
+    ]
+
+
 def to_markdown(record: dict) -> str:
     """GitHub Markdown table of an ``edgerep.matrix`` record (for READMEs and reports)."""
-    head = (
-        "| model | params (M) | backend | quantization | MB | x smaller than BERT-large fp32 | max abs Δlogit | label agreement | valid | accuracy | Δ accuracy (pts) | macro-F1 |\n"
-        "|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n"
-    )
-    lines = []
-    for r in record["rows"]:
-        lines.append(
-            "| " + " | ".join([
-                r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
-                f"{r['ratio_to_bert_large_fp32']:.1f}",
-                f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
-                f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
-                {True: "yes", False: "**no**", None: "–"}[r.get("passed")],
-                f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
-                f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
-                f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
-            ]) + " |"
-        )
+    head = "| " + " | ".join(COLUMNS) + " |\n|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n"
+    lines = ["| " + " | ".join(row_cells(r, "**no**")) + " |" for r in record["rows"]]
     return head + "\n".join(lines) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB ({record['bert_large_fp32_source']}).\n"

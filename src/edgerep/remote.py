@@ -1,0 +1,180 @@
+"""Benchmark on a real device over SSH (paramiko): copy the light runtime and the bundles,
+run the same worker as :mod:`edgerep.bench` there, bring back the JSON.
+
+The device needs Python 3.10+ with numpy, tokenizers and ai-edge-litert (``pip install
+edgerep`` installs them); nothing else is installed or left behind: the files go to a temporary
+directory that is removed at the end. Unknown host keys are refused unless ``accept_new_host_key``
+(OpenSSH's ``StrictHostKeyChecking=accept-new``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shlex
+from pathlib import Path
+from typing import Sequence
+
+from edgerep.errors import EdgerepError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class RemoteError(EdgerepError):
+    """The device could not be reached, authenticated, or ran the worker with an error."""
+
+
+def parse_host(host: str) -> tuple[str | None, str, int]:
+    """``user@host:port`` -> ``(user, host, port)`` (user optional, port default 22).
+
+    Raises:
+        RemoteError: empty host or a port that is not a number.
+    """
+    user, _, rest = host.rpartition("@")
+    name, _, port = rest.partition(":")
+    if not name:
+        raise RemoteError(f"--host {host!r}: expected user@host[:port]")
+    try:
+        return (user or None), name, int(port) if port else 22
+    except ValueError:
+        raise RemoteError(f"--host {host!r}: port {port!r} is not a number") from None
+
+
+class Device:
+    """An SSH connection to an edge device (context manager).
+
+    Args:
+        host: ``user@host[:port]``.
+        key_filename: private key file (``None``: SSH agent and ``~/.ssh`` keys).
+        known_hosts: known_hosts file to trust besides the system's and the user's.
+        accept_new_host_key: trust and record an unknown host key (first contact).
+        remote_python: the Python interpreter on the device.
+        timeout_s: connect timeout and per-command limit.
+
+    Raises:
+        RemoteError: unreachable host, refused authentication, or an unknown host key.
+    """
+
+    def __init__(self, host: str, key_filename: str | None = None, known_hosts: str | None = None,
+                 accept_new_host_key: bool = False, remote_python: str = "python3", timeout_s: float = 900):
+        import paramiko
+
+        self.user, self.hostname, self.port = parse_host(host)
+        self.remote_python = remote_python
+        self.timeout_s = timeout_s
+        self._client = paramiko.SSHClient()
+        self._client.load_system_host_keys()
+        if known_hosts:
+            self._client.load_host_keys(known_hosts)
+        self._client.set_missing_host_key_policy(paramiko.AutoAddPolicy() if accept_new_host_key else paramiko.RejectPolicy())
+        try:
+            self._client.connect(
+                self.hostname, port=self.port, username=self.user, key_filename=key_filename,
+                timeout=min(timeout_s, 30), banner_timeout=30, auth_timeout=30,
+            )
+        except paramiko.SSHException as exc:
+            raise RemoteError(f"{host}: SSH failed ({exc}); for a first contact pass --accept-new-host-key") from None
+        except OSError as exc:
+            raise RemoteError(f"{host}: cannot connect ({exc.strerror or exc})") from None
+        self.host = host
+        self.workdir: str | None = None
+
+    def __enter__(self) -> "Device":
+        self.workdir = self.run("mktemp -d -t edgerep.XXXXXX").strip()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.workdir:
+                self.run(f"rm -rf {shlex.quote(self.workdir)}")
+        finally:
+            self._client.close()
+
+    def run(self, command: str, stdin: str | None = None) -> str:
+        """Run a shell command on the device; return its stdout.
+
+        Raises:
+            RemoteError: non-zero exit status (with the last line of stderr).
+        """
+        chan_in, chan_out, chan_err = self._client.exec_command(command, timeout=self.timeout_s)
+        if stdin is not None:
+            chan_in.write(stdin)
+            chan_in.channel.shutdown_write()
+        out = chan_out.read().decode("utf-8", errors="replace")
+        err = chan_err.read().decode("utf-8", errors="replace")
+        status = chan_out.channel.recv_exit_status()
+        if status != 0:
+            last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or [f"exit status {status}"]
+            raise RemoteError(f"{self.host}: `{command[:80]}` failed: {last[0][:300]}")
+        return out
+
+    def put_tree(self, local: Path, remote: str, suffixes: tuple[str, ...] | None = None) -> None:
+        """Copy a directory tree (files with ``suffixes`` only, when given) over SFTP."""
+        sftp = self._client.open_sftp()
+        try:
+            for root, dirs, files in os.walk(local):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                rel = Path(root).relative_to(local)
+                target = posixpath.join(remote, *rel.parts)
+                try:
+                    sftp.mkdir(target)
+                except OSError:
+                    pass  # exists
+                for f in files:
+                    if suffixes is None or f.endswith(suffixes):
+                        sftp.put(str(Path(root) / f), posixpath.join(target, f))
+        finally:
+            sftp.close()
+
+
+def bench_remote(
+    host: str,
+    bundles: Sequence[str | os.PathLike],
+    texts: Sequence[str],
+    threads: Sequence[int] = (1,),
+    profiles: Sequence[str] = ("host",),
+    warmup: int = 20,
+    **device_kwargs,
+) -> dict:
+    """:func:`edgerep.bench.bench` on a device over SSH; the record's ``machine`` is the device's.
+
+    Raises:
+        RemoteError: connection, authentication, or a device without the runtime's packages.
+        BundleError: a local bundle is invalid (checked before anything is copied).
+    """
+    from edgerep.bench import _warnings
+    from edgerep.manifest import Manifest
+    from edgerep.results import make_record
+
+    for b in bundles:
+        Manifest.read(b)
+    with Device(host, **device_kwargs) as dev:
+        pkg_root = posixpath.join(dev.workdir, "lib")
+        dev.run(f"mkdir -p {shlex.quote(pkg_root)}")
+        dev.put_tree(PACKAGE_DIR, posixpath.join(pkg_root, "edgerep"), suffixes=(".py",))
+        remote_bundles = {}
+        for i, b in enumerate(bundles):
+            target = posixpath.join(dev.workdir, f"bundle{i}-{Path(b).name}")
+            dev.put_tree(Path(b), target)
+            remote_bundles[str(b)] = target
+        env = f"PYTHONPATH={shlex.quote(pkg_root)}"
+        py = shlex.quote(dev.remote_python)
+        machine = json.loads(dev.run(f"{env} {py} -c 'import json; from edgerep.results import machine_info; print(json.dumps(machine_info()))'"))
+        cells = []
+        for profile in profiles:
+            for n in threads:
+                for local, remote in remote_bundles.items():
+                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup}
+                    try:
+                        out = dev.run(f"{env} {py} -m edgerep.bench", stdin=json.dumps(spec))
+                        cell = json.loads(out.strip().splitlines()[-1])
+                        cell["warnings"] = _warnings(cell)
+                    except RemoteError as exc:
+                        cell = {"kind": "bundle", "threads": n, "profile": {"profile": profile}, "error": str(exc)}
+                    cell["path"] = str(local)
+                    cell["remote_path"] = remote
+                    cells.append(cell)
+    rec = make_record("bench", {"settings": {"tweets": len(texts), "warmup": warmup, "threads": list(threads), "profiles": list(profiles), "host": host}, "cells": cells})
+    rec["machine"] = {**machine, "ssh_host": host}
+    return rec
