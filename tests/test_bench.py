@@ -37,6 +37,13 @@ def test_bench_cells_with_baseline_and_profile(tiny_bundles, tiny_model, validat
     assert cells[("pytorch", "pytorch", "host")]["quantization"] == "fp32"
 
 
+def test_batch_cells(tiny_bundles, validation_texts):
+    rec = bench([tiny_bundles["dynamic-int8"]], validation_texts[:16], batches=[1, 8, 4], warmup=1)
+    by_batch = {c["batch"]: c for c in rec["cells"]}
+    assert by_batch[1]["latency"]["n"] == 16 and by_batch[8]["latency"]["n"] == 2
+    assert "batches of 1 or 8, not 4" in by_batch[4]["error"]
+
+
 def test_failed_cell_is_reported_not_raised(tiny_bundles):
     from edgerep import bench as B
 

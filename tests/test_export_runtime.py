@@ -44,8 +44,8 @@ def test_each_recipe_shrinks_the_file_as_expected(tiny_bundles):
     # the tiny model is mostly its 30522 x 32 embedding table
     assert 0.45 < ratios["fp16"] < 0.6  # 2 bytes a weight
     # (bundles carry one signature per length bucket, which adds a little per signature)
-    assert 0.2 < ratios["dynamic-int8"] < 0.5  # 1 byte a weight
-    assert ratios["int4-weights"] < ratios["dynamic-int8"] * 0.8  # half a byte a weight
+    assert 0.2 < ratios["dynamic-int8"] < 0.6  # 1 byte a weight
+    assert ratios["int4-weights"] < ratios["dynamic-int8"]  # half a byte a weight (plus per-signature overhead)
     assert ratios["onnx-dynamic-int8"] < 0.4 * ratios["onnx-fp32"]
     # full-integer int8 keeps the embedding table (a GATHER input) in float32: barely smaller
     assert 0.9 < ratios["int8"] <= 1.0
@@ -254,3 +254,13 @@ def test_length_buckets_match_padding_to_max(tiny_model, tiny_bundles, validatio
     assert parse_buckets("auto", 48) == (16, 32, 48) and parse_buckets("none", 48) == ()
     with pytest.raises(ConfigError, match="must ascend and end at the model's max_seq_len 48"):
         parse_buckets("16,64", 48)
+
+
+def test_batch_signature_matches_single_tweets(tiny_bundles, validation_texts):
+    for name in ("fp32", "dynamic-int8", "onnx-dynamic-int8"):
+        clf = PolarityClassifier(tiny_bundles[name])
+        assert clf.manifest.batch_size == 8
+        texts = validation_texts[:19]  # two full batches of 8, then 3 alone
+        np.testing.assert_allclose(clf.logits(texts, batch_size=8), clf.logits(texts), atol=2e-2 if "int8" in name else 1e-4)
+    with pytest.raises(ValueError, match="batches of 1 or 8, not 4"):
+        PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts[:4], batch_size=4)

@@ -89,11 +89,14 @@ def _apply_profile(profile: DeviceProfile) -> dict:
 def run_worker(spec: dict) -> dict:
     """Measure one cell in this process (called in the worker; see the module docstring).
 
-    ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup"}``.
+    ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup",
+    "batch"}``. With ``batch`` B > 1 a sample is one call on B tweets (latency of a batch) and
+    throughput counts tweets.
     """
     applied = _apply_profile(PROFILES[spec["profile"]])
     texts: list[str] = spec["texts"]
     threads = int(spec["threads"])
+    batch = int(spec.get("batch", 1))
     t0 = time.perf_counter()
     if spec["kind"] == "bundle":
         from edgerep.runtime import PolarityClassifier
@@ -103,8 +106,8 @@ def run_worker(spec: dict) -> dict:
         backend = clf.manifest.backend
         quantization = clf.manifest.quantization.get("mode")
 
-        def infer(text: str) -> None:
-            clf.logits([text])
+        def infer(chunk: list[str]) -> None:
+            clf.logits(chunk, batch_size=batch)
     else:
         import torch
 
@@ -117,22 +120,23 @@ def run_worker(spec: dict) -> dict:
         size_mb = sum(f.stat().st_size for f in Path(spec["path"]).glob("*.safetensors")) / 1e6
         backend, quantization = "pytorch", "fp32"
 
-        def infer(text: str) -> None:
-            e = enc.encode([text])  # dynamic length: what a transformers user runs
+        def infer(chunk: list[str]) -> None:
+            e = enc.encode(chunk)  # dynamic padding: what a transformers user runs
             with torch.inference_mode():
                 model(input_ids=torch.from_numpy(e.input_ids.astype(np.int64)), attention_mask=torch.from_numpy(e.attention_mask.astype(np.int64)))
     init_ms = (time.perf_counter() - t0) * 1e3
+    chunks = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)] or [texts[:batch]]
     t0 = time.perf_counter()
-    infer(texts[0])
+    infer(chunks[0])
     first_ms = (time.perf_counter() - t0) * 1e3
     for i in range(spec["warmup"]):
-        infer(texts[i % len(texts)])
+        infer(chunks[i % len(chunks)])
     samples = []
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     w0 = time.perf_counter()
-    for text in texts:
+    for chunk in chunks:
         s = time.perf_counter()
-        infer(text)
+        infer(chunk)
         samples.append((time.perf_counter() - s) * 1e3)
     wall = time.perf_counter() - w0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -143,12 +147,13 @@ def run_worker(spec: dict) -> dict:
         "backend": backend,
         "quantization": quantization,
         "threads": threads,
+        "batch": batch,
         "profile": applied,
         "model_size_mb": round(size_mb, 3),
         "init_ms": round(init_ms, 2),
         "first_inference_ms": round(first_ms, 2),
         "latency": latency_stats(samples),
-        "throughput_tweets_per_s": round(len(samples) / wall, 2),
+        "throughput_tweets_per_s": round(len(samples) * batch / wall, 2),
         "cpu_percent_of_one_core": round(100 * cpu_s / wall, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -174,6 +179,7 @@ def bench(
     baseline: str | os.PathLike | None = None,
     warmup: int = 20,
     timeout_s: float = 900,
+    batches: Sequence[int] = (1,),
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
 
@@ -185,6 +191,8 @@ def bench(
         baseline: fine-tuned PyTorch model directory measured in the same run (needs torch).
         warmup: untimed inferences before sampling.
         timeout_s: per-cell limit.
+        batches: batch sizes (a bundle supports 1 and its manifest's ``batch_size``; a cell
+            asking for another fails with that message).
 
     Returns:
         Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
@@ -205,31 +213,33 @@ def bench(
     from edgerep.progress import progress
 
     with progress() as bar:
-        task = bar.add_task("bench", total=len(jobs) * len(threads) * len(profiles), info="")
+        task = bar.add_task("bench", total=len(jobs) * len(threads) * len(profiles) * len(batches), info="")
         for profile in profiles:
             for n in threads:
-                for kind, path in jobs:
-                    bar.update(task, info=f"{Path(path).name} t{n} {profile.name}")
-                    spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup}
-                    cells.append(_run_cell(spec, timeout_s))
-                    bar.advance(task)
+                for batch in batches:
+                    for kind, path in jobs:
+                        bar.update(task, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
+                        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup, "batch": batch}
+                        cells.append(_run_cell(spec, timeout_s))
+                        bar.advance(task)
     for c in cells:
         if "error" in c:
             continue
         c["warnings"] = _warnings(c)
         base = next(
-            (b for b in cells if b.get("kind") == "pytorch" and "error" not in b and b["threads"] == c["threads"] and b["profile"]["profile"] == c["profile"]["profile"]),
+            (b for b in cells if b.get("kind") == "pytorch" and "error" not in b and b["threads"] == c["threads"]
+             and b.get("batch", 1) == c.get("batch", 1) and b["profile"]["profile"] == c["profile"]["profile"]),
             None,
         )
         if base is not None and c["kind"] == "bundle":
-            c["speedup_vs_pytorch"] = round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
+            c["speedup_vs_pytorch"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2) if c.get("batch", 1) > 1 else round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
             c["size_ratio_vs_pytorch"] = round(base["model_size_mb"] / c["model_size_mb"], 2)
     settings = {"tweets": len(texts), "warmup": warmup, "threads": list(threads), "profiles": [asdict(p) for p in profiles]}
     return make_record("bench", {"settings": settings, "cells": cells})
 
 
 def _run_cell(spec: dict, timeout_s: float) -> dict:
-    ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "profile": {"profile": spec["profile"]}}
+    ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "batch": spec.get("batch", 1), "profile": {"profile": spec["profile"]}}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "edgerep.bench"], input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s
@@ -261,8 +271,11 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
                 raise ConfigError(f"{path}: made with other settings {old[key]}; refusing to merge (use another --out)")
         if old["machine"].get("cpu") != record["machine"].get("cpu") or old["machine"].get("logical_cores") != record["machine"].get("logical_cores"):
             raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
-        keys = {(c["path"], c["threads"], c["profile"]["profile"]) for c in record["cells"]}
-        record = {**record, "cells": [c for c in old["cells"] if (c["path"], c["threads"], c["profile"]["profile"]) not in keys] + record["cells"]}
+        def key(c: dict) -> tuple:
+            return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
+
+        keys = {key(c) for c in record["cells"]}
+        record = {**record, "cells": [c for c in old["cells"] if key(c) not in keys] + record["cells"]}
     write_record(path, record)
     return record
 

@@ -390,6 +390,7 @@ def bench(
     bundles: Annotated[list[Path], typer.Argument(help="Bundle directories to measure.")],
     tweets: Annotated[Path, typer.Option("--tweets", help="RepLab root (validation tweets) or a text file, one tweet per line.")] = Path("../shared/data/replab2013"),
     threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated: 1 (a tweet at a time) and the bundle's batch signature (8 by default).")] = "1",
     profile: Annotated[str, typer.Option(help="Device profiles: host, pi-zero-2w, rpi3b, rpi4, rpi5, jetson-nano, single-core.")] = "host",
     baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
@@ -412,8 +413,9 @@ def bench(
     profiles = parse_profiles(profile)
     try:
         thread_list = [int(t) for t in threads.split(",") if t.strip()]
+        batch_list = [int(b) for b in batch.split(",") if b.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{threads!r}: comma-separated integers", param_hint="--threads") from None
+        raise typer.BadParameter(f"{threads!r} / {batch!r}: comma-separated integers", param_hint="--threads/--batch") from None
     from edgerep.manifest import Manifest
 
     for b in bundles:
@@ -430,7 +432,7 @@ def bench(
             accept_new_host_key=accept_new_host_key, remote_python=remote_python,
         )
     else:
-        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup)
+        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list)
     if output:
         rec = merge_into(output, rec)
     if as_json:
@@ -438,18 +440,18 @@ def bench(
         return
     where = f" on {rec['machine']['ssh_host']}" if rec["machine"].get("ssh_host") else ""
     t = Table(title=f"edgerep bench{where} — {rec['settings']['tweets']} real tweets a cell, warm-up {warmup}, {rec['machine']['cpu']}")
-    for col in ("model", "profile", "thr", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "mean±std", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
+    for col in ("model", "profile", "thr", "batch", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "mean±std", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
         t.add_column(col, justify="left" if col in ("model", "profile") else "right")
     for c in rec["cells"]:
         name = Path(c["path"]).name if c["kind"] == "bundle" else "pytorch fp32"
         if c["kind"] == "bundle" and len({c2["path"] for c2 in rec["cells"] if Path(c2["path"]).name == name}) > 1:
             name = f"{Path(c['path']).parent.name}/{name}"  # same bundle name in two directories
         if "error" in c:
-            t.add_row(name, c["profile"]["profile"], str(c["threads"]), *["-"] * 9, f"[red]{c['error'].split(':')[0]}[/]")
+            t.add_row(name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), *["-"] * 9, f"[red]{c['error'].split(':')[0]}[/]")
             continue
         lat = c["latency"]
         t.add_row(
-            name, c["profile"]["profile"], str(c["threads"]), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
+            name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
             f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['mean_ms']:.2f}±{lat['std_ms']:.2f}",
             f"{c['throughput_tweets_per_s']:.0f}", f"{c['cpu_percent_of_one_core']:.0f}", f"{c['peak_rss_mb']:.0f}",
             f"{c['speedup_vs_pytorch']:.2f}" if "speedup_vs_pytorch" in c else "-",

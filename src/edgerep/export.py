@@ -230,7 +230,7 @@ def parse_buckets(spec: str, max_seq_len: int) -> tuple[int, ...]:
     return b
 
 
-def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = ()) -> Path:
+def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = (), batch_size: int = 1) -> Path:
     """Convert a torch sequence classifier to a float32 LiteRT FlatBuffer.
 
     Args:
@@ -239,6 +239,7 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
         out_path: destination ``.tflite`` (written atomically).
         buckets: one signature ``seq_<L>`` per length (weights shared); empty for a single
             ``serving_default`` signature at ``max_seq_len``.
+        batch_size: when > 1, one more signature ``batch_<B>`` with inputs [B, max_seq_len].
 
     Returns:
         ``out_path``; each signature has inputs ``input_ids``, ``attention_mask`` int32 [1, L]
@@ -251,16 +252,20 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
 
     wrapped = logits_module(model)
 
-    def sample(length: int) -> dict:
+    def sample(length: int, batch: int = 1) -> dict:
         return {
-            "input_ids": torch.zeros((1, length), dtype=torch.int32),
-            "attention_mask": torch.ones((1, length), dtype=torch.int32),
+            "input_ids": torch.zeros((batch, length), dtype=torch.int32),
+            "attention_mask": torch.ones((batch, length), dtype=torch.int32),
         }
 
-    if buckets:
+    if buckets or batch_size > 1:
         converter = litert_torch.Converter()
         for length in buckets:
             converter.signature(f"seq_{length}", wrapped, sample_kwargs=sample(length))
+        if not buckets:
+            converter.signature("serving_default", wrapped, sample_kwargs=sample(max_seq_len))
+        if batch_size > 1:
+            converter.signature(f"batch_{batch_size}", wrapped, sample_kwargs=sample(max_seq_len, batch_size))
         edge_model = converter.convert()
     else:
         edge_model = litert_torch.convert(wrapped, (), sample_kwargs=sample(max_seq_len))
@@ -367,7 +372,7 @@ def quantize_onnx(float_path: str | os.PathLike, mode: Quantization, out_path: s
 
 
 def representative_dataset(
-    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = ()
+    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = (), batch_size: int = 1
 ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Calibration inputs per signature: ``{signature: [{"input_ids", "attention_mask"}, ...]}``,
     int32 [1, L] each, normalized and tokenized as on the device. With buckets every signature
@@ -378,6 +383,14 @@ def representative_dataset(
         e = enc.encode(list(texts), pad_to=width)
         key = f"seq_{width}" if buckets else "serving_default"
         out[key] = [{"input_ids": e.input_ids[i : i + 1], "attention_mask": e.attention_mask[i : i + 1]} for i in range(len(texts))]
+    if batch_size > 1:
+        e = enc.encode(list(texts), pad_to=max_seq_len)
+        starts = range(0, max(1, len(texts) - batch_size + 1), batch_size)
+        out[f"batch_{batch_size}"] = [
+            {"input_ids": np.resize(e.input_ids[s : s + batch_size], (batch_size, max_seq_len)),
+             "attention_mask": np.resize(e.attention_mask[s : s + batch_size], (batch_size, max_seq_len))}
+            for s in starts
+        ]
     return out
 
 
@@ -435,6 +448,7 @@ def export_bundles(
     strict: bool = True,
     backend: Backend = Backend.LITERT,
     buckets: Sequence[int] | None = None,
+    batch_size: int = 8,
 ) -> list[ExportResult]:
     """Export a fine-tuned model directory to one bundle per quantization mode.
 
@@ -451,6 +465,7 @@ def export_bundles(
         backend: ``litert`` (default) or ``onnxruntime`` (bundles ``onnx-<mode>/``).
         buckets: sequence-length buckets (``None``: :func:`default_buckets`; ``()``: pad every
             tweet to ``max_seq_len``).
+        batch_size: size of the extra batched LiteRT signature (1: none).
 
     Returns:
         One :class:`ExportResult` per mode.
@@ -475,6 +490,8 @@ def export_bundles(
     buckets = default_buckets(max_seq_len) if buckets is None else tuple(buckets)
     if buckets and buckets[-1] != max_seq_len:
         raise ConfigError(f"buckets {list(buckets)} must end at the model's max_seq_len {max_seq_len}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     tok_json = model_dir / TOKENIZER_FILE
     encoder = Encoder(tok_json, max_seq_len)
     texts = list(validation_texts)
@@ -495,17 +512,17 @@ def export_bundles(
         for mode in modes:
             target = out_dir / bundle_name(backend, mode)
             if target.exists() and not overwrite:
-                existing = _existing_bundle(target, source["checkpoint_sha256"], strict, buckets)
+                existing = _existing_bundle(target, source["checkpoint_sha256"], strict, buckets, batch_size)
                 if existing is not None:
                     log(f"[green]export[/]: {target} exists and matches {model_dir}, keeping it")
                     results.append(ExportResult(target.name, str(target), _mb(target / existing.model_file), existing.validation))
                     continue
             if not float_path.exists():
-                if not overwrite and _existing_bundle(existing_fp32.parent, source["checkpoint_sha256"], True, buckets) is not None:
+                if not overwrite and _existing_bundle(existing_fp32.parent, source["checkpoint_sha256"], True, buckets, batch_size) is not None:
                     shutil.copy2(existing_fp32, float_path)  # the validated float32 conversion of this checkpoint
                 elif backend is Backend.LITERT:
                     log(f"export: converting {model_dir} to float32 LiteRT (length buckets {list(buckets) or [max_seq_len]})")
-                    convert_float32(model, max_seq_len, float_path, buckets if backend is Backend.LITERT else ())
+                    convert_float32(model, max_seq_len, float_path, buckets, batch_size)
                 else:
                     log(f"export: converting {model_dir} to float32 ONNX")
                     convert_onnx(model, max_seq_len, float_path)
@@ -520,7 +537,7 @@ def export_bundles(
                     recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
                 else:
                     log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
-                    rep = representative_dataset(tok_json, max_seq_len, calibration_texts, buckets) if spec.calibrated else None
+                    rep = representative_dataset(tok_json, max_seq_len, calibration_texts, buckets, batch_size) if spec.calibrated else None
                     quantize_tflite(float_path, mode, tmp / model_file, rep)
                     recipe_name = f"ai_edge_quantizer:{spec.recipe}"
                 shutil.copy2(tok_json, tmp / TOKENIZER_FILE)
@@ -548,6 +565,7 @@ def export_bundles(
                     backend=backend.value,
                     model_file=model_file,
                     buckets=buckets,
+                    batch_size=batch_size,
                 )
                 atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
                 candidate = PolarityClassifier(tmp).logits(texts)
@@ -577,7 +595,7 @@ def export_bundles(
     return results
 
 
-def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = ()) -> Manifest | None:
+def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1) -> Manifest | None:
     """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
     (with ``strict``, one that passed validation).
 
@@ -594,7 +612,7 @@ def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: 
         return None
     if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
         return None
-    if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets):
+    if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets) or m.batch_size != batch_size:
         return None
     if m.source.get("checkpoint_sha256") != checkpoint_sha256:
         raise ConfigError(f"{path}: bundle was exported from another checkpoint; pass --overwrite to replace it")

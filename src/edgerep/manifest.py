@@ -62,6 +62,8 @@ class Manifest:
         buckets: sequence-length buckets, ascending, the last one ``max_seq_len``; a LiteRT model
             has one signature ``seq_<L>`` per bucket, and a tweet runs in the smallest bucket
             that holds it. Empty: one signature, every tweet padded to ``max_seq_len``.
+        batch_size: when > 1, a LiteRT signature ``batch_<B>`` takes B tweets at once
+            (int32 [B, max_seq_len]) for throughput-oriented, offline classification.
     """
 
     labels: tuple[str, ...]
@@ -81,6 +83,7 @@ class Manifest:
     backend: str = "litert"
     model_file: str = MODEL_FILE
     buckets: tuple[int, ...] = ()
+    batch_size: int = 1
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_FORMAT_VERSION
 
@@ -94,6 +97,11 @@ class Manifest:
         """Padded input length for a tweet of ``n_tokens`` tokens: the smallest bucket that holds
         it, else ``max_seq_len`` (longer tweets are truncated to it)."""
         return next((b for b in self.buckets if b >= n_tokens), self.max_seq_len)
+
+    @property
+    def batch_signature(self) -> str | None:
+        """Signature key of the batched input, or ``None`` when the bundle has none."""
+        return f"batch_{self.batch_size}" if self.batch_size > 1 else None
 
     def signature_for(self, width: int) -> str:
         """LiteRT signature key of inputs padded to ``width``."""
@@ -136,6 +144,7 @@ class Manifest:
                 backend=str(d.get("backend", "litert")),
                 model_file=str(d.get("model_file", MODEL_FILE)),
                 buckets=tuple(int(b) for b in d.get("buckets", ())),
+                batch_size=int(d.get("batch_size", 1)),
             )
         except KeyError as exc:
             raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None

@@ -157,7 +157,7 @@ def quantization_matrix(
             log(f"[bold]matrix[/]: {name} -> {backend.value} {', '.join(m.value for m in modes)}")
             results = export_bundles(
                 mdir, out / name / "bundles", modes, val_texts, calibration_texts=calib_texts, strict=False, backend=backend,
-                buckets=(),  # one signature: file sizes compare across models and with the paper
+                buckets=(), batch_size=1,  # one signature: file sizes compare across models and with the paper
             )
             for r in results:
                 ev = None

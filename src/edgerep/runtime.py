@@ -61,6 +61,14 @@ class _LiteRTEngine:
         for w, runner in self._runners.items():
             inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in runner.get_input_details().items()}
             _check_inputs(manifest, inputs, where, width=w)
+        self._batch_runner = None
+        if manifest.batch_signature:
+            try:
+                self._batch_runner = self._interpreter.get_signature_runner(manifest.batch_signature)
+            except ValueError as exc:
+                raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
+            inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in self._batch_runner.get_input_details().items()}
+            _check_inputs(manifest, inputs, where, width=manifest.max_seq_len, batch=manifest.batch_size)
         outs = self._runners[widths[-1]].get_output_details()
         if manifest.output.name not in outs:
             raise BundleError(f"{where}: output {manifest.output.name!r} not in the model's signature {sorted(outs)}")
@@ -72,8 +80,10 @@ class _LiteRTEngine:
         self._name = manifest.output.name
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        runner = self._runners[input_ids.shape[1]]
-        raw = np.asarray(runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(-1)
+        """Logits float32 [batch, classes] for int32 [batch, width] inputs (batch 1, or the
+        bundle's batch signature at max_seq_len)."""
+        runner = self._runners[input_ids.shape[1]] if input_ids.shape[0] == 1 else self._batch_runner
+        raw = np.asarray(runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(input_ids.shape[0], -1)
         if self._dequant is not None:
             scale, zero_point = self._dequant
             return scale * (raw.astype(np.float32) - zero_point)
@@ -114,16 +124,18 @@ class _OnnxEngine:
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         res = self._session.run([self._name], {"input_ids": input_ids, "attention_mask": attention_mask})
-        return np.asarray(res[0], dtype=np.float32).reshape(-1)
+        return np.asarray(res[0], dtype=np.float32).reshape(input_ids.shape[0], -1)
 
 
-def _check_inputs(manifest: Manifest, inputs: dict[str, tuple[tuple[int, ...], str]], where: Path, width: int | None = None) -> None:
-    """Model inputs must match the manifest (shape [1, width] for a bucket signature)."""
+def _check_inputs(
+    manifest: Manifest, inputs: dict[str, tuple[tuple[int, ...], str]], where: Path, width: int | None = None, batch: int = 1
+) -> None:
+    """Model inputs must match the manifest (shape [batch, width] for a bucket or batch signature)."""
     for spec in manifest.inputs:
         if spec.name not in inputs:
             raise BundleError(f"{where}: input {spec.name!r} not in the model's signature {sorted(inputs)}")
         shape, dtype = inputs[spec.name]
-        expected = spec.shape if width is None else spec.shape[:-1] + (width,)
+        expected = spec.shape if width is None else (batch,) + spec.shape[1:-1] + (width,)
         if shape != expected or dtype != spec.dtype:
             raise BundleError(
                 f"{where}: input {spec.name!r} is {dtype}{list(shape)} in the model, {spec.dtype}{list(expected)} in the manifest"
@@ -176,26 +188,39 @@ class PolarityClassifier:
         self.num_threads = num_threads
         self.model_size_bytes = model_path.stat().st_size
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
         """Raw logits for a batch of raw tweets: float32 [len(texts), n_classes].
 
-        Texts are normalized and tokenized exactly as in training, padded to the smallest
-        length bucket that holds them (or ``max_seq_len``), and run one at a time (the model's
-        batch dimension is 1); integer
-        (full-integer quantized) outputs are dequantized. An empty
-        text yields the logits of ``[CLS] [SEP]``; use :meth:`classify` to reject it instead.
+        Texts are normalized and tokenized exactly as in training. With ``batch_size`` 1 each
+        tweet runs alone, padded to the smallest length bucket that holds it (or
+        ``max_seq_len``). With the bundle's ``batch_size`` (manifest), full groups of that many
+        tweets run together through the batch signature, padded to ``max_seq_len``; the rest
+        run alone. Integer (full-integer quantized) outputs are dequantized. An empty text
+        yields the logits of ``[CLS] [SEP]``; use :meth:`classify` to reject it instead.
+
+        Raises:
+            ValueError: ``batch_size`` is neither 1 nor the bundle's batch size.
         """
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         m = self.manifest
-        for i, text in enumerate(texts):
-            enc = self.encoder.encode([text])  # truncated to max_seq_len, not padded
-            n = int(enc.lengths[0]) if enc.lengths[0] <= m.max_seq_len else m.max_seq_len
+        if batch_size != 1 and batch_size != m.batch_size and m.backend == "litert":
+            raise ValueError(f"this bundle runs batches of 1 or {m.batch_size}, not {batch_size}")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        start = 0
+        if batch_size > 1:
+            full = len(texts) - len(texts) % batch_size
+            for s in range(0, full, batch_size):
+                enc = self.encoder.encode(list(texts[s : s + batch_size]), pad_to=m.max_seq_len)
+                out[s : s + batch_size] = self._engine(enc.input_ids, enc.attention_mask)
+            start = full
+        for i in range(start, len(texts)):
+            enc = self.encoder.encode([texts[i]])  # truncated to max_seq_len, not padded
+            n = min(int(enc.lengths[0]), m.max_seq_len)
             width = m.width_for(n)
             ids = np.full((1, width), self.encoder.pad_id, dtype=np.int32)
             mask = np.zeros((1, width), dtype=np.int32)
             ids[0, :n] = enc.input_ids[0, :n]
             mask[0, :n] = 1
-            out[i] = self._engine(ids, mask)
+            out[i] = self._engine(ids, mask)[0]
         return out
 
     def classify(self, text: str) -> Prediction:
