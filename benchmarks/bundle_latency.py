@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from edgerep.data import SplitConfig
+from edgerep.data import SplitConfig, spread
 from edgerep.evaluate import select_tweets
 from edgerep.latency import measure_latency
 from edgerep.manifest import Manifest
@@ -37,10 +37,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="directory for the JSON records")
     args = ap.parse_args()
 
-    split = SplitConfig(**Manifest.read(args.bundles[0]).split) if Manifest.read(args.bundles[0]).split else SplitConfig()
+    split = SplitConfig(**Manifest.read(args.bundles[0]).split)
     tweets, _ = select_tweets(args.data, "training", "validation", split)
-    step = max(1, len(tweets) // args.tweets)
-    texts = [t.text for t in tweets[::step]][: args.tweets]
+    texts = spread([t.text for t in tweets], args.tweets)
     proc = psutil.Process(os.getpid())
     print(f"{len(texts)} validation tweets, warm-up {args.warmup}, cpu: {os.cpu_count()} logical cores")
     print(f"{'bundle':<16}{'threads':>8}{'MB':>8}{'init ms':>9}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'mean±std ms':>14}{'tweets/s':>10}{'RSS MB':>8}")

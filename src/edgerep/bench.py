@@ -266,9 +266,11 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
     path = Path(path)
     if path.is_file():
         old = read_record(path, "bench")
-        for key in ("settings",):
-            if {k: v for k, v in old[key].items() if k not in ("threads", "profiles")} != {k: v for k, v in record[key].items() if k not in ("threads", "profiles")}:
-                raise ConfigError(f"{path}: made with other settings {old[key]}; refusing to merge (use another --out)")
+        def fixed(settings: dict) -> dict:  # threads and profiles may grow between runs; the rest may not
+            return {k: v for k, v in settings.items() if k not in ("threads", "profiles")}
+
+        if fixed(old["settings"]) != fixed(record["settings"]):
+            raise ConfigError(f"{path}: made with other settings {old['settings']}; refusing to merge (use another --out)")
         if old["machine"].get("cpu") != record["machine"].get("cpu") or old["machine"].get("logical_cores") != record["machine"].get("logical_cores"):
             raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
         def key(c: dict) -> tuple:

@@ -145,23 +145,19 @@ def export(
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
       edgerep export RUN/model --out BUNDLES --data DIR --backend onnxruntime --quantize dynamic-int8
     """
-    from edgerep.data import SplitConfig
-    from edgerep.evaluate import select_tweets
+    from edgerep.data import SplitConfig, load_split, split_train_validation, spread
     from edgerep.export import check_combinations, export_bundles, parse_backend, parse_buckets, parse_quantizations
     from edgerep.models import read_model_info
-    from edgerep.pipeline import _spread
 
     modes = parse_quantizations(quantize)
     be = parse_backend(backend)
     check_combinations(be, modes)
     info = read_model_info(model_dir)
     bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
-    split = SplitConfig(**info.get("split", {}))
-    val, _ = select_tweets(data, "training", "validation", split)
-    train, _ = select_tweets(data, "training", "train", split)
+    train, val = split_train_validation(load_split(data, "training")[0], SplitConfig(**info.get("split", {})))
     results = export_bundles(
-        model_dir, out_dir, modes, _spread([t.text for t in val], validation_tweets), overwrite=overwrite,
-        calibration_texts=_spread([t.text for t in train], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
+        model_dir, out_dir, modes, spread([t.text for t in val], validation_tweets), overwrite=overwrite,
+        calibration_texts=spread([t.text for t in train], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])
@@ -373,12 +369,11 @@ def classify(
 def _bench_texts(tweets: Path, n: int) -> list[str]:
     """``n`` real tweets: validation tweets of a RepLab root, or lines of a UTF-8 text file."""
     if tweets.is_dir():
-        from edgerep.data import SplitConfig
+        from edgerep.data import SplitConfig, spread
         from edgerep.evaluate import select_tweets
-        from edgerep.pipeline import _spread
 
         val, _ = select_tweets(tweets, "training", "validation", SplitConfig())
-        return _spread([t.text for t in val], n)
+        return spread([t.text for t in val], n)
     lines = [ln for ln in read_bytes(tweets, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
     if len(lines) < 2:
         raise InputTextError(f"{tweets}: need at least 2 non-empty lines of tweets")

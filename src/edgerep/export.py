@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass
 from enum import Enum, unique
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from edgerep.errors import ConfigError, ExportValidationError
 from edgerep.io import atomic_directory, atomic_write_json, sha256_file, sha256_tree
-from edgerep.manifest import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, Manifest, TensorSpec
+from edgerep.manifest import MANIFEST_FILE, TOKENIZER_FILE, Manifest, TensorSpec
 from edgerep.progress import log
 from edgerep.text import NORMALIZATION_VERSION
 from edgerep.tokenization import Encoder

@@ -1,14 +1,14 @@
 """Single-tweet latency of a bundle on real tweets (light: runtime only).
 
-Warm-up runs are kept out of the samples; statistics are percentiles (nearest-rank via
-``numpy.percentile``, linear interpolation) and mean ± standard deviation, in milliseconds.
-The full benchmark (threads, device profiles, memory, baselines) builds on this.
+Warm-up runs are kept out of the samples; statistics are percentiles (``numpy.percentile``,
+linear interpolation between order statistics) and mean ± sample standard deviation, in
+milliseconds. The full benchmark (threads, device profiles, memory, baselines) is
+:mod:`edgerep.bench`, which shares this module's statistics and timing loop.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Sequence
 
 import numpy as np
@@ -32,7 +32,10 @@ def latency_stats(samples_ms: Sequence[float]) -> dict:
 
 
 def measure_latency(bundle_dir: str | os.PathLike, texts: Sequence[str], threads: int | None = 1, warmup: int = 10) -> dict:
-    """Time :meth:`PolarityClassifier.classify` tweet by tweet (tokenization included).
+    """Time one tweet at a time through a bundle, in this process (tokenization included).
+
+    The timing loop is :func:`edgerep.bench.run_worker`'s (host profile, batch 1), so these
+    figures and ``edgerep bench``'s are measured the same way.
 
     Args:
         bundle_dir: bundle to load.
@@ -42,38 +45,17 @@ def measure_latency(bundle_dir: str | os.PathLike, texts: Sequence[str], threads
 
     Returns:
         An ``edgerep.latency`` record: ``init_ms`` (bundle load), ``first_inference_ms``,
-        ``latency`` (:func:`latency_stats`), ``throughput_tweets_per_s`` (1000 / mean latency),
-        ``model_size_mb``.
+        ``latency`` (:func:`latency_stats`), ``throughput_tweets_per_s``, ``model_size_mb``.
+
+    Raises:
+        ValueError: fewer than 2 texts.
     """
-    from edgerep.runtime import PolarityClassifier
+    from edgerep.bench import run_worker
 
     if len(texts) < 2:
         raise ValueError("need at least 2 texts to measure latency")
-    t0 = time.perf_counter()
-    clf = PolarityClassifier(bundle_dir, num_threads=threads)
-    init_ms = (time.perf_counter() - t0) * 1e3
-    t0 = time.perf_counter()
-    clf.logits([texts[0]])
-    first_ms = (time.perf_counter() - t0) * 1e3
-    for i in range(warmup):
-        clf.logits([texts[i % len(texts)]])
-    samples = []
-    for t in texts:
-        s = time.perf_counter()
-        clf.logits([t])
-        samples.append((time.perf_counter() - s) * 1e3)
-    stats = latency_stats(samples)
-    return make_record(
-        "latency",
-        {
-            "bundle": str(bundle_dir),
-            "quantization": clf.manifest.quantization.get("mode"),
-            "threads": threads,
-            "warmup": warmup,
-            "init_ms": round(init_ms, 2),
-            "first_inference_ms": round(first_ms, 2),
-            "latency": stats,
-            "throughput_tweets_per_s": round(1e3 / stats["mean_ms"], 2),
-            "model_size_mb": round(clf.model_size_bytes / 1e6, 3),
-        },
+    cell = run_worker(
+        {"kind": "bundle", "path": str(bundle_dir), "threads": threads or 1, "profile": "host", "texts": list(texts), "warmup": warmup}
     )
+    keys = ("quantization", "threads", "init_ms", "first_inference_ms", "latency", "throughput_tweets_per_s", "model_size_mb")
+    return make_record("latency", {"bundle": str(bundle_dir), "warmup": warmup, **{k: cell[k] for k in keys}})

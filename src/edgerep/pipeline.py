@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgerep.data import spread
 from edgerep.errors import ConfigError
 from edgerep.export import parse_quantizations
 from edgerep.io import check_or_write_config
@@ -56,14 +57,6 @@ class RunConfig:
         return d
 
 
-def _spread(items: list, n: int) -> list:
-    """``n`` items evenly spaced over ``items`` (deterministic, covers every entity)."""
-    if len(items) <= n:
-        return list(items)
-    step = len(items) / n
-    return [items[int(i * step)] for i in range(n)]
-
-
 def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunConfig = RunConfig()) -> dict:
     """Run (or resume) the full pipeline; return the ``edgerep.summary`` record.
 
@@ -75,6 +68,9 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     from edgerep.latency import measure_latency
     from edgerep.train import load_training_data, train
 
+    from edgerep.data.replab import find_split_dir
+
+    find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config.to_dict()
@@ -87,7 +83,7 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
 
     log("[bold]2/4 export[/]")
     modes = parse_quantizations(list(config.quantizations))
-    exports = export_bundles(model_dir, out / "bundles", modes, _spread(val_texts, config.export_validation_tweets))
+    exports = export_bundles(model_dir, out / "bundles", modes, spread(val_texts, config.export_validation_tweets))
 
     log("[bold]3/4 evaluate[/] (validation split)")
     results = out / "results"
@@ -111,7 +107,7 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         if rec_path.is_file():
             rec = read_record(rec_path, "latency")
         else:
-            rec = measure_latency(e.path, _spread(val_texts, config.latency_tweets), threads=config.latency_threads)
+            rec = measure_latency(e.path, spread(val_texts, config.latency_tweets), threads=config.latency_threads)
             write_record(rec_path, rec)
         lat[e.mode] = rec
         log(f"latency {e.mode}: p50 {rec['latency']['p50_ms']:.2f} ms, p90 {rec['latency']['p90_ms']:.2f} ms ({config.latency_threads} thread)")

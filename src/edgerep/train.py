@@ -185,22 +185,30 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     if (final / MODEL_INFO_FILE).is_file():
         log(f"[green]train[/]: finished model found at {final}, skipping")
         return final
-    out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
 
+    # Everything a user can get wrong (data, model name) is checked before anything is written.
     train_set, val_set, data_report = load_training_data(data_root, config)
     if not train_set or not val_set:
         raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
     source = resolve_source(config.model)
     tokenizer = load_tokenizer(source)
+    out.mkdir(parents=True, exist_ok=True)
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").is_file():
         with atomic_directory(tok_dir, overwrite=True) as tmp:
             tokenizer.save_pretrained(tmp)
 
+    ckpt_root = out / "checkpoints"
+    latest = _latest_checkpoint(ckpt_root)
     torch.manual_seed(config.seed)
-    model = load_for_classification(source, LABELS)
+    if latest is None:
+        model = load_for_classification(source, LABELS)
+    else:
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(latest)
     model_limit = int(getattr(model.config, "max_position_embeddings", 512))
     probe = Encoder(tok_dir / "tokenizer.json", model_limit)
     if config.max_seq_len is None:
@@ -240,14 +248,8 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
 
     history: list[dict] = []
     start_epoch = 1
-    ckpt_root = out / "checkpoints"
-    latest = _latest_checkpoint(ckpt_root)
     if latest is not None:
         state = json.loads((latest / "state.json").read_text())
-        from transformers import AutoModelForSequenceClassification
-
-        model = AutoModelForSequenceClassification.from_pretrained(latest)
-        optimizer, scheduler = make_optimizer(model)
         opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])

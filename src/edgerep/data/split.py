@@ -72,3 +72,12 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
     train = [t for i, t in enumerate(tweets) if i not in val_idx]
     val = [t for i, t in enumerate(tweets) if i in val_idx]
     return train, val
+
+
+def spread(items: Sequence, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (all of them when there are fewer): a
+    deterministic sample that covers every entity of an entity-ordered list."""
+    if len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
