@@ -74,3 +74,96 @@ def test_bench_cli(tiny_bundles, tmp_path):
     assert json.loads(out.read_text())["cells"][0]["latency"]["n"] == 6
     bad = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--profile", "rpi9")
     assert bad.returncode == 1 and b"unknown device profile" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def _fake_cgroup_tree(tmp_path, subtree="cpu memory pids"):
+    """A directory shaped like a delegated cgroup v2 hierarchy (plain files stand in for the kernel's)."""
+    root = tmp_path / "cgroup"
+    here = root / "user.slice" / "me.scope"
+    here.mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (here / "cgroup.subtree_control").write_text(subtree + "\n")
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text("0::/user.slice/me.scope\n")
+    return root, here, proc
+
+
+def test_cgroup_v2_detection(tmp_path):
+    from edgerep.bench import cgroup_v2_parent
+
+    root, here, proc = _fake_cgroup_tree(tmp_path)
+    assert cgroup_v2_parent(root, proc) == (here, "cgroup v2")
+    (here / "cgroup.subtree_control").write_text("cpu pids\n")
+    parent, reason = cgroup_v2_parent(root, proc)
+    assert parent is None and reason.startswith("memory controller not enabled")
+    proc.write_text("4:memory:/x\n")  # cgroup v1 only
+    assert cgroup_v2_parent(root, proc)[1].endswith("has no cgroup v2 entry")
+    assert cgroup_v2_parent(tmp_path / "nothing", proc) == (None, f"no cgroup v2 unified hierarchy at {tmp_path / 'nothing'}")
+
+
+def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validation_texts):
+    """The parent writes memory.max / memory.swap.max, the worker writes its own pid to cgroup.procs."""
+    from edgerep import bench as B
+
+    root, here, proc = _fake_cgroup_tree(tmp_path)
+    made = []
+    real_make = B.make_memory_cgroup
+
+    def make(parent, name, mb):
+        cg = real_make(parent, name, mb)
+        made.append(cg)
+        return cg
+
+    B.make_memory_cgroup, saved = make, B.make_memory_cgroup
+    try:
+        spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "rpi3b", "texts": validation_texts[:4], "warmup": 0}
+        cell = B._run_cell(spec, 120, here)
+    finally:
+        B.make_memory_cgroup = saved
+    assert "error" not in cell, cell
+    (cg,) = made
+    assert (cg / "memory.max").read_text() == str(1024 * 1024 * 1024)
+    pid = int((cg / "cgroup.procs").read_text())
+    assert pid != __import__("os").getpid()  # the worker joined, not the parent
+    assert cell["profile"]["memory_cap"].startswith("cgroup v2 memory.max") and cell["profile"]["memory_cap_mb"] == 1024
+
+
+def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation_texts):
+    from edgerep.bench import cgroup_v2_parent
+
+    parent, reason = cgroup_v2_parent()
+    rec = bench([tiny_bundles["dynamic-int8"]], validation_texts[:4], profiles=[PROFILES["single-core"]], warmup=0)
+    prof = rec["cells"][0]["profile"]
+    if parent is None:  # this host (cgroup v1): the reason is recorded beside the RLIMIT_AS cap
+        assert prof["memory_cap"].startswith("RLIMIT_AS") and prof["memory_cap_note"].startswith(reason)
+    else:
+        assert prof["memory_cap"].startswith("cgroup v2")
+
+
+def test_interrupted_bench_resumes_finished_cells(tiny_bundles, validation_texts, tmp_path):
+    from edgerep import bench as B
+
+    ckpt = tmp_path / "bench.json.partial"
+    models = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"]]
+    real_run_cell, calls = B._run_cell, []
+
+    def interrupted(spec, timeout_s, cgroup_parent=None):
+        calls.append(spec["path"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run_cell(spec, timeout_s, cgroup_parent)
+
+    B._run_cell = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
+    finally:
+        B._run_cell = real_run_cell
+    partial = json.loads(ckpt.read_text())
+    assert partial["complete"] is False and len(partial["cells"]) == 1
+    rec = bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
+    assert len(rec["cells"]) == 2
+    assert rec["cells"][0]["init_ms"] == partial["cells"][0]["init_ms"]  # kept, not measured again
+    assert rec["cells"][1]["path"] == str(tiny_bundles["dynamic-int8"]) and "error" not in rec["cells"][1]
+    with pytest.raises(ConfigError, match="interrupted bench with other settings"):
+        bench(models, validation_texts[:5], warmup=0, checkpoint=ckpt)

@@ -3,8 +3,12 @@ under emulated device profiles, with the PyTorch model as baseline in the same r
 
 Each (model, threads, profile) cell runs in a fresh worker process (``python -m edgerep.bench``)
 so its peak RSS and CPU time are its own. The worker pins itself to the profile's cores
-(``os.sched_setaffinity``) and caps its address space (``RLIMIT_AS``; this host has cgroup v1
-only), loads the model (init time), times the first inference, runs the warm-up (not sampled),
+(``os.sched_setaffinity``) and caps its memory: with cgroup v2 (a unified hierarchy whose
+delegated cgroup offers the ``memory`` controller to its children) the parent makes a child
+cgroup with ``memory.max`` = the board's RAM and ``memory.swap.max`` = 0 and the worker joins it
+(``cgroup.procs``), so the cap is on resident memory as on the board, and the kernel's
+``memory.peak`` is recorded; elsewhere (cgroup v1, no delegation, macOS) it falls back to
+``RLIMIT_AS``, a cap on address space (stricter than RSS). The worker then loads the model (init time), times the first inference, runs the warm-up (not sampled),
 then classifies real tweets one at a time. Statistics: percentiles and mean ± std of the
 per-tweet latency (ms), throughput = tweets / sampled wall time, CPU = (user + sys) / wall
 (% of one core), peak RSS = ``ru_maxrss`` (the kernel's high-water mark, MB).
@@ -69,7 +73,85 @@ def parse_profiles(spec: str) -> list[DeviceProfile]:
     return [PROFILES[n] for n in names]
 
 
-def _apply_profile(profile: DeviceProfile) -> dict:
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def cgroup_v2_parent(root: str | os.PathLike = CGROUP_ROOT, proc_cgroup: str | os.PathLike = "/proc/self/cgroup") -> tuple[Path | None, str]:
+    """The cgroup v2 directory under which this process may create memory-capped children.
+
+    Conditions (kernel doc ``admin-guide/cgroup-v2.rst``): ``root`` is a unified hierarchy
+    (``cgroup.controllers`` exists), this process's cgroup is the ``0::/path`` line of
+    ``/proc/self/cgroup``, its ``cgroup.subtree_control`` lists ``memory`` (children get the
+    controller) and it is writable (delegated to us).
+
+    Returns:
+        ``(directory, "cgroup v2")`` or ``(None, reason)`` — the reason says why the caller
+        falls back to ``RLIMIT_AS``.
+    """
+    root = Path(root)
+    if not (root / "cgroup.controllers").is_file():
+        return None, f"no cgroup v2 unified hierarchy at {root}"
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError as e:
+        return None, f"cannot read {proc_cgroup}: {e.strerror}"
+    rel = next((ln[3:] for ln in lines if ln.startswith("0::")), None)
+    if rel is None:
+        return None, f"{proc_cgroup} has no cgroup v2 entry"
+    here = root / rel.lstrip("/")
+    try:
+        enabled = (here / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return None, f"cannot read {here / 'cgroup.subtree_control'}"
+    if "memory" not in enabled:
+        return None, f"memory controller not enabled for children of {here}"
+    if not os.access(here, os.W_OK):
+        return None, f"{here} is not delegated to this user"
+    return here, "cgroup v2"
+
+
+def make_memory_cgroup(parent: Path, name: str, memory_mb: int) -> Path:
+    """Create the child cgroup ``parent/name`` with ``memory.max`` = ``memory_mb`` MiB and no swap.
+
+    Raises:
+        OSError: the kernel refused (the caller falls back to ``RLIMIT_AS``).
+    """
+    cg = parent / name
+    cg.mkdir()
+    try:
+        (cg / "memory.max").write_text(str(memory_mb * 1024 * 1024))
+        if (cg / "memory.swap.max").exists():
+            (cg / "memory.swap.max").write_text("0")
+    except OSError:
+        remove_cgroup(cg)
+        raise
+    return cg
+
+
+def cgroup_stats(cg: Path) -> dict:
+    """``memory.peak`` (MB, kernel >= 5.19) and the ``oom_kill`` count of ``memory.events``."""
+    out: dict = {}
+    try:
+        out["cgroup_memory_peak_mb"] = round(int((cg / "memory.peak").read_text()) / 2**20, 1)
+    except (OSError, ValueError):
+        pass
+    try:
+        events = dict(ln.split() for ln in (cg / "memory.events").read_text().splitlines() if ln.strip())
+        out["oom_kill"] = int(events.get("oom_kill", 0))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def remove_cgroup(cg: Path) -> None:
+    """``rmdir`` an empty cgroup (its interface files go with it); a failure is ignored."""
+    try:
+        cg.rmdir()
+    except OSError:
+        pass
+
+
+def _apply_profile(profile: DeviceProfile, cgroup: str | None = None, note: str | None = None) -> dict:
     applied: dict = {"profile": profile.name}
     if profile.cores:
         available = sorted(os.sched_getaffinity(0))
@@ -78,11 +160,17 @@ def _apply_profile(profile: DeviceProfile) -> dict:
         applied["cpus"] = sorted(cpus)
         if len(cpus) < profile.cores:
             applied["note"] = f"{profile.cores} cores wanted, host has {len(available)}"
-    if profile.memory_mb:
+    if profile.memory_mb and cgroup:  # the parent made the cgroup (make_memory_cgroup); join it
+        Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
+        applied["memory_cap_mb"] = profile.memory_mb
+        applied["memory_cap"] = f"cgroup v2 memory.max, no swap ({cgroup})"
+    elif profile.memory_mb:
         limit = profile.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         applied["memory_cap_mb"] = profile.memory_mb
         applied["memory_cap"] = "RLIMIT_AS (address space; stricter than RSS)"
+        if note:
+            applied["memory_cap_note"] = note
     return applied
 
 
@@ -93,7 +181,7 @@ def run_worker(spec: dict) -> dict:
     "batch"}``. With ``batch`` B > 1 a sample is one call on B tweets (latency of a batch) and
     throughput counts tweets.
     """
-    applied = _apply_profile(PROFILES[spec["profile"]])
+    applied = _apply_profile(PROFILES[spec["profile"]], spec.get("cgroup"), spec.get("cgroup_note"))
     texts: list[str] = spec["texts"]
     threads = int(spec["threads"])
     batch = int(spec.get("batch", 1))
@@ -180,6 +268,7 @@ def bench(
     warmup: int = 20,
     timeout_s: float = 900,
     batches: Sequence[int] = (1,),
+    checkpoint: str | os.PathLike | None = None,
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
 
@@ -193,6 +282,10 @@ def bench(
         timeout_s: per-cell limit.
         batches: batch sizes (a bundle supports 1 and its manifest's ``batch_size``; a cell
             asking for another fails with that message).
+        checkpoint: a partial record rewritten atomically after every cell; when it exists and
+            was made with the same settings and tweets, its finished cells are kept and only
+            the missing ones run (an interrupted bench resumes). The caller deletes it once the
+            final record is written.
 
     Returns:
         Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
@@ -209,6 +302,14 @@ def bench(
     if not models and baseline is None:
         raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
+    settings = {
+        "tweets": len(texts), "tweets_sha256": _texts_digest(texts), "warmup": warmup,
+        "threads": list(threads), "profiles": [asdict(p) for p in profiles],
+    }
+    done = _resume(checkpoint, settings)
+    cgroup_parent, cgroup_reason = (None, "")
+    if any(p.memory_mb for p in profiles):
+        cgroup_parent, cgroup_reason = cgroup_v2_parent()
     cells = []
     from edgerep.progress import progress
 
@@ -218,10 +319,21 @@ def bench(
             for n in threads:
                 for batch in batches:
                     for kind, path in jobs:
+                        key = (path, n, batch, profile.name)
+                        if key in done:
+                            cells.append(done[key])
+                            bar.advance(task)
+                            continue
                         bar.update(task, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
                         spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup, "batch": batch}
-                        cells.append(_run_cell(spec, timeout_s))
+                        if cgroup_parent is None and profile.memory_mb:
+                            spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
+                        cells.append(_run_cell(spec, timeout_s, cgroup_parent))
                         bar.advance(task)
+                        if checkpoint is not None:
+                            from edgerep.results import write_record
+
+                            write_record(checkpoint, make_record("bench", {"settings": settings, "cells": cells, "complete": False}))
     for c in cells:
         if "error" in c:
             continue
@@ -234,24 +346,64 @@ def bench(
         if base is not None and c["kind"] == "bundle":
             c["speedup_vs_pytorch"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2) if c.get("batch", 1) > 1 else round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
             c["size_ratio_vs_pytorch"] = round(base["model_size_mb"] / c["model_size_mb"], 2)
-    settings = {"tweets": len(texts), "warmup": warmup, "threads": list(threads), "profiles": [asdict(p) for p in profiles]}
     return make_record("bench", {"settings": settings, "cells": cells})
 
 
-def _run_cell(spec: dict, timeout_s: float) -> dict:
+def _texts_digest(texts: Sequence[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _cell_key(c: dict) -> tuple:
+    return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
+
+
+def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> dict[tuple, dict]:
+    """Finished cells of a partial record made with the same settings (failed cells run again)."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return {}
+    from edgerep.results import machine_info, read_record
+
+    try:
+        old = read_record(checkpoint, "bench")
+    except ValueError:  # not a bench record: start afresh (it is overwritten after the first cell)
+        return {}
+    if old.get("settings") != settings or old["machine"].get("cpu") != machine_info().get("cpu"):
+        raise ConfigError(f"{checkpoint}: an interrupted bench with other settings; delete it or use another --output")
+    return {_cell_key(c): c for c in old.get("cells", []) if "error" not in c}
+
+
+def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -> dict:
     ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "batch": spec.get("batch", 1), "profile": {"profile": spec["profile"]}}
+    profile = PROFILES.get(spec["profile"])
+    cg = None
+    if cgroup_parent is not None and profile is not None and profile.memory_mb:
+        try:
+            cg = make_memory_cgroup(cgroup_parent, f"edgerep-bench-{os.getpid()}-{time.monotonic_ns()}", profile.memory_mb)
+            spec = {**spec, "cgroup": str(cg)}
+        except OSError as e:
+            spec = {**spec, "cgroup_note": f"cgroup v2 refused ({e.strerror}); RLIMIT_AS instead"}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "edgerep.bench"], input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired:
         return {**ident, "error": f"timed out after {timeout_s:.0f} s"}
+    finally:
+        stats = cgroup_stats(cg) if cg is not None else {}
+        if cg is not None:
+            remove_cgroup(cg)
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
         oom = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
+        if stats.get("oom_kill"):
+            return {**ident, "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mb} MB"}
         kind = "out of memory under the profile's cap" if any(k in proc.stderr for k in oom) else "failed"
         return {**ident, "error": f"{kind}: {tail[0][:300]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    cell = json.loads(proc.stdout.strip().splitlines()[-1])
+    cell["profile"].update(stats)
+    return cell
 
 
 def merge_into(path: str | os.PathLike, record: dict) -> dict:
@@ -273,11 +425,8 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
             raise ConfigError(f"{path}: made with other settings {old['settings']}; refusing to merge (use another --out)")
         if old["machine"].get("cpu") != record["machine"].get("cpu") or old["machine"].get("logical_cores") != record["machine"].get("logical_cores"):
             raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
-        def key(c: dict) -> tuple:
-            return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
-
-        keys = {key(c) for c in record["cells"]}
-        record = {**record, "cells": [c for c in old["cells"] if key(c) not in keys] + record["cells"]}
+        keys = {_cell_key(c) for c in record["cells"]}
+        record = {**record, "cells": [c for c in old["cells"] if _cell_key(c) not in keys] + record["cells"]}
     write_record(path, record)
     return record
 

@@ -390,7 +390,7 @@ def bench(
     baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused. An interrupted run resumes from OUTPUT.partial.")] = None,
     host: Annotated[Optional[str], typer.Option(help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert.")] = None,
     key: Annotated[Optional[Path], typer.Option(help="SSH private key (default: agent and ~/.ssh keys).")] = None,
     known_hosts: Annotated[Optional[Path], typer.Option(help="Extra known_hosts file to trust.")] = None,
@@ -427,9 +427,12 @@ def bench(
             accept_new_host_key=accept_new_host_key, remote_python=remote_python,
         )
     else:
-        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list)
+        checkpoint = output.with_name(output.name + ".partial") if output else None
+        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list, checkpoint=checkpoint)
     if output:
         rec = merge_into(output, rec)
+        if not host:
+            checkpoint.unlink(missing_ok=True)
     if as_json:
         _print_json(rec)
         return
