@@ -124,7 +124,10 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
         "evaluation-dynamic-int8.json", "evaluation-fp32.json", "evaluation-pytorch.json",
         "latency-dynamic-int8.json", "latency-fp32.json",
     ]
-    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "summary.json"}
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "## Accuracy" in report and f"{summary['rows'][0]['accuracy']:.4f}" in report
+    rebuilt = ("summary.json", "report")  # rewritten by every run
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.relative_to(tmp_path / "run").parts[0] not in rebuilt}
     again = run(data_root, tmp_path / "run", cfg)
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in summary["rows"]]
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing redone

@@ -465,6 +465,31 @@ def bench(
 
 
 @app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Results directories: a run (runs/default), a bench or matrix directory; searched recursively.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory (replaced atomically).")] = Path("report"),
+    title: Annotated[str, typer.Option(help="Page title.")] = "edgerep report",
+    as_json: JsonFlag = False,
+) -> None:
+    """Markdown + self-contained HTML report with plots, from the versioned JSON results only.
+
+    Accuracy vs size per quantization and backend, confusion matrices, footprint ratio to
+    BERT-large, latency/throughput per device profile and thread count.
+    Example: edgerep report runs/default runs/bench -o report/
+    """
+    from edgerep.report import build_report
+
+    rep = build_report(results, output, title=title)
+    if as_json:
+        _print_json(rep)
+        return
+    out.print(f"report: {rep['html']}")
+    out.print(f"        {rep['markdown']} ({len(rep['figures'])} figures, {rep['records']} records)")
+    for s in rep["skipped"]:
+        err.print(f"warning: skipped {s}")
+
+
+@app.command()
 def run(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),

@@ -8,6 +8,7 @@ Stages and their outputs under ``out_dir``::
     results/evaluation-<model>.json      accuracy, macro-F1, per class, confusion matrix
     results/latency-<quantization>.json  single-tweet latency on validation tweets
     summary.json                         the figures above in one record
+    report/                              report.md, report.html, figures/ (``edgerep report``)
 
 A stage whose output exists is skipped, so an interrupted run continues where it stopped.
 """
@@ -76,16 +77,16 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     cfg = config.to_dict()
     check_or_write_config(out / "config.json", cfg, ConfigError)
 
-    log("[bold]1/4 fine-tune[/]")
+    log("[bold]1/5 fine-tune[/]")
     model_dir = train(data_root, out / "train", config.train)
     _, val, _ = load_training_data(data_root, config.train)
     val_texts = [t.text for t in val]
 
-    log("[bold]2/4 export[/]")
+    log("[bold]2/5 export[/]")
     modes = parse_quantizations(list(config.quantizations))
     exports = export_bundles(model_dir, out / "bundles", modes, spread(val_texts, config.export_validation_tweets))
 
-    log("[bold]3/4 evaluate[/] (validation split)")
+    log("[bold]3/5 evaluate[/] (validation split)")
     results = out / "results"
     evals = {}
     for name, path in [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports]:
@@ -100,7 +101,7 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         m = rec["metrics"]
         log(f"evaluate {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})")
 
-    log("[bold]4/4 latency[/] (single tweet)")
+    log("[bold]4/5 latency[/] (single tweet)")
     lat = {}
     for e in exports:
         rec_path = results / f"latency-{e.mode}.json"
@@ -153,4 +154,13 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         },
     )
     write_record(out / "summary.json", summary)
+
+    log("[bold]5/5 report[/]")
+    try:
+        from edgerep.report import build_report
+
+        rep = build_report([out], out / "report", title=f"edgerep run — {info.get('source_model')} on RepLab 2013")
+        log(f"report: {rep['html']} and {rep['markdown']}")
+    except ConfigError as e:  # matplotlib missing: the run's results stand; say how to get the report
+        log(f"[yellow]report skipped[/]: {e}")
     return summary
