@@ -490,6 +490,35 @@ def report(
 
 
 @app.command()
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory to serve.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 exposes it to the network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port, printed at start).")] = 8000,
+    threads: Threads = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most texts in one inference call (micro-batching).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(min=0, help="Wait this long for more requests to batch (ms).")] = 2.0,
+    max_body_kb: Annotated[int, typer.Option(min=1, help="Largest request body (KiB): 413 beyond.")] = 1024,
+    max_texts: Annotated[int, typer.Option(min=1, help="Most texts per request: 413 beyond.")] = 256,
+    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn access log).")] = False,
+) -> None:
+    """Local HTTP API: POST /classify, GET /health, GET /metrics — no network beyond the socket.
+
+    Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
+             curl -s localhost:8000/classify -d '{"text": "Great service from @BMW today!"}'
+    """
+    from edgerep.serve import ServeConfig, serve as do_serve
+
+    cfg = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body_kb * 1024, max_texts=max_texts, threads=threads)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/] listening on {host}: reachable from other machines; the API has no authentication")
+
+    def announce(url: str) -> None:
+        err.print(f"serving {bundle} on {url}  (POST /classify, GET /health, GET /metrics; Ctrl-C stops)", highlight=False)
+
+    do_serve(bundle, host, port, cfg, access_log=access_log, announce=announce)
+
+
+@app.command()
 def run(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
