@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""Load test of ``edgerep serve`` on loopback: N concurrent clients for a bounded time.
+
+Starts ``edgerep serve BUNDLE --port 0`` on 127.0.0.1 in a child process, then runs ``--clients``
+threads, each with its own keep-alive HTTP/1.1 connection (``http.client``), posting real RepLab
+validation tweets one per request until ``--duration`` seconds or ``--max-requests`` requests.
+Counts every non-200 answer and every connection error as an error; latency is measured on the
+client (request sent -> body read), so it includes queueing in the server.
+
+    python benchmarks/serve_load.py runs/default/bundles/dynamic-int8 --clients 50 --duration 60 -o runs/load/load.json
+
+Prints throughput (requests/s), client latency p50/p90/p99/max, the server's /metrics (mean
+micro-batch, server-side p99), and writes an ``edgerep.load`` record. Exit code 1 when any
+request failed. Client and server share this machine's cores: on a 2-core host the figures are
+a lower bound of what the server does alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+from edgerep.latency import latency_stats
+from edgerep.results import make_record, write_record
+
+
+def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
+    cmd = [sys.executable, "-m", "edgerep.cli", "serve", bundle, "--host", "127.0.0.1", "--port", "0", *extra]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 120
+    seen = []
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = re.search(r"on http://([\d.]+):(\d+)", line)
+        if m:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, m.group(1), int(m.group(2))
+    proc.kill()
+    sys.exit("server did not start:\n" + "".join(seen))
+
+
+def tweets(source: str, n: int) -> list[str]:
+    p = Path(source)
+    if p.is_file():
+        return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()][:n] or sys.exit(f"{p}: no tweets")
+    from edgerep.data import SplitConfig, load_split, split_train_validation, spread
+
+    all_tweets, _ = load_split(p, "training")
+    _, val = split_train_validation(all_tweets, SplitConfig())
+    return spread([t.text for t in val], n)
+
+
+def client(host: str, port: int, texts: list[str], offset: int, stop_at: float, budget: list[int], lock: threading.Lock, out: dict) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    lat, errors, i = [], [], offset
+    while time.perf_counter() < stop_at:
+        with lock:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+        body = json.dumps({"text": texts[i % len(texts)]})
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", "/classify", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status != 200:
+                errors.append(f"HTTP {r.status}: {data[:200]!r}")
+            else:
+                lat.append((time.perf_counter() - t0) * 1e3)
+        except (OSError, http.client.HTTPException) as e:
+            errors.append(f"{type(e).__name__}: {e}")
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.close()
+    out["latencies"] = lat
+    out["errors"] = errors
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bundle")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load (bounded)")
+    ap.add_argument("--max-requests", type=int, default=1_000_000, help="stop after this many requests in all (bounded)")
+    ap.add_argument("--tweets", default="../shared/data/replab2013", help="RepLab root (validation tweets) or a text file")
+    ap.add_argument("--n-tweets", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=None, help="server inference threads")
+    ap.add_argument("--max-wait-ms", type=float, default=2.0, help="server micro-batching wait")
+    ap.add_argument("-o", "--output", default=None, help="write the edgerep.load JSON record here")
+    a = ap.parse_args()
+    if a.clients < 1 or a.duration <= 0 or a.max_requests < 1:
+        sys.exit("--clients, --duration and --max-requests must be positive")
+    texts = tweets(a.tweets, a.n_tweets)
+    proc, host, port = start_server(a.bundle, a.threads, ["--max-wait-ms", str(a.max_wait_ms)])
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=30)
+        for t in texts[:20]:  # warm-up, not counted
+            c.request("POST", "/classify", body=json.dumps({"text": t}), headers={"Content-Type": "application/json"})
+            c.getresponse().read()
+        c.close()
+        stop_at = time.perf_counter() + a.duration
+        budget, lock = [a.max_requests], threading.Lock()
+        outs = [{} for _ in range(a.clients)]
+        workers = [
+            threading.Thread(target=client, args=(host, port, texts, k * len(texts) // a.clients, stop_at, budget, lock, outs[k]))
+            for k in range(a.clients)
+        ]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(a.duration + 60)
+        wall = time.perf_counter() - t0
+        c = http.client.HTTPConnection(host, port, timeout=30)
+        c.request("GET", "/metrics")
+        server = json.loads(c.getresponse().read())
+        c.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lat = [x for o in outs for x in o.get("latencies", [])]
+    errors = [e for o in outs for e in o.get("errors", [])]
+    stuck = sum(1 for w in workers if w.is_alive())
+    if stuck:
+        errors.append(f"{stuck} clients did not finish")
+    ok = len(lat)
+    stats = latency_stats(lat) if ok >= 2 else None
+    rec = make_record("load", {
+        "bundle": a.bundle,
+        "settings": {"clients": a.clients, "duration_s": a.duration, "max_requests": a.max_requests, "tweets": len(texts),
+                     "server_threads": a.threads, "max_wait_ms": a.max_wait_ms, "texts_per_request": 1, "transport": "HTTP/1.1 keep-alive, loopback"},
+        "wall_s": round(wall, 2),
+        "requests_ok": ok,
+        "errors": len(errors),
+        "error_examples": errors[:10],
+        "throughput_requests_per_s": round(ok / wall, 2),
+        "client_latency": stats,
+        "server_metrics": {k: server.get(k) for k in ("requests_total", "requests_by_status", "batches", "mean_batch_texts", "inference_busy_percent", "latency_ms")},
+    })
+    print(f"{a.clients} clients x {wall:.1f} s on {host}:{port} ({Path(a.bundle).name}): {ok:,} requests ok, {len(errors)} errors")
+    print(f"throughput {rec['throughput_requests_per_s']:.1f} requests/s (one tweet each)")
+    if stats:
+        print(f"client latency ms: p50 {stats['p50_ms']:.1f}  p90 {stats['p90_ms']:.1f}  p99 {stats['p99_ms']:.1f}  max {stats['max_ms']:.1f}")
+    sm = server.get("latency_ms", {})
+    print(f"server: mean micro-batch {server.get('mean_batch_texts')} texts, inference busy {server.get('inference_busy_percent')}%, "
+          f"server-side p99 {sm.get('p99')} ms (last {sm.get('window')} requests)")
+    for e in errors[:5]:
+        print(f"error: {e}", file=sys.stderr)
+    if a.output:
+        write_record(a.output, rec)
+        print(f"record written to {a.output}")
+    return 1 if errors or ok == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
