@@ -1,7 +1,7 @@
 """The report: Markdown and a self-contained HTML page, built only from versioned JSON records.
 
 ``edgerep report RESULTS_DIR... -o report/`` reads every ``edgerep.*`` record under the given
-directories — evaluations, latency, bench, matrix and run summaries — and the bundle manifests
+directories — evaluations, latency, bench, matrix, serving load tests and run summaries — and the bundle manifests
 (``edgerep-bundle``: the export's quantization and its validation against PyTorch), and writes::
 
     report/report.md        tables + figures/ links
@@ -47,11 +47,12 @@ class Records:
     benches: list[tuple[Path, dict]] = field(default_factory=list)
     matrices: list[tuple[Path, dict]] = field(default_factory=list)
     summaries: list[tuple[Path, dict]] = field(default_factory=list)
+    loads: list[tuple[Path, dict]] = field(default_factory=list)
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def count(self) -> int:
-        return sum(len(x) for x in (self.evaluations, self.latencies, self.benches, self.matrices, self.summaries, self.manifests))
+        return sum(len(x) for x in (self.evaluations, self.latencies, self.benches, self.matrices, self.summaries, self.loads, self.manifests))
 
 
 def collect(dirs: list[str | os.PathLike]) -> Records:
@@ -63,7 +64,7 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
     recs = Records()
     kinds = {
         "edgerep.evaluation": recs.evaluations, "edgerep.latency": recs.latencies, "edgerep.bench": recs.benches,
-        "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries,
+        "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries, "edgerep.load": recs.loads,
     }
     for d in dirs:
         d = Path(d)
@@ -173,6 +174,7 @@ def _accuracy_points(recs: Records) -> list[dict]:
 
 def _fig_accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     quants = sorted({p["quantization"] for p in points})
@@ -188,6 +190,13 @@ def _fig_accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
         if any(p["backend"] == b for p in points):
             ax.scatter([], [], color="white", edgecolor="black", marker=mk, label=b)
     ax.set_xscale("log")
+    accs = [p["accuracy"] for p in points]
+    mid, half = (max(accs) + min(accs)) / 2, max(0.02, (max(accs) - min(accs)) / 2 + 0.01)  # at least +-2 points: no magnified noise
+    ax.set_ylim(mid - half, mid + half)
+    sizes = [p["size_mb"] for p in points]
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("model file (MB, log scale)")
     ax.set_ylabel("accuracy (validation split)")
     ax.grid(True, which="both", alpha=0.3)
@@ -195,6 +204,8 @@ def _fig_accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
         return ref_mb / np.maximum(x, 1e-9)
 
     top = ax.secondary_xaxis("top", functions=(ratio, ratio))
+    top.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    top.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     top.set_xlabel("x smaller than BERT-large float32")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     ax.set_title("Accuracy vs model size", fontsize=11, pad=8)
@@ -203,6 +214,7 @@ def _fig_accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
 
 def _fig_footprint(items: list[tuple[str, float]], ref_mb: float) -> bytes:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     items = sorted(items, key=lambda x: -x[1])
     fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(items) + 1.2))
@@ -212,6 +224,7 @@ def _fig_footprint(items: list[tuple[str, float]], ref_mb: float) -> bytes:
     ax.set_yticks(range(len(items)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("MB (log scale)")
     for b, s in zip(bars, sizes):
         ax.text(b.get_width() * 1.05, b.get_y() + b.get_height() / 2, f"{s:.1f} MB  ({ref_mb / s:.0f}x)", va="center", fontsize=7)
@@ -223,12 +236,13 @@ def _fig_footprint(items: list[tuple[str, float]], ref_mb: float) -> bytes:
 def _fig_bench(cells: list[dict], metric: str) -> bytes:
     """Grouped bars: x = (profile, threads, batch) groups, one bar per model."""
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     groups = sorted({(c["profile"]["profile"], c["threads"], c.get("batch", 1)) for c in cells}, key=lambda g: (g[0] != "host", g))
     models = sorted({c["_name"] for c in cells})
     fig, ax = plt.subplots(figsize=(max(7.5, 1.1 * len(groups) + 2), 4.2))
-    width = 0.8 / max(1, len(models))
+    width = min(0.25, 0.8 / max(1, len(models)))
     for i, m in enumerate(models):
         ys, errs = [], []
         for g in groups:
@@ -243,17 +257,20 @@ def _fig_bench(cells: list[dict], metric: str) -> bytes:
                 ys.append(c["throughput_tweets_per_s"])
                 errs.append(0)
         x = np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width
-        ax.bar(x, ys, width, label=m, yerr=errs if metric == "latency" else None, capsize=2, color=plt.cm.tab10(i % 10))
+        yerr = [np.zeros(len(errs)), errs] if metric == "latency" else None  # whisker up to p90 only
+        ax.bar(x, ys, width, label=m, yerr=yerr, capsize=2, color=plt.cm.tab10(i % 10))
     ax.set_xticks(range(len(groups)), [f"{p}\n{t} thr, b{b}" for p, t, b in groups], fontsize=8)
     if metric == "latency":
         ax.set_ylabel("latency p50 (ms; whisker to p90)")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title("Latency per device profile and thread count", fontsize=11)
     else:
         ax.set_ylabel("throughput (tweets/s)")
         ax.set_title("Throughput per device profile and thread count", fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _png(fig)
 
 
@@ -320,7 +337,7 @@ def build_sections(recs: Records) -> list[Section]:
     created = sorted(r.get("created", "") for group in (recs.evaluations, recs.latencies, recs.benches, recs.matrices, recs.summaries) for _, r in group)
     ov.blocks.append(
         f"Built from {recs.count()} records: {len(recs.evaluations)} evaluations, {len(recs.manifests)} bundle manifests, "
-        f"{len(recs.latencies)} latency, {len(recs.benches)} bench, {len(recs.matrices)} matrix, {len(recs.summaries)} run summaries"
+        f"{len(recs.latencies)} latency, {len(recs.benches)} bench, {len(recs.matrices)} matrix, {len(recs.loads)} load, {len(recs.summaries)} run summaries"
         + (f"; created {created[0]} to {created[-1]}" if created else "") + f"; edgerep commits {', '.join(commits)}."
     )
     for mj in sorted(machines):
@@ -429,6 +446,11 @@ def build_sections(recs: Records) -> list[Section]:
             sec.blocks.append(Table(["model", "profile", "threads", "batch", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "tweets/s", "peak RSS MB", "x PyTorch", "note"], rows))
             sec.blocks.append(Figure("latency.png", _fig_bench(ok, "latency"), "Latency p50 per device profile, thread count and batch (whisker: p90)."))
             sec.blocks.append(Figure("throughput.png", _fig_bench(ok, "throughput"), "Throughput per device profile, thread count and batch."))
+        if recs.latencies and not ok:  # no bench record: plot the run's single-tweet latency records
+            lat_cells = [{"_name": f"{r.get('quantization')} ({Path(str(r.get('bundle'))).parent.parent.name})", "profile": {"profile": "host"},
+                          "threads": r.get("threads") or 0, "batch": 1, "latency": r["latency"], "throughput_tweets_per_s": r["throughput_tweets_per_s"]}
+                         for _, r in recs.latencies]
+            sec.blocks.append(Figure("latency.png", _fig_bench(lat_cells, "latency"), "Single-tweet latency p50 (whisker: p90) of the run's bundles on this machine."))
         if recs.latencies:
             rows = [[r.get("quantization", ""), f"`{r.get('bundle')}`", str(r.get("threads")), f"{r['model_size_mb']:.1f}", f"{r['init_ms']:.0f}", f"{r['first_inference_ms']:.0f}",
                      f"{r['latency']['p50_ms']:.2f}", f"{r['latency']['p90_ms']:.2f}", f"{r['latency']['p99_ms']:.2f}", f"{r['throughput_tweets_per_s']:.0f}", str(r["latency"]["n"])]
@@ -436,6 +458,18 @@ def build_sections(recs: Records) -> list[Section]:
             sec.blocks.append(Table(["quantization", "bundle", "threads", "MB", "init ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "tweets/s", "samples"], rows,
                                     "Single-tweet latency of `edgerep run` (classify including normalization and tokenization)."))
         sections.append(sec)
+
+    if recs.loads:
+        rows = []
+        for _, r in recs.loads:
+            st, cl, sm = r["settings"], r.get("client_latency") or {}, r.get("server_metrics") or {}
+            rows.append([f"`{r['bundle']}`", str(st["clients"]), f"{r['wall_s']:.0f}", f"{r['requests_ok']:,}", str(r["errors"]),
+                         f"{r['throughput_requests_per_s']:.0f}", _fmt(cl.get("p50_ms"), ".1f"), _fmt(cl.get("p99_ms"), ".1f"),
+                         _fmt(sm.get("mean_batch_texts"), ".1f")])
+        sections.append(Section("Serving under load (`edgerep serve`)", [
+            "`benchmarks/serve_load.py`: concurrent keep-alive clients on loopback, one tweet a request; client-side latency includes queueing.",
+            Table(["bundle", "clients", "seconds", "requests ok", "errors", "requests/s", "p50 ms", "p99 ms", "mean micro-batch"], rows),
+        ]))
 
     if recs.skipped:
         sections.append(Section("Skipped files", [Table(["file and reason"], [[s] for s in recs.skipped])]))
