@@ -216,9 +216,15 @@ def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
         from edgerep.runtime import PolarityClassifier
-        import edgerep.cli, edgerep.evaluate, edgerep.latency
+        import edgerep.cli, edgerep.evaluate, edgerep.latency, edgerep.report
         clf = PolarityClassifier({str(tiny_bundles['dynamic-int8'])!r})
         print(clf.classify('HSBC fined for money laundering').label)
+        try:
+            from edgerep.serve import create_app
+        except ImportError:  # [serve] extra not installed
+            pass
+        else:
+            create_app({str(tiny_bundles['dynamic-int8'])!r})
         assert not any(m.split('.')[0] in ('torch', 'transformers') for m in sys.modules)
         """
     )
