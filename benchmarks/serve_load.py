@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -33,23 +32,14 @@ from edgerep.results import make_record, write_record
 
 
 def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
-    cmd = [sys.executable, "-m", "edgerep.cli", "serve", bundle, "--host", "127.0.0.1", "--port", "0", *extra]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    deadline = time.time() + 120
-    seen = []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        m = re.search(r"on http://([\d.]+):(\d+)", line)
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, m.group(1), int(m.group(2))
-    proc.kill()
-    sys.exit("server did not start:\n" + "".join(seen))
+    from edgerep.serve import spawn
+
+    try:
+        proc, url = spawn(bundle, *extra, *(["--threads", str(threads)] if threads else []))
+    except RuntimeError as e:
+        sys.exit(str(e))
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return proc, host, int(port)
 
 
 def tweets(source: str, n: int) -> list[str]:

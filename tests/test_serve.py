@@ -4,13 +4,11 @@ concurrent load, with bad input, and with the network unplugged (``unshare -n``)
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 
 import numpy as np
@@ -20,7 +18,7 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from edgerep.runtime import PolarityClassifier  # noqa: E402
-from edgerep.serve import ServeConfig, create_app  # noqa: E402
+from edgerep.serve import ServeConfig, create_app, spawn  # noqa: E402
 
 ADVERSARIAL_OK = {
     "10,000 characters": "great " * 1666 + "!!!!",
@@ -103,25 +101,8 @@ def test_overload_is_a_503(tiny_bundles):
         assert r.status_code == 503 and "overloaded" in r.json()["error"]
 
 
-def _start_server(bundle, *extra, prefix=()):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "edgerep.cli", "serve", str(bundle), "--port", "0", *extra],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-    )
-    deadline = time.time() + 120
-    lines = []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"on (http://\S+)", line)
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining
-            return proc, m.group(1)
-    proc.kill()
-    raise AssertionError("server did not start: " + "".join(lines))
+def _start_server(bundle, *extra):
+    return spawn(bundle, *extra)
 
 
 def _post(url, obj, timeout=30):

@@ -346,3 +346,35 @@ def serve(
         announce(f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048))
     server.run(sockets=[sock])
+
+
+def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), timeout_s: float = 120):
+    """Start ``edgerep serve BUNDLE --port 0 ARGS`` in a child process on loopback and wait
+    until it listens (tests, ``benchmarks/serve_load.py``). ``prefix`` runs it under another
+    command (``("unshare", "-n")``). Its stderr is drained in a thread after the start line.
+
+    Returns:
+        ``(process, url)`` — ``url`` like ``http://127.0.0.1:40123``; terminate the process when done.
+
+    Raises:
+        RuntimeError: the server exited or did not listen within ``timeout_s`` (its stderr in the message).
+    """
+    import re
+    import subprocess
+    import sys
+    import threading
+
+    cmd = [*prefix, sys.executable, "-m", "edgerep.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline, seen = time.time() + timeout_s, []
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = re.search(r" on (http://\S+)", line)
+        if m:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # a full pipe would block the server
+            return proc, m.group(1)
+    proc.kill()
+    raise RuntimeError("edgerep serve did not start:\n" + "".join(seen))
