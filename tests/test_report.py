@@ -84,6 +84,9 @@ def test_report_errors_and_skips(tmp_path, results_dir):
     proc = run_cli("report", str(tmp_path / "missing"), "-o", str(tmp_path / "r2"))
     assert proc.returncode == 1 and b"results directory not found" in proc.stderr and b"Traceback" not in proc.stderr
     assert not (tmp_path / "r2").exists()
+    with pytest.raises(ConfigError, match="not a previous report; refusing to replace it"):
+        build_report([d], d)  # -o pointing at a results directory must not wipe it
+    assert (d / "results" / "evaluation-pytorch.json").is_file()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (CI installs Debian's chromium)")

@@ -553,13 +553,15 @@ def build_report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, titl
 
     Args:
         dirs: results directories (a run directory, a bench or matrix directory...).
-        out_dir: the report directory; an existing one is replaced only once the new one is complete.
+        out_dir: the report directory; an existing report is replaced only once the new one is
+            complete; any other non-empty directory is refused.
 
     Returns:
         ``{"markdown": path, "html": path, "figures": [paths], "records": n, "skipped": [...]}``.
 
     Raises:
-        ConfigError: missing directory or no records (see :func:`collect`); matplotlib missing.
+        ConfigError: missing directory or no records (see :func:`collect`); ``out_dir`` is a
+            non-empty directory that is not a report; matplotlib missing.
     """
     try:
         import matplotlib
@@ -567,10 +569,15 @@ def build_report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, titl
         matplotlib.use("Agg")
     except ImportError:
         raise ConfigError("edgerep report needs matplotlib: pip install 'edgerep[report]'") from None
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"{out}: exists and is not a directory")
+        if any(out.iterdir()) and not ((out / "report.html").exists() or (out / "report.md").exists()):
+            raise ConfigError(f"{out}: not empty and not a previous report; refusing to replace it (choose another --output)")
     recs = collect(dirs)
     sections = build_sections(recs)
     figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
-    out = Path(out_dir)
     with atomic_directory(out, overwrite=True) as tmp:
         (tmp / "figures").mkdir()
         for f in figures:
