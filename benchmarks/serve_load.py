@@ -9,8 +9,9 @@ client (request sent -> body read), so it includes queueing in the server.
 
     python benchmarks/serve_load.py runs/default/bundles/dynamic-int8 --clients 50 --duration 60 -o runs/load/load.json
 
-Prints throughput (requests/s), client latency p50/p90/p99/max, the server's /metrics (mean
-micro-batch, server-side p99), and writes an ``edgerep.load`` record. Exit code 1 when any
+Prints throughput (requests/s), client latency p50/p90/p99/max, the server process's peak RSS
+(psutil, sampled every 100 ms) and CPU, the server's /metrics (mean micro-batch, server-side
+p99), and writes an ``edgerep.load`` record. Exit code 1 when any
 request failed. Client and server share this machine's cores: on a 2-core host the figures are
 a lower bound of what the server does alone.
 """
@@ -110,12 +111,29 @@ def main() -> int:
             threading.Thread(target=client, args=(host, port, texts, k * len(texts) // a.clients, stop_at, budget, lock, outs[k]))
             for k in range(a.clients)
         ]
+        import psutil
+
+        server_proc, peak = psutil.Process(proc.pid), {"rss": 0}
+        server_proc.cpu_percent()  # start the CPU-time window
+        done = threading.Event()
+
+        def sample_rss() -> None:  # the server's resident memory, every 100 ms, while loaded
+            while not done.wait(0.1):
+                try:
+                    peak["rss"] = max(peak["rss"], server_proc.memory_info().rss)
+                except psutil.Error:
+                    return
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
         t0 = time.perf_counter()
         for w in workers:
             w.start()
         for w in workers:
             w.join(a.duration + 60)
         wall = time.perf_counter() - t0
+        server_cpu = server_proc.cpu_percent()
+        done.set()
         c = http.client.HTTPConnection(host, port, timeout=30)
         c.request("GET", "/metrics")
         server = json.loads(c.getresponse().read())
@@ -139,6 +157,8 @@ def main() -> int:
         "errors": len(errors),
         "error_examples": errors[:10],
         "throughput_requests_per_s": round(ok / wall, 2),
+        "server_peak_rss_mb": round(peak["rss"] / 2**20, 1),
+        "server_cpu_percent_of_one_core": round(server_cpu, 1),
         "client_latency": stats,
         "server_metrics": {k: server.get(k) for k in ("requests_total", "requests_by_status", "batches", "mean_batch_texts", "inference_busy_percent", "latency_ms")},
     })
@@ -146,6 +166,7 @@ def main() -> int:
     print(f"throughput {rec['throughput_requests_per_s']:.1f} requests/s (one tweet each)")
     if stats:
         print(f"client latency ms: p50 {stats['p50_ms']:.1f}  p90 {stats['p90_ms']:.1f}  p99 {stats['p99_ms']:.1f}  max {stats['max_ms']:.1f}")
+    print(f"server process: peak RSS {rec['server_peak_rss_mb']:.0f} MB (sampled every 100 ms), CPU {rec['server_cpu_percent_of_one_core']:.0f}% of one core")
     sm = server.get("latency_ms", {})
     print(f"server: mean micro-batch {server.get('mean_batch_texts')} texts, inference busy {server.get('inference_busy_percent')}%, "
           f"server-side p99 {sm.get('p99')} ms (last {sm.get('window')} requests)")

@@ -28,4 +28,5 @@ def test_load_script_short_run_has_no_errors(tiny_bundles, tmp_path, validation_
     assert rec["schema"] == "edgerep.load" and rec["errors"] == 0 and rec["settings"]["clients"] == 12
     assert 0 < rec["requests_ok"] <= 400 and rec["client_latency"]["n"] == rec["requests_ok"]
     assert rec["server_metrics"]["requests_by_status"]["200"] == rec["requests_ok"] + 20  # + the 20 warm-up requests
+    assert rec["server_peak_rss_mb"] > 20 and rec["server_cpu_percent_of_one_core"] > 0
     assert "requests/s" in p.stdout and "p99" in p.stdout
