@@ -43,17 +43,6 @@ def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[su
     return proc, host, int(port)
 
 
-def tweets(source: str, n: int) -> list[str]:
-    p = Path(source)
-    if p.is_file():
-        return [ln for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()][:n] or sys.exit(f"{p}: no tweets")
-    from edgerep.data import SplitConfig, load_split, split_train_validation, spread
-
-    all_tweets, _ = load_split(p, "training")
-    _, val = split_train_validation(all_tweets, SplitConfig())
-    return spread([t.text for t in val], n)
-
-
 def client(host: str, port: int, texts: list[str], offset: int, stop_at: float, budget: list[int], lock: threading.Lock, out: dict) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=30)
     lat, errors, i = [], [], offset
@@ -96,7 +85,13 @@ def main() -> int:
     a = ap.parse_args()
     if a.clients < 1 or a.duration <= 0 or a.max_requests < 1:
         sys.exit("--clients, --duration and --max-requests must be positive")
-    texts = tweets(a.tweets, a.n_tweets)
+    from edgerep.data import benchmark_tweets
+    from edgerep.errors import EdgerepError
+
+    try:
+        texts = benchmark_tweets(a.tweets, a.n_tweets)
+    except EdgerepError as e:
+        sys.exit(f"error: {e}")
     proc, host, port = start_server(a.bundle, a.threads, ["--max-wait-ms", str(a.max_wait_ms)])
     try:
         c = http.client.HTTPConnection(host, port, timeout=30)

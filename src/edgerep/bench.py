@@ -295,7 +295,7 @@ def bench(
     Raises:
         ConfigError: fewer than 2 tweets, or no model.
     """
-    from edgerep.results import make_record
+    from edgerep.results import make_record, write_record
 
     if len(texts) < 2:
         raise ConfigError("need at least 2 tweets to benchmark")
@@ -307,6 +307,7 @@ def bench(
         "threads": list(threads), "profiles": [asdict(p) for p in profiles],
     }
     done = _resume(checkpoint, settings)
+    partial = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
     cgroup_parent, cgroup_reason = (None, "")
     if any(p.memory_mb for p in profiles):
         cgroup_parent, cgroup_reason = cgroup_v2_parent()
@@ -331,9 +332,7 @@ def bench(
                         cells.append(_run_cell(spec, timeout_s, cgroup_parent))
                         bar.advance(task)
                         if checkpoint is not None:
-                            from edgerep.results import write_record
-
-                            write_record(checkpoint, make_record("bench", {"settings": settings, "cells": cells, "complete": False}))
+                            write_record(checkpoint, {**partial, "cells": cells})
     for c in cells:
         if "error" in c:
             continue
@@ -355,6 +354,11 @@ def _texts_digest(texts: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def _same_machine(a: dict, b: dict) -> bool:
+    """Two records' ``machine`` entries name the same CPU model and core count."""
+    return (a.get("cpu"), a.get("logical_cores")) == (b.get("cpu"), b.get("logical_cores"))
+
+
 def _cell_key(c: dict) -> tuple:
     return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
 
@@ -369,7 +373,7 @@ def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> dict[tuple,
         old = read_record(checkpoint, "bench")
     except ValueError:  # not a bench record: start afresh (it is overwritten after the first cell)
         return {}
-    if old.get("settings") != settings or old["machine"].get("cpu") != machine_info().get("cpu"):
+    if old.get("settings") != settings or not _same_machine(old["machine"], machine_info()):
         raise ConfigError(f"{checkpoint}: an interrupted bench with other settings; delete it or use another --output")
     return {_cell_key(c): c for c in old.get("cells", []) if "error" not in c}
 
@@ -423,7 +427,7 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
 
         if fixed(old["settings"]) != fixed(record["settings"]):
             raise ConfigError(f"{path}: made with other settings {old['settings']}; refusing to merge (use another --out)")
-        if old["machine"].get("cpu") != record["machine"].get("cpu") or old["machine"].get("logical_cores") != record["machine"].get("logical_cores"):
+        if not _same_machine(old["machine"], record["machine"]):
             raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
         keys = {_cell_key(c) for c in record["cells"]}
         record = {**record, "cells": [c for c in old["cells"] if _cell_key(c) not in keys] + record["cells"]}

@@ -366,20 +366,6 @@ def classify(
 # ----------------------------------------------------------------------------- bench
 
 
-def _bench_texts(tweets: Path, n: int) -> list[str]:
-    """``n`` real tweets: validation tweets of a RepLab root, or lines of a UTF-8 text file."""
-    if tweets.is_dir():
-        from edgerep.data import SplitConfig, spread
-        from edgerep.evaluate import select_tweets
-
-        val, _ = select_tweets(tweets, "training", "validation", SplitConfig())
-        return spread([t.text for t in val], n)
-    lines = [ln for ln in read_bytes(tweets, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise InputTextError(f"{tweets}: need at least 2 non-empty lines of tweets")
-    return (lines * (n // len(lines) + 1))[:n]
-
-
 @app.command()
 def bench(
     bundles: Annotated[list[Path], typer.Argument(help="Bundle directories to measure.")],
@@ -415,7 +401,9 @@ def bench(
 
     for b in bundles:
         Manifest.read(b)  # fail fast, before any worker starts
-    texts = _bench_texts(tweets, samples)
+    from edgerep.data import benchmark_tweets
+
+    texts = benchmark_tweets(tweets, samples)
     if host:
         from edgerep.remote import bench_remote
 

@@ -51,8 +51,12 @@ class Records:
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
+    def results(self) -> list[tuple[Path, dict]]:
+        """Every ``edgerep.*`` record (all but the bundle manifests)."""
+        return self.evaluations + self.latencies + self.benches + self.matrices + self.summaries + self.loads
+
     def count(self) -> int:
-        return sum(len(x) for x in (self.evaluations, self.latencies, self.benches, self.matrices, self.summaries, self.loads, self.manifests))
+        return len(self.results()) + len(self.manifests)
 
 
 def collect(dirs: list[str | os.PathLike]) -> Records:
@@ -331,10 +335,10 @@ def build_sections(recs: Records) -> list[Section]:
 
     # ---- overview
     ov = Section("Overview")
-    machines = {json.dumps({k: r["machine"].get(k) for k in ("cpu", "logical_cores", "os")}, sort_keys=True)
-                for group in (recs.evaluations, recs.latencies, recs.benches, recs.matrices, recs.summaries) for _, r in group}
-    commits = sorted({(r.get("git_commit") or "unknown")[:10] for group in (recs.evaluations, recs.benches, recs.matrices, recs.summaries) for _, r in group})
-    created = sorted(r.get("created", "") for group in (recs.evaluations, recs.latencies, recs.benches, recs.matrices, recs.summaries) for _, r in group)
+    results = [r for _, r in recs.results()]
+    machines = {json.dumps({k: r["machine"].get(k) for k in ("cpu", "logical_cores", "os")}, sort_keys=True) for r in results}
+    commits = sorted({(r.get("git_commit") or "unknown")[:10] for r in results})
+    created = sorted(r.get("created", "") for r in results)
     ov.blocks.append(
         f"Built from {recs.count()} records: {len(recs.evaluations)} evaluations, {len(recs.manifests)} bundle manifests, "
         f"{len(recs.latencies)} latency, {len(recs.benches)} bench, {len(recs.matrices)} matrix, {len(recs.loads)} load, {len(recs.summaries)} run summaries"

@@ -5,7 +5,7 @@ Endpoints (JSON in, JSON out; errors are ``{"error": "..."}`` with a 4xx status)
 * ``POST /classify`` — ``{"text": "one tweet"}`` -> ``{"label", "probabilities"}``, or
   ``{"texts": ["tweet", ...]}`` -> ``{"predictions": [{"label", "probabilities"}, ...]}``.
 * ``GET /health`` — ``{"status": "ok", "model": {...}, "uptime_s"}``.
-* ``GET /metrics`` — request counts per status, texts, batches, mean batch size, latency
+* ``GET /metrics`` — request counts per status (``/metrics`` calls themselves not counted), texts, batches, mean batch size, latency
   p50/p90/p99 (ms, server side, last 10,000 requests), inference time share.
 
 Micro-batching: requests arriving together are queued, and one inference worker (a single
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerep import __version__
 from edgerep.errors import ConfigError
 from edgerep.metrics import softmax
 from edgerep.runtime import PolarityClassifier
@@ -258,7 +259,7 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
         yield
         await state["batcher"].stop()
 
-    app = FastAPI(title="edgerep", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="edgerep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -306,12 +307,6 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
         return {**stats.snapshot(state["batcher"]), "model": model_info, "config": cfg.__dict__}
 
     return app
-
-
-def _version() -> str:
-    from edgerep import __version__
-
-    return __version__
 
 
 def serve(

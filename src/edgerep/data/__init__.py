@@ -4,6 +4,6 @@ Standard library and numpy only, so the device can evaluate a bundle on real dat
 """
 
 from edgerep.data.replab import LoadReport, Tweet, load_split
-from edgerep.data.split import SplitConfig, split_train_validation, spread
+from edgerep.data.split import SplitConfig, benchmark_tweets, split_train_validation, spread
 
-__all__ = ["LoadReport", "Tweet", "load_split", "SplitConfig", "split_train_validation", "spread"]
+__all__ = ["LoadReport", "Tweet", "load_split", "SplitConfig", "benchmark_tweets", "split_train_validation", "spread"]
