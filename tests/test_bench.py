@@ -72,6 +72,8 @@ def test_bench_cli(tiny_bundles, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"p50 ms" in proc.stdout
     assert json.loads(out.read_text())["cells"][0]["latency"]["n"] == 6
+    isdir = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "-o", str(tmp_path))
+    assert isdir.returncode == 1 and b"is a directory; give a JSON file path" in isdir.stderr and b"p50 ms" not in isdir.stdout
     bad = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--profile", "rpi9")
     assert bad.returncode == 1 and b"unknown device profile" in bad.stderr and b"Traceback" not in bad.stderr
 

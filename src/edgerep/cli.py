@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgerep import LABELS
-from edgerep.errors import EdgerepError, InputTextError
+from edgerep.errors import ConfigError, EdgerepError, InputTextError
 from edgerep.io import read_bytes
 
 app = typer.Typer(
@@ -392,6 +392,8 @@ def bench(
     from edgerep.bench import bench as do_bench, merge_into, parse_profiles
 
     profiles = parse_profiles(profile)
+    if output is not None and output.is_dir():  # found now, not after minutes of measuring
+        raise ConfigError(f"--output {output}: is a directory; give a JSON file path, e.g. {output / 'bench.json'}")
     try:
         thread_list = [int(t) for t in threads.split(",") if t.strip()]
         batch_list = [int(b) for b in batch.split(",") if b.strip()]
