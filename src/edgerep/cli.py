@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgerep import LABELS
+from edgerep.bench import PROFILES
 from edgerep.errors import ConfigError, EdgerepError, InputTextError
 from edgerep.io import read_bytes
 
@@ -372,7 +373,7 @@ def bench(
     tweets: Annotated[Path, typer.Option("--tweets", help="RepLab root (validation tweets) or a text file, one tweet per line.")] = Path("../shared/data/replab2013"),
     threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated: 1 (a tweet at a time) and the bundle's batch signature (8 by default).")] = "1",
-    profile: Annotated[str, typer.Option(help="Device profiles: host, pi-zero-2w, rpi3b, rpi4, rpi5, jetson-nano, single-core.")] = "host",
+    profile: Annotated[str, typer.Option(help=f"Device profiles, comma-separated: {', '.join(PROFILES)}.")] = "host",
     baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
@@ -518,7 +519,7 @@ def run(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fine-tune, export, quantize, validate, evaluate and time — the whole study, resumable.
+    """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
 
     Example: edgerep run --data ../shared/data/replab2013 --out runs/default
     """
@@ -551,6 +552,8 @@ def run(
         out.print(f"bundle:   {p}  ({mode})")
     out.print(f"results:  {a['results']}")
     out.print(f"summary:  {Path(out_dir) / 'summary.json'}")
+    if (Path(out_dir) / "report" / "report.html").is_file():
+        out.print(f"report:   {Path(out_dir) / 'report' / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- entry point
