@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from edgerep.io import atomic_write_text
-from edgerep.matrix import MatrixConfig, quantization_matrix, to_markdown
+from edgerep.workstation.matrix import MatrixConfig, quantization_matrix, to_markdown
 
 
 def main() -> int:

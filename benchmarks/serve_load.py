@@ -29,11 +29,11 @@ from pathlib import Path
 
 
 from edgerep.latency import latency_stats
-from edgerep.results import make_record, write_record
+from edgerep.measure.records import make_record, write_record
 
 
 def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
-    from edgerep.serve import spawn
+    from edgerep.device.serve import spawn
 
     try:
         proc, url = spawn(bundle, *extra, *(["--threads", str(threads)] if threads else []))

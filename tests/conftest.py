@@ -55,8 +55,8 @@ TINY_TRAIN = dict(epochs=1, limit=256, batch_size=32, learning_rate=1e-3, max_se
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_pretrained, data_root) -> Path:
-    """Fine-tuned tiny model directory produced by :func:`edgerep.train.train`."""
-    from edgerep.train import TrainConfig, train
+    """Fine-tuned tiny model directory produced by :func:`edgerep.workstation.train.train`."""
+    from edgerep.workstation.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-run") / "train"
     return train(data_root, out, TrainConfig(model=str(tiny_pretrained), **TINY_TRAIN))
@@ -84,7 +84,7 @@ def calibration_texts(data_root) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory, tiny_model, validation_texts, calibration_texts) -> dict[str, Path]:
     """Every quantization on LiteRT, plus fp32 and dynamic int8 on ONNX Runtime."""
-    from edgerep.export import Backend, Quantization, export_bundles
+    from edgerep.workstation.export import Backend, Quantization, export_bundles
 
     out = tmp_path_factory.mktemp("bundles")
     results = export_bundles(tiny_model, out, list(Quantization), validation_texts, calibration_texts=calibration_texts, strict=False)
@@ -95,11 +95,11 @@ def tiny_bundles(tmp_path_factory, tiny_model, validation_texts, calibration_tex
 
 
 def run_cli(*args: str, input: bytes | None = None, env: dict | None = None):
-    """Run ``python -m edgerep.cli ARGS`` in a subprocess; return CompletedProcess (bytes)."""
+    """Run ``python -m edgerep ARGS`` in a subprocess; return CompletedProcess (bytes)."""
     import subprocess
     import sys
 
     e = dict(os.environ)
     e.pop("EDGEREP_DEBUG", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "edgerep.cli", *args], input=input, capture_output=True, env=e, timeout=600)
+    return subprocess.run([sys.executable, "-m", "edgerep", *args], input=input, capture_output=True, env=e, timeout=600)

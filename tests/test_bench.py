@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from edgerep.bench import PROFILES, bench, merge_into, parse_profiles
+from edgerep.measure.bench import PROFILES, bench, merge_into, parse_profiles
 from edgerep.errors import ConfigError
 
 
@@ -45,7 +45,7 @@ def test_batch_cells(tiny_bundles, validation_texts):
 
 
 def test_failed_cell_is_reported_not_raised(tiny_bundles):
-    from edgerep import bench as B
+    from edgerep.measure import bench as B
 
     spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "nope", "texts": ["a", "b"], "warmup": 0}
     cell = B._run_cell(spec, 60)
@@ -91,7 +91,7 @@ def _fake_cgroup_tree(tmp_path, subtree="cpu memory pids"):
 
 
 def test_cgroup_v2_detection(tmp_path):
-    from edgerep.bench import cgroup_v2_parent
+    from edgerep.measure.bench import cgroup_v2_parent
 
     root, here, proc = _fake_cgroup_tree(tmp_path)
     assert cgroup_v2_parent(root, proc) == (here, "cgroup v2")
@@ -105,7 +105,7 @@ def test_cgroup_v2_detection(tmp_path):
 
 def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validation_texts):
     """The parent writes memory.max / memory.swap.max, the worker writes its own pid to cgroup.procs."""
-    from edgerep import bench as B
+    from edgerep.measure import bench as B
 
     root, here, proc = _fake_cgroup_tree(tmp_path)
     made = []
@@ -131,7 +131,7 @@ def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validati
 
 
 def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation_texts):
-    from edgerep.bench import cgroup_v2_parent
+    from edgerep.measure.bench import cgroup_v2_parent
 
     parent, reason = cgroup_v2_parent()
     rec = bench([tiny_bundles["dynamic-int8"]], validation_texts[:4], profiles=[PROFILES["single-core"]], warmup=0)
@@ -143,7 +143,7 @@ def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation
 
 
 def test_interrupted_bench_resumes_finished_cells(tiny_bundles, validation_texts, tmp_path):
-    from edgerep import bench as B
+    from edgerep.measure import bench as B
 
     ckpt = tmp_path / "bench.json.partial"
     models = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"]]

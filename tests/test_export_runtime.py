@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from edgerep.errors import BundleError, ConfigError, ExportValidationError, InputTextError
-from edgerep.export import RECIPES, Quantization, Tolerance, compare_logits, export_bundles, parse_quantizations, torch_logits
-from edgerep.manifest import Manifest
-from edgerep.runtime import PolarityClassifier
+from edgerep.workstation.export import RECIPES, Quantization, Tolerance, compare_logits, export_bundles, parse_quantizations, torch_logits
+from edgerep.device.manifest import Manifest
+from edgerep.device.runtime import PolarityClassifier
 
 
 def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
@@ -86,7 +86,7 @@ def test_full_integer_output_is_dequantized(tiny_bundles, validation_texts):
 
 
 def test_invalid_backend_combinations():
-    from edgerep.export import Backend, check_combinations, parse_backend
+    from edgerep.workstation.export import Backend, check_combinations, parse_backend
 
     with pytest.raises(ConfigError, match="onnxruntime does not support int8, fp16; valid for onnxruntime: fp32, dynamic-int8"):
         check_combinations(Backend.ONNXRUNTIME, [Quantization.INT8, Quantization.FP16])
@@ -101,11 +101,11 @@ def test_full_integer_needs_representative_dataset(tiny_model, validation_texts,
 
 
 def test_runtime_logits_match_pytorch(tiny_bundles, tiny_model, validation_texts):
-    from edgerep.models import load_finetuned
-    from edgerep.tokenization import Encoder
+    from edgerep.workstation.models import load_finetuned
+    from edgerep.device.tokenizer import TweetTokenizer
 
     model, info = load_finetuned(tiny_model)
-    ref = torch_logits(model, Encoder(tiny_model / "tokenizer.json", info["max_seq_len"]), validation_texts)
+    ref = torch_logits(model, TweetTokenizer(tiny_model / "tokenizer.json", info["max_seq_len"]), validation_texts)
     fp32 = PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts)
     int8 = PolarityClassifier(tiny_bundles["dynamic-int8"]).logits(validation_texts)
     assert fp32.shape == int8.shape == (len(validation_texts), 3) and fp32.dtype == np.float32
@@ -215,13 +215,13 @@ def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
                 if name.split('.')[0] in ('torch', 'transformers', 'litert_torch', 'ai_edge_quantizer'):
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
-        from edgerep.runtime import PolarityClassifier
-        import edgerep.cli, edgerep.evaluate, edgerep.latency, edgerep.report
+        from edgerep.device.runtime import PolarityClassifier
+        import edgerep.app.cli, edgerep.measure.evaluate, edgerep.measure.bench, edgerep.app.report
         clf = PolarityClassifier({str(tiny_bundles['dynamic-int8'])!r})
         print(clf.classify('HSBC fined for money laundering').label)
         import importlib.util
         if importlib.util.find_spec('fastapi'):  # the [serve] extra
-            from edgerep.serve import create_app
+            from edgerep.device.serve import create_app
             create_app({str(tiny_bundles['dynamic-int8'])!r})
         assert not any(m.split('.')[0] in ('torch', 'transformers') for m in sys.modules)
         """
@@ -255,7 +255,7 @@ def test_length_buckets_match_padding_to_max(tiny_model, tiny_bundles, validatio
     a = PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts[:30])
     b = PolarityClassifier(padded.path).logits(validation_texts[:30])
     np.testing.assert_allclose(a, b, atol=1e-4)
-    from edgerep.export import parse_buckets
+    from edgerep.workstation.export import parse_buckets
 
     assert parse_buckets("auto", 48) == (16, 32, 48) and parse_buckets("none", 48) == ()
     with pytest.raises(ConfigError, match="must ascend and end at the model's max_seq_len 48"):

@@ -57,7 +57,7 @@ def sshd(tmp_path_factory):
 
 
 def test_bench_over_ssh(sshd, tiny_bundles, validation_texts):
-    from edgerep.remote import bench_remote
+    from edgerep.measure.remote import bench_remote
 
     rec = bench_remote(
         sshd["host"], [tiny_bundles["dynamic-int8"]], validation_texts[:8], threads=[1], profiles=["host", "single-core"],
@@ -72,7 +72,7 @@ def test_bench_over_ssh(sshd, tiny_bundles, validation_texts):
 
 
 def test_unknown_host_key_refused(sshd, tiny_bundles, validation_texts):
-    from edgerep.remote import RemoteError, bench_remote
+    from edgerep.measure.remote import RemoteError, bench_remote
 
     with pytest.raises(RemoteError, match="accept-new-host-key"):
         bench_remote(sshd["host"], [tiny_bundles["fp32"]], validation_texts[:2], key_filename=str(sshd["key"]), remote_python=sys.executable)

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import run_cli
 from edgerep.errors import ConfigError
-from edgerep.report import BERT_LARGE_FP32_MB_ESTIMATE, build_report
-from edgerep.results import write_record
+from edgerep.app.report import BERT_LARGE_FP32_MB_ESTIMATE, build_report
+from edgerep.measure.records import write_record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -22,8 +22,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory, tiny_bundles, tiny_model, data_root, validation_texts):
     """A run-shaped results directory: two evaluations, one bench record, bundle manifests."""
-    from edgerep.bench import PROFILES, bench
-    from edgerep.evaluate import evaluate
+    from edgerep.measure.bench import PROFILES, bench
+    from edgerep.measure.evaluate import evaluate
 
     root = tmp_path_factory.mktemp("results")
     for name, path in (("pytorch", tiny_model), ("dynamic-int8", tiny_bundles["dynamic-int8"])):

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgerep.errors import InputTextError
-from edgerep.runtime import PolarityClassifier
+from edgerep.device.runtime import PolarityClassifier
 
 @pytest.fixture(scope="module")
 def clf(tiny_bundles):

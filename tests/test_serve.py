@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from edgerep.runtime import PolarityClassifier  # noqa: E402
-from edgerep.serve import ServeConfig, create_app, spawn  # noqa: E402
+from edgerep.device.runtime import PolarityClassifier  # noqa: E402
+from edgerep.device.serve import ServeConfig, create_app, spawn  # noqa: E402
 
 ADVERSARIAL_OK = {
     "10,000 characters": "great " * 1666 + "!!!!",
@@ -181,10 +181,10 @@ try:
     sys.exit("network reachable: not an isolated namespace")
 except OSError:
     pass
-out = subprocess.run([sys.executable, "-m", "edgerep.cli", "classify", {str(bundle)!r}, "Great service from @BMW", "--json"], capture_output=True, text=True)
+out = subprocess.run([sys.executable, "-m", "edgerep", "classify", {str(bundle)!r}, "Great service from @BMW", "--json"], capture_output=True, text=True)
 assert out.returncode == 0, out.stderr
 print("CLASSIFY", out.stdout.strip())
-srv = subprocess.Popen([sys.executable, "-m", "edgerep.cli", "serve", {str(bundle)!r}, "--port", "0"], stderr=subprocess.PIPE, text=True)
+srv = subprocess.Popen([sys.executable, "-m", "edgerep", "serve", {str(bundle)!r}, "--port", "0"], stderr=subprocess.PIPE, text=True)
 url = None
 while url is None:
     line = srv.stderr.readline()

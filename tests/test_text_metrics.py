@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgerep.metrics import classification_report, confusion_matrix, softmax
-from edgerep.text import MAX_TEXT_CHARS, normalize_tweet
+from edgerep.measure.metrics import classification_report, confusion_matrix, softmax
+from edgerep.device.text import MAX_TEXT_CHARS, normalize_tweet
 
 
 @pytest.mark.parametrize(

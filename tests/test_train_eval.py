@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TINY_TRAIN, run_cli
 from edgerep.errors import ConfigError
-from edgerep.train import TrainConfig, choose_max_seq_len, train
+from edgerep.workstation.train import TrainConfig, choose_max_seq_len, train
 
 
 def test_choose_max_seq_len():
@@ -33,7 +33,7 @@ def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_pat
     with the same weights as an uninterrupted one."""
     from safetensors.numpy import load_file
 
-    import edgerep.train as T
+    import edgerep.workstation.train as T
 
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
     full = train(data_root, tmp_path / "a", cfg)
@@ -75,7 +75,7 @@ def test_other_settings_in_same_dir_refused(tiny_pretrained, data_root, tmp_path
 
 
 def test_evaluate_bundle_and_checkpoint(tiny_bundles, tiny_model, data_root):
-    from edgerep.evaluate import evaluate
+    from edgerep.measure.evaluate import evaluate
 
     recs = {
         name: evaluate(path, data_root, "training", limit=200)
@@ -95,7 +95,7 @@ def test_evaluate_bundle_and_checkpoint(tiny_bundles, tiny_model, data_root):
 
 def test_evaluate_test_split_missing(tiny_bundles, data_root):
     from edgerep.errors import DataError
-    from edgerep.evaluate import evaluate
+    from edgerep.measure.evaluate import evaluate
 
     with pytest.raises(DataError, match="split 'test' not found"):
         evaluate(tiny_bundles["fp32"], data_root, "test")
@@ -111,7 +111,7 @@ def test_evaluate_cli_writes_record(tiny_bundles, data_root, tmp_path):
 
 
 def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
-    from edgerep.pipeline import RunConfig, run
+    from edgerep.app.pipeline import RunConfig, run
 
     cfg = RunConfig(train=TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64}), export_validation_tweets=32, latency_tweets=10)
     summary = run(data_root, tmp_path / "run", cfg)
@@ -138,7 +138,7 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
 def test_quantization_matrix_tiny(tiny_model, data_root, tmp_path):
     """The whole matrix on tiny configs: fine-tuned model (evaluated) and the three paper
     architectures from config (size and agreement only)."""
-    from edgerep.matrix import MatrixConfig, quantization_matrix
+    from edgerep.workstation.matrix import MatrixConfig, quantization_matrix
 
     cfg = MatrixConfig(
         quantizations=("fp32", "dynamic-int8", "int4-weights"), backends=("litert", "onnxruntime"),
@@ -164,8 +164,8 @@ def test_quantization_matrix_tiny(tiny_model, data_root, tmp_path):
             assert row["passed"], (key, row)
     assert json.loads((tmp_path / "m" / "matrix.json").read_text())["schema"] == "edgerep.matrix"
     # the CLI renders the same record
-    from edgerep.cli import matrix_table
-    from edgerep.matrix import to_markdown
+    from edgerep.app.cli import matrix_table
+    from edgerep.workstation.matrix import to_markdown
 
     assert matrix_table(rec).row_count == len(rec["rows"])
     md = to_markdown(rec).splitlines()

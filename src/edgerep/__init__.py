@@ -1,15 +1,30 @@
 """edgerep: reputation polarity of tweets with quantized transformer classifiers on edge devices.
 
-The package is split along the device boundary:
+Layers (folder names say what each may import; a test enforces the device boundary):
 
-* light (runs on the device; imports numpy, ``tokenizers`` and ``ai_edge_litert`` only):
-  :mod:`edgerep.text`, :mod:`edgerep.tokenization`, :mod:`edgerep.manifest`,
-  :mod:`edgerep.runtime`, :mod:`edgerep.metrics`, :mod:`edgerep.data`, :mod:`edgerep.results`;
-* heavy (workstation; needs the ``train`` extra: torch, transformers, litert-torch,
-  ai-edge-quantizer): :mod:`edgerep.models`, :mod:`edgerep.train`, :mod:`edgerep.export`.
+* top-level modules — :mod:`edgerep.errors`, :mod:`edgerep.io`, :mod:`edgerep.log`,
+  :mod:`edgerep.registry`: shared by all, standard library + rich only;
+* :mod:`edgerep.device` — what runs on the board (numpy, tokenizers, ai_edge_litert);
+* :mod:`edgerep.data` — the RepLab 2013 corpus (standard library + numpy);
+* :mod:`edgerep.measure` — metrics, records, evaluation, benchmark;
+* :mod:`edgerep.workstation` — training, export, quantization (the ``[train]`` extra);
+* :mod:`edgerep.app` — command line, pipeline, report.
+
+``from edgerep import PolarityClassifier`` loads the light runtime on first use.
 """
 
 __version__ = "0.1.0"
 
 #: Reputation polarity classes, in logit order. Source: RepLab 2013 README, "polarity" field.
 LABELS: tuple[str, ...] = ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+__all__ = ["LABELS", "PolarityClassifier", "Prediction", "__version__"]
+
+
+def __getattr__(name: str):
+    """Lazy exports, so ``import edgerep`` (and the CLI's ``--help``) stays free of numpy and tokenizers."""
+    if name in ("PolarityClassifier", "Prediction"):
+        from edgerep.device import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'edgerep' has no attribute {name!r}")

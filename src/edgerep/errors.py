@@ -34,3 +34,11 @@ class InputTextError(EdgerepError):
 
 class ExportValidationError(EdgerepError):
     """A converted model disagrees with its PyTorch source beyond the recipe's tolerance."""
+
+
+class RecordError(EdgerepError):
+    """A JSON result record is missing, not JSON, of another kind, or of a newer schema."""
+
+
+class RemoteError(EdgerepError):
+    """An SSH device could not be reached, authenticated, or ran the worker with an error."""

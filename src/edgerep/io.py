@@ -105,13 +105,19 @@ def check_or_write_config(path: str | os.PathLike, config: dict, error: type[Exc
     """Save a run's resolved config, or refuse a run directory made with other settings.
 
     Raises:
-        error: ``path`` exists and differs from ``config``; the message lists the fields.
+        error: ``path`` exists and differs from ``config`` (the message lists the fields), or is
+            not a JSON object (corrupt or hand-edited).
     """
     path = Path(path)
     if not path.is_file():
         atomic_write_json(path, config)
         return
-    saved = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not a readable JSON config ({exc.__class__.__name__}: {exc}); delete {path.parent} to start over") from None
+    if not isinstance(saved, dict):
+        raise error(f"{path}: expected a JSON object; delete {path.parent} to start over")
     diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
     if diff:
         raise error(

@@ -1,9 +1,13 @@
-"""RepLab 2013 data: loading (:mod:`.replab`), validation split (:mod:`.split`), statistics (:mod:`.stats`).
+"""RepLab 2013 data: loading (:mod:`.replab`), validation split (:mod:`.split`), which tweets each
+job uses (:mod:`.select`), statistics (:mod:`.stats`).
 
-Standard library and numpy only, so the device can evaluate a bundle on real data.
+Standard library and numpy only (statistics also use the device tokenizer), so the device can
+evaluate a bundle on real data.
 """
 
 from edgerep.data.replab import LoadReport, Tweet, load_split
-from edgerep.data.split import SplitConfig, benchmark_tweets, split_train_validation, spread
+from edgerep.data.select import benchmark_tweets, sample_texts, select_tweets, spread, training_tweets
+from edgerep.data.split import SplitConfig, split_train_validation
 
-__all__ = ["LoadReport", "Tweet", "load_split", "SplitConfig", "benchmark_tweets", "split_train_validation", "spread"]
+__all__ = ["LoadReport", "Tweet", "load_split", "SplitConfig", "benchmark_tweets", "sample_texts", "select_tweets",
+           "split_train_validation", "spread", "training_tweets"]

@@ -14,12 +14,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-import os
-from pathlib import Path
-
-from edgerep.data.replab import Tweet, load_split
-from edgerep.errors import ConfigError, InputTextError
-from edgerep.io import read_bytes
+from edgerep.data.replab import Tweet
+from edgerep.errors import ConfigError
 
 STRATEGIES = ("temporal", "random")
 
@@ -76,31 +72,3 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
     train = [t for i, t in enumerate(tweets) if i not in val_idx]
     val = [t for i, t in enumerate(tweets) if i in val_idx]
     return train, val
-
-
-def spread(items: Sequence, n: int) -> list:
-    """``n`` items evenly spaced over ``items`` (all of them when there are fewer): a
-    deterministic sample that covers every entity of an entity-ordered list."""
-    if len(items) <= n:
-        return list(items)
-    step = len(items) / n
-    return [items[int(i * step)] for i in range(n)]
-
-
-def benchmark_tweets(source: str | os.PathLike, n: int) -> list[str]:
-    """``n`` real tweets to time: the validation tweets of a RepLab root (default
-    :class:`SplitConfig`, spread over every entity), or the non-empty lines of a UTF-8 text
-    file (repeated to reach ``n``; undecodable bytes replaced).
-
-    Raises:
-        DataError: unreadable corpus; InputTextError: unreadable file or fewer than 2 lines.
-    """
-    source = Path(source)
-    if source.is_dir():
-        tweets, _ = load_split(source, "training")
-        _, val = split_train_validation(tweets, SplitConfig())
-        return spread([t.text for t in val], n)
-    lines = [ln for ln in read_bytes(source, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise InputTextError(f"{source}: need at least 2 non-empty lines of tweets")
-    return (lines * (n // len(lines) + 1))[:n]

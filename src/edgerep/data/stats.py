@@ -49,9 +49,9 @@ def corpus_stats(root: str | os.PathLike, tokenizer_json: str | os.PathLike | No
     tok_path = Path(tokenizer_json) if tokenizer_json else default_tokenizer_json()
     encoder = None
     if tok_path is not None:
-        from edgerep.tokenization import Encoder
+        from edgerep.device.tokenizer import TweetTokenizer
 
-        encoder = Encoder(tok_path, 512)
+        encoder = TweetTokenizer(tok_path, 512)
     parts: dict[str, list] = {}
     reports = {}
     for split in present:

@@ -2,8 +2,10 @@
 
 Results go to stdout (a table, or JSON with ``--json``); logs and progress to stderr. Every
 user mistake ends as one ``error:`` line on stderr and exit code 1 (set ``EDGEREP_DEBUG=1``
-for the traceback). Heavy libraries are imported inside the commands that need them, so
-``--help`` and ``classify`` start fast and never load torch.
+for the traceback). Other libraries' warnings, log lines and progress bars are silenced unless
+``--verbose`` (or ``EDGEREP_DEBUG=1``). Heavy libraries are imported inside the commands that
+need them, so ``--help`` and ``classify`` start fast and never load torch. Every list of valid
+names in a help text comes from :mod:`edgerep.registry`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from rich.console import Console
 from rich.table import Table
 
 from edgerep import LABELS
-from edgerep.bench import PROFILES
+from edgerep.app.cli import tables
 from edgerep.errors import ConfigError, EdgerepError, InputTextError
 from edgerep.io import read_bytes
+from edgerep.log import configure
+from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, MODEL_ALIASES, PROFILES, SPLITS, SUBSETS, Backend, Quantization, names
 
 app = typer.Typer(
     name="edgerep",
@@ -32,6 +36,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show other libraries' warnings, logs and progress bars (also EDGEREP_DEBUG=1).")] = False) -> None:
+    configure(verbose=verbose)
+
 
 out = Console() if sys.stdout.isatty() else Console(width=160)  # stdout: results; wide tables when piped
 err = Console(stderr=True, soft_wrap=True)
@@ -64,35 +74,8 @@ def data_stats(
     if as_json:
         _print_json(stats)
         return
-    t = Table(title=f"RepLab 2013 polarity task (English, related) — {root}")
-    for col in ("split", "tweets", "entities", *LABELS, "tokens p50", "p90", "p99", "max"):
-        t.add_column(col, justify="left" if col == "split" else "right")
-    for name, s in stats["splits"].items():
-        tl = s.get("token_length", {})
-        t.add_row(
-            name,
-            str(s["n"]),
-            str(s["entities"]),
-            *(f"{s['labels'][lab]} ({s['labels'][lab] / max(s['n'], 1):.0%})" for lab in LABELS),
-            *(f"{tl[k]:.0f}" if k in tl else "-" for k in ("p50", "p90", "p99", "p100")),
-        )
-    out.print(t)
-    d = Table(title="per domain (whole split)")
-    d.add_column("split")
-    d.add_column("domain")
-    for lab in LABELS:
-        d.add_column(lab, justify="right")
-    for name, s in stats["splits"].items():
-        if "/" in name:
-            continue
-        for dom, counts in s["domains"].items():
-            d.add_row(name, dom, *(str(counts[lab]) for lab in LABELS))
-    out.print(d)
-    for split, rep in stats["load_reports"].items():
-        out.print(
-            f"[bold]{split}[/]: {rep['labeled_rows']} labelled rows in {rep['entities']} entities, kept {rep['kept']}; "
-            f"dropped {json.dumps(rep['dropped'])}; repaired defects {json.dumps(rep['defects'])}"
-        )
+    for item in tables.data_stats_tables(stats, root):
+        out.print(item)
 
 
 # ----------------------------------------------------------------------------- train
@@ -102,7 +85,7 @@ def data_stats(
 def train(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints, best model).")],
-    model: Annotated[str, typer.Option(help="Encoder: alias (all-MiniLM-L6-v2, mobilebert, bert-base, bert-large), hub id or local path.")] = "all-MiniLM-L6-v2",
+    model: Annotated[str, typer.Option(help="TweetTokenizer: alias (all-MiniLM-L6-v2, mobilebert, bert-base, bert-large), hub id or local path.")] = "all-MiniLM-L6-v2",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
     batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
@@ -115,7 +98,7 @@ def train(
 
     Example: edgerep train --data ../shared/data/replab2013 --out runs/minilm
     """
-    from edgerep.train import TrainConfig, train as do_train
+    from edgerep.workstation.train import TrainConfig, train as do_train
 
     cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit, threads=threads)
     path = do_train(data, out_dir, cfg)
@@ -130,8 +113,8 @@ def export(
     model_dir: Annotated[Path, typer.Argument(help="Fine-tuned model directory (…/train/model).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundles are written to OUT/<quantization>/ (ONNX: OUT/onnx-<quantization>/).")],
     data: DataDir,
-    quantize: Annotated[str, typer.Option(help="Comma-separated: fp32, fp16, dynamic-int8, int8 (full-integer), int4-weights, or all.")] = "fp32,dynamic-int8",
-    backend: Annotated[str, typer.Option(help="litert, or onnxruntime (fp32 and dynamic-int8 only).")] = "litert",
+    quantize: Annotated[str, typer.Option(help=f"Comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
+    backend: Annotated[str, typer.Option(help=f"One of {names(Backend)}.")] = "litert",
     validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with PyTorch.")] = 500,
     calibration_tweets: Annotated[int, typer.Option(min=1, help="Training tweets in the representative dataset (full-integer int8).")] = 200,
     strict: Annotated[bool, typer.Option("--strict/--no-strict", help="Fail on a validation failure (default), or write and report it.")] = True,
@@ -146,30 +129,25 @@ def export(
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
       edgerep export RUN/model --out BUNDLES --data DIR --backend onnxruntime --quantize dynamic-int8
     """
-    from edgerep.data import SplitConfig, load_split, split_train_validation, spread
-    from edgerep.export import check_combinations, export_bundles, parse_backend, parse_buckets, parse_quantizations
-    from edgerep.models import read_model_info
+    from edgerep.data import SplitConfig, sample_texts
+    from edgerep.registry import check_combinations, parse_backend, parse_quantizations
+    from edgerep.workstation.export import export_bundles, parse_buckets
+    from edgerep.workstation.models import read_model_info
 
     modes = parse_quantizations(quantize)
     be = parse_backend(backend)
     check_combinations(be, modes)
     info = read_model_info(model_dir)
     bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
-    train, val = split_train_validation(load_split(data, "training")[0], SplitConfig(**info.get("split", {})))
+    split = SplitConfig(**info.get("split", {}))
     results = export_bundles(
-        model_dir, out_dir, modes, spread([t.text for t in val], validation_tweets), overwrite=overwrite,
-        calibration_texts=spread([t.text for t in train], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
+        model_dir, out_dir, modes, sample_texts(data, "validation", validation_tweets, split), overwrite=overwrite,
+        calibration_texts=sample_texts(data, "train", calibration_tweets, split), strict=strict, backend=be, buckets=bucket_list,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])
         return
-    t = Table(title="bundles (validated against PyTorch float32)")
-    for col in ("bundle", "path", "MB", "max |Δlogit|", "label agreement", "valid"):
-        t.add_column(col)
-    for r in results:
-        v = r.validation
-        t.add_row(r.mode, r.path, f"{r.size_mb:.1f}", f"{v.get('max_abs_logit_diff', float('nan')):.4f}", f"{v.get('label_agreement', 0):.2%}", "yes" if v.get("passed") else "[red]NO[/]")
-    out.print(t)
+    out.print(tables.export_table(results))
 
 
 @app.command()
@@ -177,9 +155,9 @@ def matrix(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Matrix directory; re-running skips finished artifacts.")],
     model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Fine-tuned model (…/train/model): its bundles are also evaluated.")] = None,
-    quantize: Annotated[str, typer.Option(help="Quantizations, comma-separated, or all.")] = "all",
-    backends: Annotated[str, typer.Option(help="Comma-separated: litert, onnxruntime.")] = "litert,onnxruntime",
-    architectures: Annotated[str, typer.Option(help="Paper architectures built from config: mobilebert, bert-base, bert-large (comma-separated, or none).")] = "none",
+    quantize: Annotated[str, typer.Option(help=f"Comma-separated: {names(Quantization)}, or all.")] = "all",
+    backends: Annotated[str, typer.Option(help=f"Comma-separated: {names(Backend)}.")] = "litert,onnxruntime",
+    architectures: Annotated[str, typer.Option(help=f"Paper architectures built from config: {', '.join(ARCHITECTURES)} (comma-separated), or none.")] = "none",
     validation_tweets: Annotated[int, typer.Option(min=1, help="Validation tweets compared with the float source per artifact.")] = 200,
     calibration_tweets: Annotated[int, typer.Option(min=1, help="Representative dataset size (training tweets).")] = 200,
     eval_limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate fine-tuned bundles on at most N validation tweets.")] = None,
@@ -189,54 +167,31 @@ def matrix(
 
     Example: edgerep matrix --data ../shared/data/replab2013 --model-dir runs/default/train/model --architectures mobilebert,bert-base,bert-large --out runs/matrix
     """
-    from edgerep.export import parse_quantizations
-    from edgerep.matrix import MatrixConfig, quantization_matrix
+    from edgerep.registry import parse_architectures, parse_backends, parse_quantizations
+    from edgerep.workstation.matrix import MatrixConfig, quantization_matrix
 
-    archs = tuple(a.strip() for a in architectures.split(",") if a.strip() and a.strip() != "none")
     cfg = MatrixConfig(
-        quantizations=tuple(q.value for q in parse_quantizations(quantize)),
-        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
-        architectures=archs, validation_tweets=validation_tweets, calibration_tweets=calibration_tweets, eval_limit=eval_limit,
+        quantizations=tuple(parse_quantizations(quantize)), backends=tuple(parse_backends(backends)),
+        architectures=parse_architectures(architectures), validation_tweets=validation_tweets, calibration_tweets=calibration_tweets,
+        eval_limit=eval_limit,
     )
     rec = quantization_matrix(data, out_dir, model_dir, cfg)
     if as_json:
         _print_json(rec)
         return
-    out.print(matrix_table(rec))
+    out.print(tables.matrix_table(rec))
     err.print(f"matrix written to {Path(out_dir) / 'matrix.json'}")
 
 
-def matrix_table(rec: dict) -> Table:
-    """Rich table of an ``edgerep.matrix`` record."""
-    from edgerep.matrix import COLUMNS, row_cells
-
-    t = Table(title=f"quantization matrix (size ratio: BERT-large float32 = {rec['bert_large_fp32_mb']:.0f} MB, {rec['bert_large_fp32_source'].split(':')[0]})")
-    for col in COLUMNS:
-        t.add_column(col, justify="left" if col in ("model", "backend", "quantization", "valid") else "right")
-    for r in rec["rows"]:
-        t.add_row(*row_cells(r, "[red]NO[/]"))
-    return t
-
-
 # ----------------------------------------------------------------------------- evaluate
-
-
-def _metrics_table(records: dict[str, dict]) -> Table:
-    t = Table(title="polarity (validation = latest 15% of each entity's training tweets)" if any(r["data"]["subset"] == "validation" for r in records.values()) else "polarity")
-    for col in ("model", "MB", "n", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS)):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for name, r in records.items():
-        m = r["metrics"]
-        t.add_row(name, f"{r['model']['size_mb']:.1f}", str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS))
-    return t
 
 
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Bundle directory or fine-tuned checkpoint directory.")],
     data: DataDir,
-    split: Annotated[str, typer.Option(help="training or test.")] = "training",
-    subset: Annotated[str, typer.Option(help="auto (validation part of training; all of test), validation, train, all.")] = "auto",
+    split: Annotated[str, typer.Option(help=f"Corpus split: {', '.join(SPLITS)}.")] = "training",
+    subset: Annotated[str, typer.Option(help=f"{', '.join(SUBSETS)} (auto: the validation part of training, all of test).")] = "auto",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N tweets.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Result JSON path (default: evaluation-<model>-<split>.json).")] = None,
     threads: Threads = None,
@@ -246,24 +201,18 @@ def evaluate(
 
     Example: edgerep evaluate runs/default/bundles/dynamic-int8 --data ../shared/data/replab2013
     """
-    from edgerep.evaluate import evaluate as do_eval
-    from edgerep.results import write_record
+    from edgerep.measure.evaluate import evaluate as do_eval
+    from edgerep.measure.records import write_record
 
-    if split not in ("training", "test"):
-        raise typer.BadParameter(f"{split!r}; valid: training, test", param_hint="--split")
+    if split not in SPLITS:
+        raise typer.BadParameter(f"{split!r}; valid: {', '.join(SPLITS)}", param_hint="--split")
     rec = do_eval(model, data, split, subset, limit=limit, threads=threads)
     path = write_record(output or Path(f"evaluation-{model.name}-{split}.json"), rec)
     if as_json:
         _print_json(rec)
         return
-    out.print(_metrics_table({model.name: rec}))
-    cm = Table(title="confusion matrix (rows: true, columns: predicted)")
-    cm.add_column("")
-    for lab in LABELS:
-        cm.add_column(lab, justify="right")
-    for lab, row in zip(LABELS, rec["metrics"]["confusion_matrix"]):
-        cm.add_row(lab, *map(str, row))
-    out.print(cm)
+    out.print(tables.metrics_table({model.name: rec}))
+    out.print(tables.confusion_table(rec))
     err.print(f"result written to {path}")
 
 
@@ -328,7 +277,7 @@ def classify(
       edgerep classify BUNDLE --file tweets.txt --json
       echo '{"text": "HSBC fined again"}' | edgerep classify BUNDLE --json
     """
-    from edgerep.runtime import PolarityClassifier
+    from edgerep.device.runtime import PolarityClassifier
 
     if text is not None and file is not None:
         raise typer.BadParameter("give TEXT or --file, not both")
@@ -375,8 +324,9 @@ def bench(
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated: 1 (a tweet at a time) and the bundle's batch signature (8 by default).")] = "1",
     profile: Annotated[str, typer.Option(help=f"Device profiles, comma-separated: {', '.join(PROFILES)}.")] = "host",
     baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
-    samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each).")] = 200,
+    samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each per run).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs over the same tweets per cell; a cell whose runs' medians differ by more than 10% is flagged unstable.")] = 3,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused. An interrupted run resumes from OUTPUT.partial.")] = None,
     host: Annotated[Optional[str], typer.Option(help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert.")] = None,
     key: Annotated[Optional[Path], typer.Option(help="SSH private key (default: agent and ~/.ssh keys).")] = None,
@@ -390,7 +340,8 @@ def bench(
     Each cell runs in its own process, pinned to the profile's cores with its memory capped.
     Example: edgerep bench runs/default/bundles/fp32 runs/default/bundles/dynamic-int8 --baseline runs/default/train/model --profile host,rpi4
     """
-    from edgerep.bench import bench as do_bench, merge_into, parse_profiles
+    from edgerep.measure.bench import bench as do_bench, merge_into
+    from edgerep.registry import parse_profiles
 
     profiles = parse_profiles(profile)
     if output is not None and output.is_dir():  # found now, not after minutes of measuring
@@ -400,7 +351,7 @@ def bench(
         batch_list = [int(b) for b in batch.split(",") if b.strip()]
     except ValueError:
         raise typer.BadParameter(f"{threads!r} / {batch!r}: comma-separated integers", param_hint="--threads/--batch") from None
-    from edgerep.manifest import Manifest
+    from edgerep.device.manifest import Manifest
 
     for b in bundles:
         Manifest.read(b)  # fail fast, before any worker starts
@@ -408,18 +359,19 @@ def bench(
 
     texts = benchmark_tweets(tweets, samples)
     if host:
-        from edgerep.remote import bench_remote
+        from edgerep.measure.remote import bench_remote
 
         if baseline is not None:
             raise typer.BadParameter("the PyTorch baseline runs on this machine only; drop --baseline with --host")
         rec = bench_remote(
-            host, [str(b) for b in bundles], texts, thread_list, [p.name for p in profiles], warmup,
+            host, [str(b) for b in bundles], texts, thread_list, [p.name for p in profiles], warmup, repeats,
             key_filename=str(key) if key else None, known_hosts=str(known_hosts) if known_hosts else None,
             accept_new_host_key=accept_new_host_key, remote_python=remote_python,
         )
     else:
         checkpoint = output.with_name(output.name + ".partial") if output else None
-        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list, checkpoint=checkpoint)
+        rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list, checkpoint=checkpoint,
+                       repeats=repeats)
     if output:
         rec = merge_into(output, rec)
         if not host:
@@ -427,27 +379,10 @@ def bench(
     if as_json:
         _print_json(rec)
         return
-    where = f" on {rec['machine']['ssh_host']}" if rec["machine"].get("ssh_host") else ""
-    t = Table(title=f"edgerep bench{where} — {rec['settings']['tweets']} real tweets a cell, warm-up {warmup}, {rec['machine']['cpu']}")
-    for col in ("model", "profile", "thr", "batch", "MB", "init ms", "p50 ms", "p90 ms", "p99 ms", "mean±std", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
-        t.add_column(col, justify="left" if col in ("model", "profile") else "right")
+    out.print(tables.bench_table(rec))
     for c in rec["cells"]:
-        name = Path(c["path"]).name if c["kind"] == "bundle" else "pytorch fp32"
-        if c["kind"] == "bundle" and len({c2["path"] for c2 in rec["cells"] if Path(c2["path"]).name == name}) > 1:
-            name = f"{Path(c['path']).parent.name}/{name}"  # same bundle name in two directories
-        if "error" in c:
-            t.add_row(name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), *["-"] * 9, f"[red]{c['error'].split(':')[0]}[/]")
-            continue
-        lat = c["latency"]
-        t.add_row(
-            name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
-            f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['mean_ms']:.2f}±{lat['std_ms']:.2f}",
-            f"{c['throughput_tweets_per_s']:.0f}", f"{c['cpu_percent_of_one_core']:.0f}", f"{c['peak_rss_mb']:.0f}",
-            f"{c['speedup_vs_pytorch']:.2f}" if "speedup_vs_pytorch" in c else "-",
-        )
         for w in c.get("warnings", []):
-            err.print(f"warning: {name} t{c['threads']} {c['profile']['profile']}: {w}")
-    out.print(t)
+            err.print(f"warning: {Path(c['path']).name} t{c['threads']} {c['profile']['profile']}: {w}")
     if output:
         err.print(f"result written to {output}")
 
@@ -468,7 +403,7 @@ def report(
     BERT-large, latency/throughput per device profile and thread count.
     Example: edgerep report runs/default runs/bench -o report/
     """
-    from edgerep.report import build_report
+    from edgerep.app.report import build_report
 
     rep = build_report(results, output, title=title)
     if as_json:
@@ -497,7 +432,7 @@ def serve(
     Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
              curl -s localhost:8000/classify -d '{"text": "Great service from @BMW today!"}'
     """
-    from edgerep.serve import ServeConfig, serve as do_serve
+    from edgerep.device.serve import ServeConfig, serve as do_serve
 
     cfg = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body_kb * 1024, max_texts=max_texts, threads=threads)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -513,7 +448,7 @@ def serve(
 def run(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
-    model: Annotated[str, typer.Option(help="Encoder alias, hub id or local path.")] = "all-MiniLM-L6-v2",
+    model: Annotated[str, typer.Option(help="TweetTokenizer alias, hub id or local path.")] = "all-MiniLM-L6-v2",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
     quantize: Annotated[str, typer.Option(help="Bundles to export: fp32, dynamic-int8, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
@@ -523,29 +458,16 @@ def run(
 
     Example: edgerep run --data ../shared/data/replab2013 --out runs/default
     """
-    from edgerep.export import parse_quantizations
-    from edgerep.pipeline import RunConfig, run as do_run
-    from edgerep.train import TrainConfig
+    from edgerep.app.pipeline import RunConfig, run as do_run
+    from edgerep.registry import parse_quantizations
+    from edgerep.workstation.train import TrainConfig
 
-    modes = tuple(q.value for q in parse_quantizations(quantize))
+    modes = tuple(parse_quantizations(quantize))
     summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit), quantizations=modes))
     if as_json:
         _print_json(summary)
         return
-    t = Table(title=f"edgerep run — {summary['train']['model']} on RepLab 2013 (validation split, n={summary['rows'][0]['accuracy'] and summary['train']['validation_size']})")
-    for col in ("model", "MB", "accuracy", "macro-F1", "p50 ms", "p90 ms", "tweets/s", "max |Δlogit|", "agreement"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for r in summary["rows"]:
-        ev = r.get("export_validation") or {}
-        t.add_row(
-            r["model"], f"{r['size_mb']:.1f}", f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
-            f"{r['latency_p50_ms']:.2f}" if "latency_p50_ms" in r else "-",
-            f"{r['latency_p90_ms']:.2f}" if "latency_p90_ms" in r else "-",
-            f"{r['throughput_tweets_per_s']:.0f}" if "throughput_tweets_per_s" in r else "-",
-            f"{ev['max_abs_logit_diff']:.4f}" if ev else "-",
-            f"{ev['label_agreement']:.2%}" if ev else "-",
-        )
-    out.print(t)
+    out.print(tables.run_table(summary))
     a = summary["artifacts"]
     out.print(f"model:    {a['model']}")
     for mode, p in a["bundles"].items():
@@ -582,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # click usage errors and OS errors
         # typer vendors click; recognise its usage errors by their interface
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):  # click.ClickException
             exc.show()
             return exc.exit_code
         if isinstance(exc, OSError) and not debug:

@@ -22,10 +22,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerep import LABELS
+from edgerep.data import SplitConfig, sample_texts
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory
-from edgerep.progress import log
-from edgerep.results import make_record, read_record, write_record
+from edgerep.log import log
+from edgerep.measure.records import make_record, read_record, write_record
+from edgerep.registry import (
+    ARCHITECTURES, BACKEND_MODES, BERT_LARGE_PARAMETERS, MB, MODEL_INFO_FILE, TOKENIZER_FILE, Backend, Quantization, parse_backends,
+    parse_quantizations,
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,9 @@ class MatrixConfig:
     """Settings of the quantization matrix.
 
     Attributes:
-        quantizations: modes (names of :class:`edgerep.export.Quantization`).
-        backends: ``litert`` and/or ``onnxruntime`` (the latter only for the modes it supports).
-        architectures: paper architectures built from config (keys of ``models.ARCHITECTURES``).
+        quantizations: modes (:class:`edgerep.registry.Quantization`; names are parsed).
+        backends: :class:`edgerep.registry.Backend` (ONNX Runtime only for the modes it supports).
+        architectures: paper architectures built from config (keys of :data:`edgerep.registry.ARCHITECTURES`).
         validation_tweets: validation tweets compared with the float source, per artifact.
         calibration_tweets: training tweets in the representative dataset (full-integer int8).
         eval_limit: evaluate the fine-tuned bundles on at most this many validation tweets
@@ -45,8 +50,8 @@ class MatrixConfig:
             used for it).
     """
 
-    quantizations: tuple[str, ...] = ("fp32", "fp16", "dynamic-int8", "int8", "int4-weights")
-    backends: tuple[str, ...] = ("litert", "onnxruntime")
+    quantizations: tuple[Quantization, ...] = tuple(Quantization)
+    backends: tuple[Backend, ...] = tuple(Backend)
     architectures: tuple[str, ...] = ()
     validation_tweets: int = 200
     calibration_tweets: int = 200
@@ -54,23 +59,29 @@ class MatrixConfig:
     tiny: bool = False
     max_seq_len: int = 48
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
+        object.__setattr__(self, "backends", tuple(parse_backends(list(self.backends))))
+        unknown = [a for a in self.architectures if a not in ARCHITECTURES]
+        if unknown:
+            raise ConfigError(f"unknown architecture {', '.join(map(repr, unknown))}; valid: {', '.join(ARCHITECTURES)}")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["quantizations"] = [q.value for q in self.quantizations]
+        d["backends"] = [b.value for b in self.backends]
+        return d
 
 
-def _combos(config: MatrixConfig):
-    from edgerep.export import BACKEND_MODES, parse_backend, parse_quantizations
-
-    modes = parse_quantizations(list(config.quantizations))
-    backends = [parse_backend(b) for b in config.backends]
-    return [(b, [m for m in modes if m in BACKEND_MODES[b]]) for b in backends]
+def _combos(config: MatrixConfig) -> list[tuple[Backend, list[Quantization]]]:
+    return [(b, [m for m in config.quantizations if m in BACKEND_MODES[b]]) for b in config.backends]
 
 
 def _prepare_architecture(name: str, out: Path, config: MatrixConfig) -> Path:
     """Save a from-config model as an edgerep model directory (idempotent)."""
     from edgerep.data.stats import default_tokenizer_json
-    from edgerep.models import ARCHITECTURES, MODEL_INFO_FILE, build_from_config
-    from edgerep.text import NORMALIZATION_VERSION
+    from edgerep.device.text import NORMALIZATION_VERSION
+    from edgerep.workstation.models import build_from_config
 
     model_dir = out / name / "model"
     if (model_dir / MODEL_INFO_FILE).is_file():
@@ -82,7 +93,7 @@ def _prepare_architecture(name: str, out: Path, config: MatrixConfig) -> Path:
     with atomic_directory(model_dir, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         # bert-base/large-uncased and mobilebert-uncased share this 30,522-token uncased vocabulary
-        (tmp / "tokenizer.json").write_bytes(tok.read_bytes())
+        (tmp / TOKENIZER_FILE).write_bytes(tok.read_bytes())
         info = {
             "labels": list(LABELS),
             "max_seq_len": config.max_seq_len,
@@ -117,24 +128,20 @@ def quantization_matrix(
     Raises:
         ConfigError: invalid names or nothing to do. DataError, ModelLoadError as in export.
     """
-    from edgerep.evaluate import evaluate
-    from edgerep.export import export_bundles
-    from edgerep.models import count_parameters, load_finetuned
-    from edgerep.train import TrainConfig, load_training_data
+    from edgerep.measure.evaluate import evaluate
+    from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.models import count_parameters, load_finetuned
 
     if model_dir is None and not config.architectures:
         raise ConfigError("nothing to do: give a fine-tuned model directory and/or --architectures")
     out = Path(out_dir)
     combos = _combos(config)
-    train, val, _ = load_training_data(data_root, TrainConfig())
-    step = max(1, len(val) // config.validation_tweets)
-    val_texts = [t.text for t in val[::step]][: config.validation_tweets]
-    cstep = max(1, len(train) // config.calibration_tweets)
-    calib_texts = [t.text for t in train[::cstep]][: config.calibration_tweets]
+    val_texts = sample_texts(data_root, "validation", config.validation_tweets, SplitConfig())
+    calib_texts = sample_texts(data_root, "train", config.calibration_tweets, SplitConfig())
 
     sources: list[tuple[str, Path, bool]] = []
     if model_dir is not None:
-        from edgerep.models import read_model_info
+        from edgerep.workstation.models import read_model_info
 
         source = str(read_model_info(model_dir).get("source_model") or "finetuned")
         sources.append((Path(source).name, Path(model_dir), True))
@@ -170,7 +177,7 @@ def quantization_matrix(
     if large is not None:
         ref_mb, how = large["size_mb"], "measured: LiteRT float32 file of bert-large from config"
     else:
-        ref_mb, how = round(335_144_963 * 4 / 1e6, 1), "estimated: 335.1M parameters x 4 bytes (bert-large-uncased with a 3-class head)"
+        ref_mb, how = round(BERT_LARGE_PARAMETERS * 4 / MB, 1), f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)"
     for r in rows:
         r["ratio_to_bert_large_fp32"] = round(ref_mb / r["size_mb"], 1) if r["size_mb"] else None
     record = make_record("matrix", {"config": config.to_dict(), "bert_large_fp32_mb": ref_mb, "bert_large_fp32_source": how, "rows": rows})
@@ -198,32 +205,3 @@ def _row(name, backend, quantization, path, size_mb, params, trained, validation
             row["accuracy_change"] = ev["metrics"]["accuracy"] - reference["metrics"]["accuracy"]
             row["macro_f1_change"] = ev["metrics"]["macro_f1"] - reference["metrics"]["macro_f1"]
     return row
-
-
-#: Column names of the matrix table (Markdown and terminal).
-COLUMNS = (
-    "model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large fp32",
-    "max abs Δlogit", "label agreement", "valid", "accuracy", "Δ accuracy (pts)", "macro-F1",
-)
-
-
-def row_cells(r: dict, failed: str = "no") -> list[str]:
-    """Formatted cells of one matrix row, in :data:`COLUMNS` order (``failed``: the text of a
-    failed validation, e.g. bold or red markup)."""
-    return [
-        r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
-        f"{r['ratio_to_bert_large_fp32']:.1f}",
-        f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
-        f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
-        {True: "yes", False: failed, None: "–"}[r.get("passed")],
-        f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
-        f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
-        f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
-    ]
-
-
-def to_markdown(record: dict) -> str:
-    """GitHub Markdown table of an ``edgerep.matrix`` record (for READMEs and reports)."""
-    head = "| " + " | ".join(COLUMNS) + " |\n|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n"
-    lines = ["| " + " | ".join(row_cells(r, "**no**")) + " |" for r in record["rows"]]
-    return head + "\n".join(lines) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB ({record['bert_large_fp32_source']}).\n"

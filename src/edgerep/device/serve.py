@@ -40,9 +40,8 @@ import numpy as np
 
 from edgerep import __version__
 from edgerep.errors import ConfigError
-from edgerep.metrics import softmax
-from edgerep.runtime import PolarityClassifier
-from edgerep.text import normalize_tweet
+from edgerep.device.runtime import PolarityClassifier, softmax
+from edgerep.device.text import normalize_tweet
 
 
 @dataclass(frozen=True)
@@ -359,7 +358,7 @@ def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), t
     import sys
     import threading
 
-    cmd = [*prefix, sys.executable, "-m", "edgerep.cli", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", *args]
+    cmd = [*prefix, sys.executable, "-m", "edgerep", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", *args]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline, seen = time.time() + timeout_s, []
     while time.time() < deadline:

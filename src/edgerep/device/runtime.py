@@ -6,7 +6,7 @@ kept for comparison with the Optimum/ONNX Runtime path, also need ``onnxruntime`
 
 Example::
 
-    from edgerep.runtime import PolarityClassifier
+    from edgerep.device.runtime import PolarityClassifier
     clf = PolarityClassifier("runs/default/bundles/dynamic-int8")
     clf.classify("Loving the new BMW i3!").label   # 'POSITIVE'
 """
@@ -22,10 +22,10 @@ import numpy as np
 
 from edgerep.errors import BundleError, InputTextError
 from edgerep.io import sha256_file
-from edgerep.manifest import MANIFEST_FILE, TOKENIZER_FILE, Manifest
-from edgerep.metrics import softmax
-from edgerep.text import NORMALIZATION_VERSION, normalize_tweet
-from edgerep.tokenization import Encoder
+from edgerep.device.manifest import Manifest
+from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
+from edgerep.device.text import NORMALIZATION_VERSION, normalize_tweet
+from edgerep.device.tokenizer import TweetTokenizer
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "probabilities": self.probabilities}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of float logits [batch, classes], numerically stable; float32 [batch, classes]."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 class _LiteRTEngine:
@@ -183,7 +191,7 @@ class PolarityClassifier:
         self._engine = engine(model_path, m, num_threads, where)
         if self._engine.n_outputs != len(m.labels):
             raise BundleError(f"{where}: model outputs {self._engine.n_outputs} classes, manifest lists {len(m.labels)} labels")
-        self.encoder = Encoder(tok_path, m.max_seq_len)
+        self.tokenizer = TweetTokenizer(tok_path, m.max_seq_len)
         self.labels = m.labels
         self.num_threads = num_threads
         self.model_size_bytes = model_path.stat().st_size
@@ -209,18 +217,12 @@ class PolarityClassifier:
         if batch_size > 1:
             full = len(texts) - len(texts) % batch_size
             for s in range(0, full, batch_size):
-                enc = self.encoder.encode(list(texts[s : s + batch_size]), pad_to=m.max_seq_len)
+                enc = self.tokenizer.encode(list(texts[s : s + batch_size]), pad_to=m.max_seq_len)
                 out[s : s + batch_size] = self._engine(enc.input_ids, enc.attention_mask)
             start = full
-        for i in range(start, len(texts)):
-            enc = self.encoder.encode([texts[i]])  # truncated to max_seq_len, not padded
-            n = min(int(enc.lengths[0]), m.max_seq_len)
-            width = m.width_for(n)
-            ids = np.full((1, width), self.encoder.pad_id, dtype=np.int32)
-            mask = np.zeros((1, width), dtype=np.int32)
-            ids[0, :n] = enc.input_ids[0, :n]
-            mask[0, :n] = 1
-            out[i] = self._engine(ids, mask)[0]
+        for i, ids in enumerate(self.tokenizer.ids(list(texts[start:])), start):
+            enc = self.tokenizer.pad([ids], m.width_for(len(ids)))  # ids are truncated to max_seq_len
+            out[i] = self._engine(enc.input_ids, enc.attention_mask)[0]
         return out
 
     def classify(self, text: str) -> Prediction:
@@ -238,6 +240,10 @@ class PolarityClassifier:
     def classify_many(self, texts: Iterable[str]) -> list[Prediction]:
         """:meth:`classify` for each text (raises on the first unusable one)."""
         return [self.classify(t) for t in texts]
+
+    def predictions(self, texts: Sequence[str], batch_size: int = 1) -> list[Prediction]:
+        """:class:`Prediction` for each raw tweet, without the empty-text check of :meth:`classify`."""
+        return [self._prediction(row) for row in self.logits(texts, batch_size)]
 
     def _prediction(self, logits: np.ndarray) -> Prediction:
         probs = softmax(logits[None, :])[0]

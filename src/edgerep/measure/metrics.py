@@ -2,7 +2,7 @@
 
 Definitions follow scikit-learn's ``precision_recall_fscore_support`` (zero_division=0): for
 class c, precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2PR/(P+R); macro-F1 is the
-unweighted mean of per-class F1 over all classes, present or not. numpy only (runs on device).
+unweighted mean of per-class F1 over all classes, present or not. numpy only.
 """
 
 from __future__ import annotations
@@ -60,11 +60,3 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
         "confusion_matrix": cm.tolist(),
         "labels": list(labels),
     }
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of float [batch, classes] logits, numerically stable; float32 out."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -1,7 +1,7 @@
 """Edge benchmark: latency, throughput, memory and CPU of bundles, in isolated processes,
 under emulated device profiles, with the PyTorch model as baseline in the same run.
 
-Each (model, threads, profile) cell runs in a fresh worker process (``python -m edgerep.bench``)
+Each (model, threads, profile) cell runs in a fresh worker process (``python -m edgerep.measure.bench``)
 so its peak RSS and CPU time are its own. The worker pins itself to the profile's cores
 (``os.sched_setaffinity``) and caps its memory: with cgroup v2 (a unified hierarchy whose
 delegated cgroup offers the ``memory`` controller to its children) the parent makes a child
@@ -9,9 +9,13 @@ cgroup with ``memory.max`` = the board's RAM and ``memory.swap.max`` = 0 and the
 (``cgroup.procs``), so the cap is on resident memory as on the board, and the kernel's
 ``memory.peak`` is recorded; elsewhere (cgroup v1, no delegation, macOS) it falls back to
 ``RLIMIT_AS``, a cap on address space (stricter than RSS). The worker then loads the model (init time), times the first inference, runs the warm-up (not sampled),
-then classifies real tweets one at a time. Statistics: percentiles and mean ± std of the
-per-tweet latency (ms), throughput = tweets / sampled wall time, CPU = (user + sys) / wall
-(% of one core), peak RSS = ``ru_maxrss`` (the kernel's high-water mark, MB).
+then classifies the same real tweets, one at a time, in ``repeats`` runs. Statistics (the pyperf
+habit): median (p50), p90, p99 and the median absolute deviation (MAD) of the per-tweet latency
+(ms); stability is judged on the repeated runs of the same work: a cell whose runs' medians
+spread more than :data:`UNSTABLE_SPREAD` of the overall median is flagged unstable (a busy
+machine), not a cell whose tweets differ in length. Throughput = tweets / sampled wall time,
+CPU = (user + sys) / wall (% of one core), peak RSS = ``ru_maxrss`` (the kernel's high-water
+mark, MB = 10^6 bytes).
 
 Profiles emulate the board's core count and RAM only: the instruction set, clock and caches are
 this machine's, so absolute times are not a Raspberry Pi's.
@@ -25,52 +29,48 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from edgerep.errors import ConfigError
-from edgerep.latency import latency_stats
+from edgerep.registry import MB, PROFILES, DeviceProfile, parse_profiles
+
+#: A cell is unstable when its repeated runs' medians spread (max - min) more than this share of
+#: the overall median (pyperf warns at a standard deviation above 10% of the mean).
+UNSTABLE_SPREAD = 0.10
+#: Fewer samples than this: percentiles are rough.
+MIN_SAMPLES = 30
+#: A p99 above this multiple of the p50 is reported as a long tail.
+LONG_TAIL = 3.0
 
 
-@dataclass(frozen=True)
-class DeviceProfile:
-    """An emulated edge board: ``cores`` (CPU affinity), ``memory_mb`` (address-space cap)."""
+def latency_stats(samples_ms: Sequence[float], runs: int = 1) -> dict:
+    """Statistics of latency samples (ms) taken in ``runs`` equal runs of the same work, in order.
 
-    name: str
-    cores: int | None
-    memory_mb: int | None
-    description: str
-
-
-#: Board figures from the vendors' product briefs (Raspberry Pi Ltd, NVIDIA).
-PROFILES: dict[str, DeviceProfile] = {
-    p.name: p
-    for p in (
-        DeviceProfile("host", None, None, "this machine, unrestricted"),
-        DeviceProfile("pi-zero-2w", 4, 512, "Raspberry Pi Zero 2 W: 4x Cortex-A53 @ 1 GHz, 512 MB"),
-        DeviceProfile("rpi3b", 4, 1024, "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz, 1 GB"),
-        DeviceProfile("rpi4", 4, 2048, "Raspberry Pi 4 Model B 2 GB: 4x Cortex-A72 @ 1.5 GHz"),
-        DeviceProfile("rpi5", 4, 4096, "Raspberry Pi 5 4 GB: 4x Cortex-A76 @ 2.4 GHz"),
-        DeviceProfile("jetson-nano", 4, 4096, "Jetson Nano: 4x Cortex-A57 @ 1.43 GHz, 4 GB shared with the GPU"),
-        DeviceProfile("single-core", 1, 1024, "one core, 1 GB: the smallest useful target"),
-    )
-}
-
-
-def parse_profiles(spec: str) -> list[DeviceProfile]:
-    """``"host,rpi4"`` -> profiles.
-
-    Raises:
-        ConfigError: an unknown name; the message lists the valid ones.
+    Returns:
+        ``{"n", "p50_ms", "p90_ms", "p99_ms", "mad_ms", "min_ms", "max_ms", "mean_ms",
+        "run_medians_ms", "run_spread"}``: percentiles by ``numpy.percentile`` (linear
+        interpolation), MAD = median(|x - median|), ``run_spread`` = (max - min) of the runs'
+        medians / the overall median.
     """
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    bad = [n for n in names if n not in PROFILES]
-    if bad or not names:
-        raise ConfigError(f"unknown device profile {', '.join(map(repr, bad)) or '(none)'}; valid: {', '.join(PROFILES)}")
-    return [PROFILES[n] for n in names]
+    a = np.asarray(samples_ms, dtype=np.float64)
+    med = float(np.median(a))
+    per_run = [float(np.median(r)) for r in np.array_split(a, max(1, runs)) if r.size]
+    return {
+        "n": int(a.size),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mad_ms": float(np.median(np.abs(a - med))),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+        "run_medians_ms": [round(m, 4) for m in per_run],
+        "run_spread": round((max(per_run) - min(per_run)) / med, 4) if med > 0 else 0.0,
+    }
 
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -110,8 +110,8 @@ def cgroup_v2_parent(root: str | os.PathLike = CGROUP_ROOT, proc_cgroup: str | o
     return here, "cgroup v2"
 
 
-def make_memory_cgroup(parent: Path, name: str, memory_mb: int) -> Path:
-    """Create the child cgroup ``parent/name`` with ``memory.max`` = ``memory_mb`` MiB and no swap.
+def make_memory_cgroup(parent: Path, name: str, memory_mib: int) -> Path:
+    """Create the child cgroup ``parent/name`` with ``memory.max`` = ``memory_mib`` MiB and no swap.
 
     Raises:
         OSError: the kernel refused (the caller falls back to ``RLIMIT_AS``).
@@ -119,7 +119,7 @@ def make_memory_cgroup(parent: Path, name: str, memory_mb: int) -> Path:
     cg = parent / name
     cg.mkdir()
     try:
-        (cg / "memory.max").write_text(str(memory_mb * 1024 * 1024))
+        (cg / "memory.max").write_text(str(memory_mib * 2**20))
         if (cg / "memory.swap.max").exists():
             (cg / "memory.swap.max").write_text("0")
     except OSError:
@@ -129,10 +129,10 @@ def make_memory_cgroup(parent: Path, name: str, memory_mb: int) -> Path:
 
 
 def cgroup_stats(cg: Path) -> dict:
-    """``memory.peak`` (MB, kernel >= 5.19) and the ``oom_kill`` count of ``memory.events``."""
+    """``memory.peak`` (MB = 10^6 bytes, kernel >= 5.19) and the ``oom_kill`` count of ``memory.events``."""
     out: dict = {}
     try:
-        out["cgroup_memory_peak_mb"] = round(int((cg / "memory.peak").read_text()) / 2**20, 1)
+        out["cgroup_memory_peak_mb"] = round(int((cg / "memory.peak").read_text()) / MB, 1)
     except (OSError, ValueError):
         pass
     try:
@@ -160,14 +160,14 @@ def _apply_profile(profile: DeviceProfile, cgroup: str | None = None, note: str 
         applied["cpus"] = sorted(cpus)
         if len(cpus) < profile.cores:
             applied["note"] = f"{profile.cores} cores wanted, host has {len(available)}"
-    if profile.memory_mb and cgroup:  # the parent made the cgroup (make_memory_cgroup); join it
+    if profile.memory_mib and cgroup:  # the parent made the cgroup (make_memory_cgroup); join it
         Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
-        applied["memory_cap_mb"] = profile.memory_mb
+        applied["memory_cap_mib"] = profile.memory_mib
         applied["memory_cap"] = f"cgroup v2 memory.max, no swap ({cgroup})"
-    elif profile.memory_mb:
-        limit = profile.memory_mb * 1024 * 1024
+    elif profile.memory_mib:
+        limit = profile.memory_mib * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        applied["memory_cap_mb"] = profile.memory_mb
+        applied["memory_cap_mib"] = profile.memory_mib
         applied["memory_cap"] = "RLIMIT_AS (address space; stricter than RSS)"
         if note:
             applied["memory_cap_note"] = note
@@ -178,19 +178,20 @@ def run_worker(spec: dict) -> dict:
     """Measure one cell in this process (called in the worker; see the module docstring).
 
     ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup",
-    "batch"}``. With ``batch`` B > 1 a sample is one call on B tweets (latency of a batch) and
-    throughput counts tweets.
+    "batch", "repeats"}``. With ``batch`` B > 1 a sample is one call on B tweets (latency of a
+    batch) and throughput counts tweets. Every run times the same calls in the same order.
     """
     applied = _apply_profile(PROFILES[spec["profile"]], spec.get("cgroup"), spec.get("cgroup_note"))
     texts: list[str] = spec["texts"]
     threads = int(spec["threads"])
     batch = int(spec.get("batch", 1))
+    repeats = max(1, int(spec.get("repeats", 1)))
     t0 = time.perf_counter()
     if spec["kind"] == "bundle":
-        from edgerep.runtime import PolarityClassifier
+        from edgerep.device.runtime import PolarityClassifier
 
         clf = PolarityClassifier(spec["path"], num_threads=threads)
-        size_mb = clf.model_size_bytes / 1e6
+        size_mb = clf.model_size_bytes / MB
         backend = clf.manifest.backend
         quantization = clf.manifest.quantization.get("mode")
 
@@ -199,19 +200,18 @@ def run_worker(spec: dict) -> dict:
     else:
         import torch
 
-        from edgerep.models import load_finetuned
-        from edgerep.tokenization import Encoder
+        from edgerep.device.tokenizer import TweetTokenizer
+        from edgerep.workstation.inference import torch_logits
+        from edgerep.workstation.models import checkpoint_size_mb, load_finetuned
 
         torch.set_num_threads(threads)
         model, info = load_finetuned(spec["path"])
-        enc = Encoder(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]))
-        size_mb = sum(f.stat().st_size for f in Path(spec["path"]).glob("*.safetensors")) / 1e6
+        tokenizer = TweetTokenizer(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]))
+        size_mb = checkpoint_size_mb(spec["path"])
         backend, quantization = "pytorch", "fp32"
 
         def infer(chunk: list[str]) -> None:
-            e = enc.encode(chunk)  # dynamic padding: what a transformers user runs
-            with torch.inference_mode():
-                model(input_ids=torch.from_numpy(e.input_ids.astype(np.int64)), attention_mask=torch.from_numpy(e.attention_mask.astype(np.int64)))
+            torch_logits(model, tokenizer, chunk, batch_size=len(chunk))  # dynamic padding: what a transformers user runs
     init_ms = (time.perf_counter() - t0) * 1e3
     chunks = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)] or [texts[:batch]]
     t0 = time.perf_counter()
@@ -222,10 +222,11 @@ def run_worker(spec: dict) -> dict:
     samples = []
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     w0 = time.perf_counter()
-    for chunk in chunks:
-        s = time.perf_counter()
-        infer(chunk)
-        samples.append((time.perf_counter() - s) * 1e3)
+    for _ in range(repeats):
+        for chunk in chunks:
+            s = time.perf_counter()
+            infer(chunk)
+            samples.append((time.perf_counter() - s) * 1e3)
     wall = time.perf_counter() - w0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -236,26 +237,30 @@ def run_worker(spec: dict) -> dict:
         "quantization": quantization,
         "threads": threads,
         "batch": batch,
+        "repeats": repeats,
         "profile": applied,
         "model_size_mb": round(size_mb, 3),
         "init_ms": round(init_ms, 2),
         "first_inference_ms": round(first_ms, 2),
-        "latency": latency_stats(samples),
+        "latency": latency_stats(samples, repeats),
         "throughput_tweets_per_s": round(len(samples) * batch / wall, 2),
         "cpu_percent_of_one_core": round(100 * cpu_s / wall, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB, 1),  # ru_maxrss: KiB on Linux
     }
 
 
-def _warnings(cell: dict) -> list[str]:
+def warnings_of(cell: dict) -> list[str]:
+    """Warnings of a measured cell: too few samples, unstable repeated runs, a long tail."""
     lat = cell["latency"]
     out = []
-    if lat["n"] < 30:
+    if lat["n"] < MIN_SAMPLES:
         out.append(f"only {lat['n']} samples: percentiles are rough")
-    if lat["mean_ms"] and lat["std_ms"] / lat["mean_ms"] > 0.25:
-        out.append(f"unstable: std {lat['std_ms']:.2f} ms is {100 * lat['std_ms'] / lat['mean_ms']:.0f}% of the mean (busy machine?)")
-    if lat["p99_ms"] > 3 * lat["p50_ms"]:
-        out.append(f"long tail: p99 {lat['p99_ms']:.2f} ms > 3x p50")
+    if lat.get("run_spread", 0.0) > UNSTABLE_SPREAD:
+        medians = ", ".join(f"{m:.2f}" for m in lat["run_medians_ms"])
+        out.append(f"unstable: the medians of {len(lat['run_medians_ms'])} runs of the same tweets spread "
+                   f"{100 * lat['run_spread']:.0f}% ({medians} ms; busy machine?)")
+    if lat["p99_ms"] > LONG_TAIL * lat["p50_ms"]:
+        out.append(f"long tail: p99 {lat['p99_ms']:.2f} ms > {LONG_TAIL:g}x p50")
     return out
 
 
@@ -269,6 +274,7 @@ def bench(
     timeout_s: float = 900,
     batches: Sequence[int] = (1,),
     checkpoint: str | os.PathLike | None = None,
+    repeats: int = 3,
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
 
@@ -286,6 +292,7 @@ def bench(
             was made with the same settings and tweets, its finished cells are kept and only
             the missing ones run (an interrupted bench resumes). The caller deletes it once the
             final record is written.
+        repeats: runs over the same tweets per cell (stability is judged across them).
 
     Returns:
         Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
@@ -295,27 +302,28 @@ def bench(
     Raises:
         ConfigError: fewer than 2 tweets, or no model.
     """
-    from edgerep.results import make_record, write_record
+    from edgerep.measure.records import make_record, write_record
 
     if len(texts) < 2:
         raise ConfigError("need at least 2 tweets to benchmark")
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if not models and baseline is None:
         raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
     settings = {
-        "tweets": len(texts), "tweets_sha256": _texts_digest(texts), "warmup": warmup,
+        "tweets": len(texts), "tweets_sha256": _texts_digest(texts), "warmup": warmup, "repeats": repeats,
         "threads": list(threads), "profiles": [asdict(p) for p in profiles],
     }
     done = _resume(checkpoint, settings)
     partial = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
     cgroup_parent, cgroup_reason = (None, "")
-    if any(p.memory_mb for p in profiles):
+    if any(p.memory_mib for p in profiles):
         cgroup_parent, cgroup_reason = cgroup_v2_parent()
     cells = []
-    from edgerep.progress import progress
+    from edgerep.log import progress
 
-    with progress() as bar:
-        task = bar.add_task("bench", total=len(jobs) * len(threads) * len(profiles) * len(batches), info="")
+    with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches)) as bar:
         for profile in profiles:
             for n in threads:
                 for batch in batches:
@@ -323,20 +331,20 @@ def bench(
                         key = (path, n, batch, profile.name)
                         if key in done:
                             cells.append(done[key])
-                            bar.advance(task)
+                            bar.advance(1)
                             continue
-                        bar.update(task, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
-                        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup, "batch": batch}
-                        if cgroup_parent is None and profile.memory_mb:
+                        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup,
+                                "batch": batch, "repeats": repeats}
+                        if cgroup_parent is None and profile.memory_mib:
                             spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
                         cells.append(_run_cell(spec, timeout_s, cgroup_parent))
-                        bar.advance(task)
+                        bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
                         if checkpoint is not None:
                             write_record(checkpoint, {**partial, "cells": cells})
     for c in cells:
         if "error" in c:
             continue
-        c["warnings"] = _warnings(c)
+        c["warnings"] = warnings_of(c)
         base = next(
             (b for b in cells if b.get("kind") == "pytorch" and "error" not in b and b["threads"] == c["threads"]
              and b.get("batch", 1) == c.get("batch", 1) and b["profile"]["profile"] == c["profile"]["profile"]),
@@ -354,11 +362,6 @@ def _texts_digest(texts: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def _same_machine(a: dict, b: dict) -> bool:
-    """Two records' ``machine`` entries name the same CPU model and core count."""
-    return (a.get("cpu"), a.get("logical_cores")) == (b.get("cpu"), b.get("logical_cores"))
-
-
 def _cell_key(c: dict) -> tuple:
     return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
 
@@ -367,14 +370,17 @@ def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> dict[tuple,
     """Finished cells of a partial record made with the same settings (failed cells run again)."""
     if checkpoint is None or not Path(checkpoint).is_file():
         return {}
-    from edgerep.results import machine_info, read_record
+    from edgerep.errors import RecordError
+    from edgerep.measure.records import differences, make_record, read_record
 
     try:
         old = read_record(checkpoint, "bench")
-    except ValueError:  # not a bench record: start afresh (it is overwritten after the first cell)
+    except RecordError:  # not a bench record: start afresh (it is overwritten after the first cell)
         return {}
-    if old.get("settings") != settings or not _same_machine(old["machine"], machine_info()):
-        raise ConfigError(f"{checkpoint}: an interrupted bench with other settings; delete it or use another --output")
+    diff = differences(old, make_record("bench", {}))
+    if old.get("settings") != settings or diff:
+        why = "; ".join(diff) if diff else "other settings"
+        raise ConfigError(f"{checkpoint}: an interrupted bench made with {why}; delete it or use another --output")
     return {_cell_key(c): c for c in old.get("cells", []) if "error" not in c}
 
 
@@ -382,15 +388,15 @@ def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -
     ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "batch": spec.get("batch", 1), "profile": {"profile": spec["profile"]}}
     profile = PROFILES.get(spec["profile"])
     cg = None
-    if cgroup_parent is not None and profile is not None and profile.memory_mb:
+    if cgroup_parent is not None and profile is not None and profile.memory_mib:
         try:
-            cg = make_memory_cgroup(cgroup_parent, f"edgerep-bench-{os.getpid()}-{time.monotonic_ns()}", profile.memory_mb)
+            cg = make_memory_cgroup(cgroup_parent, f"edgerep-bench-{os.getpid()}-{time.monotonic_ns()}", profile.memory_mib)
             spec = {**spec, "cgroup": str(cg)}
         except OSError as e:
             spec = {**spec, "cgroup_note": f"cgroup v2 refused ({e.strerror}); RLIMIT_AS instead"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "edgerep.bench"], input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s
+            [sys.executable, "-m", "edgerep.measure.bench"], input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired:
         return {**ident, "error": f"timed out after {timeout_s:.0f} s"}
@@ -402,7 +408,7 @@ def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
         oom = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
         if stats.get("oom_kill"):
-            return {**ident, "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mb} MB"}
+            return {**ident, "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mib} MiB"}
         kind = "out of memory under the profile's cap" if any(k in proc.stderr for k in oom) else "failed"
         return {**ident, "error": f"{kind}: {tail[0][:300]}"}
     cell = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -415,9 +421,11 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
     settings on the same machine; refuse otherwise (runs with different settings never merge).
 
     Raises:
-        ConfigError: settings or machine differ.
+        ConfigError: settings, machine, library versions or commit differ
+            (:func:`edgerep.measure.records.differences`).
+        RecordError: ``path`` is not a bench record.
     """
-    from edgerep.results import read_record, write_record
+    from edgerep.measure.records import differences, read_record, write_record
 
     path = Path(path)
     if path.is_file():
@@ -427,8 +435,9 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
 
         if fixed(old["settings"]) != fixed(record["settings"]):
             raise ConfigError(f"{path}: made with other settings {old['settings']}; refusing to merge (use another --out)")
-        if not _same_machine(old["machine"], record["machine"]):
-            raise ConfigError(f"{path}: measured on another machine ({old['machine'].get('cpu')}); refusing to merge")
+        diff = differences(old, record)
+        if diff:
+            raise ConfigError(f"{path}: measured on another machine or with other software ({'; '.join(diff)}); refusing to merge")
         keys = {_cell_key(c) for c in record["cells"]}
         record = {**record, "cells": [c for c in old["cells"] if _cell_key(c) not in keys] + record["cells"]}
     write_record(path, record)

@@ -21,19 +21,20 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from edgerep import LABELS, __version__
-from edgerep.data import SplitConfig, Tweet, load_split, split_train_validation
+from edgerep.data import SplitConfig, Tweet, training_tweets
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config
-from edgerep.metrics import classification_report
-from edgerep.models import DEFAULT_MODEL, MODEL_INFO_FILE, load_for_classification, load_tokenizer, resolve_source
-from edgerep.progress import log, progress
-from edgerep.text import NORMALIZATION_VERSION
-from edgerep.tokenization import Encoder
+from edgerep.measure.metrics import classification_report
+from edgerep.device.text import NORMALIZATION_VERSION
+from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.log import log, progress
+from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
+from edgerep.workstation.inference import ids_logits
+from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
 
 SELECT_METRICS = ("macro_f1", "accuracy")
 
@@ -121,50 +122,20 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     return batches
 
 
-def _pad(ids: Sequence[np.ndarray], pad_id: int):
-    import torch
-
-    width = max(len(x) for x in ids)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = x
-        mask[i, : len(x)] = 1
-    return torch.from_numpy(input_ids), torch.from_numpy(mask)
-
-
-def predict_logits(model, encoded: Sequence[np.ndarray], pad_id: int, batch_size: int = 64, description: str = "predict") -> np.ndarray:
-    """Logits of a torch sequence classifier for pre-tokenized texts: float32 [n, num_labels].
-
-    Batches are formed from length-sorted texts (dynamic padding); output keeps input order.
-    """
-    import torch
-
-    model.eval()
-    n = len(encoded)
-    out = np.zeros((n, model.config.num_labels), dtype=np.float32)
-    order = np.argsort([len(x) for x in encoded], kind="stable")
-    with torch.inference_mode(), progress() as bar:
-        task = bar.add_task(description, total=n, info="")
-        for s in range(0, n, batch_size):
-            idx = order[s : s + batch_size]
-            ids, mask = _pad([encoded[i] for i in idx], pad_id)
-            out[idx] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
-            bar.advance(task, len(idx))
-    return out
-
-
 def load_training_data(data_root: str | os.PathLike, config: TrainConfig) -> tuple[list[Tweet], list[Tweet], dict]:
-    """Load the RepLab training split and carve out validation: ``(train, validation, report)``."""
-    tweets, report = load_split(data_root, "training")
-    train, val = split_train_validation(tweets, config.split)
-    if config.limit is not None:
-        rng = np.random.default_rng(config.seed)
-        keep = np.sort(rng.permutation(len(train))[: config.limit])
-        train = [train[i] for i in keep]
-        keep_v = np.sort(rng.permutation(len(val))[: max(1, config.limit // 4)])
-        val = [val[i] for i in keep_v]
-    return train, val, report.to_dict()
+    """The RepLab training split for ``config``: ``(train, validation, load report)``
+    (:func:`edgerep.data.training_tweets` with the config's split, limit and seed)."""
+    return training_tweets(data_root, config.split, config.limit, config.seed)
+
+
+@dataclass
+class _Data:
+    """Tokenized training and validation tweets: ids int32 [n_tokens] per tweet, labels int64 [n]."""
+
+    train_ids: list[np.ndarray]
+    train_y: np.ndarray
+    val_ids: list[np.ndarray]
+    val_y: np.ndarray
 
 
 def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig()) -> Path:
@@ -175,10 +146,9 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
 
     Raises:
         DataError: unreadable data. ModelLoadError: model not found or offline hub id.
-        ConfigError: ``out_dir`` holds a run made with other settings.
+        ConfigError: ``out_dir`` holds a run made with other settings, or too few tweets.
     """
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     out = Path(out_dir)
     final = out / "model"
@@ -193,115 +163,135 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     if not train_set or not val_set:
         raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
     source = resolve_source(config.model)
-    tokenizer = load_tokenizer(source)
+    hf_tokenizer = load_tokenizer(source)
     out.mkdir(parents=True, exist_ok=True)
     tok_dir = out / "tokenizer"
-    if not (tok_dir / "tokenizer.json").is_file():
+    if not (tok_dir / TOKENIZER_FILE).is_file():
         with atomic_directory(tok_dir, overwrite=True) as tmp:
-            tokenizer.save_pretrained(tmp)
+            hf_tokenizer.save_pretrained(tmp)
 
     ckpt_root = out / "checkpoints"
     latest = _latest_checkpoint(ckpt_root)
-    torch.manual_seed(config.seed)
-    if latest is None:
-        model = load_for_classification(source, LABELS)
-    else:
-        from transformers import AutoModelForSequenceClassification
-
-        model = AutoModelForSequenceClassification.from_pretrained(latest)
-    model_limit = int(getattr(model.config, "max_position_embeddings", 512))
-    probe = Encoder(tok_dir / "tokenizer.json", model_limit)
-    if config.max_seq_len is None:
-        lengths = probe.token_lengths([t.text for t in train_set])
-        config = replace(config, max_seq_len=choose_max_seq_len(lengths, config.max_seq_len_percentile, model_limit))
-        log(
-            f"max_seq_len = {config.max_seq_len} tokens (p{config.max_seq_len_percentile:g} of {len(lengths)} "
-            f"training tweets; p50 {np.percentile(lengths, 50):.0f}, max {lengths.max()})"
-        )
+    torch.manual_seed(config.seed)  # the classifier head's initialisation
+    model = load_for_classification(source if latest is None else str(latest), LABELS)
+    config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
 
-    encoder = Encoder(tok_dir / "tokenizer.json", config.max_seq_len)
-    def encode_all(tweets: list[Tweet]) -> list[np.ndarray]:
-        enc = encoder.encode([t.text for t in tweets])
-        return [enc.input_ids[i, : enc.lengths[i]].astype(np.int64) for i in range(len(tweets))]
-
-    train_ids = encode_all(train_set)
-    val_ids = encode_all(val_set)
-    train_y = np.asarray([t.label_id for t in train_set], dtype=np.int64)
-    val_y = np.asarray([t.label_id for t in val_set], dtype=np.int64)
-    lengths = np.asarray([len(x) for x in train_ids])
-
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-
-    def make_optimizer(model):
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        params = list(model.named_parameters())
-        groups = [
-            {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-            {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-        return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-
-    optimizer, scheduler = make_optimizer(model)
-
-    history: list[dict] = []
-    start_epoch = 1
-    if latest is not None:
-        state = json.loads((latest / "state.json").read_text())
-        opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scheduler.load_state_dict(opt_state["scheduler"])
-        history = state["history"]
-        start_epoch = state["epoch"] + 1
-        log(f"[yellow]train[/]: resuming after epoch {state['epoch']} from {latest}")
+    tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len)
+    data = _Data(tokenizer.ids([t.text for t in train_set]), np.asarray([t.label_id for t in train_set], dtype=np.int64),
+                 tokenizer.ids([t.text for t in val_set]), np.asarray([t.label_id for t in val_set], dtype=np.int64))
+    steps_per_epoch = math.ceil(len(data.train_ids) / config.batch_size)
+    optimizer, scheduler = _optimizer(model, config, steps_per_epoch * config.epochs)
+    history, start_epoch = _resume(latest, optimizer, scheduler)
 
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
-        f"{len(train_ids)} tweets, validating on {len(val_ids)}; {config.epochs} epochs x {steps_per_epoch} steps, "
+        f"{len(data.train_ids)} tweets, validating on {len(data.val_ids)}; {config.epochs} epochs x {steps_per_epoch} steps, "
         f"{torch.get_num_threads()} threads"
     )
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
-        torch.manual_seed(config.seed * 1000 + epoch)
-        rng = np.random.default_rng(config.seed * 1000 + epoch)
-        batches = _batches(lengths, config.batch_size, rng)
-        loss_sum, seen = 0.0, 0
-        t_epoch = time.perf_counter()
-        with progress() as bar:
-            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), info="")
-            for b in batches:
-                ids, mask = _pad([train_ids[i] for i in b], tokenizer.pad_token_id or 0)
-                labels = torch.from_numpy(train_y[b])
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.item() * len(b)
-                seen += len(b)
-                bar.update(task, advance=1, info=f"loss {loss_sum / seen:.4f}")
-        train_seconds = time.perf_counter() - t_epoch
-        val_logits = predict_logits(model, val_ids, tokenizer.pad_token_id or 0, description=f"validate {epoch}")
-        metrics = classification_report(val_y, val_logits.argmax(-1), LABELS)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_seconds": round(train_seconds, 1),
-                "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
-            }
-        )
-        log(
-            f"epoch {epoch}: loss {loss_sum / max(seen, 1):.4f}, validation accuracy {metrics['accuracy']:.4f}, "
-            f"macro-F1 {metrics['macro_f1']:.4f} ({train_seconds / 60:.1f} min)"
-        )
+        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch))
         _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
 
     best = max(history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
+    _write_final(out, final, best, history, config, data, data_report)
+    log(
+        f"[green]train[/]: best epoch {best['epoch']} (validation {config.select_metric} "
+        f"{best['validation'][config.select_metric]:.4f}) -> {final} "
+        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+    )
+    return final
+
+
+def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train_set: list[Tweet]) -> TrainConfig:
+    """Fill ``max_seq_len`` from the training tweets' token lengths when it is ``None``."""
+    if config.max_seq_len is not None:
+        return config
+    model_limit = int(getattr(model.config, "max_position_embeddings", 512))
+    lengths = TweetTokenizer(tokenizer_json, model_limit).token_lengths([t.text for t in train_set])
+    config = replace(config, max_seq_len=choose_max_seq_len(lengths, config.max_seq_len_percentile, model_limit))
+    log(
+        f"max_seq_len = {config.max_seq_len} tokens (p{config.max_seq_len_percentile:g} of {len(lengths)} "
+        f"training tweets; p50 {np.percentile(lengths, 50):.0f}, max {lengths.max()})"
+    )
+    return config
+
+
+def _optimizer(model, config: TrainConfig, total_steps: int):
+    """AdamW (no weight decay on biases and norms) with linear warm-up then linear decay."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    params = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+
+def _resume(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]:
+    """Load the optimizer and scheduler state of the latest checkpoint: ``(history, next epoch)``."""
+    import torch
+
+    if latest is None:
+        return [], 1
+    state = json.loads((latest / "state.json").read_text())
+    opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(opt_state["optimizer"])
+    scheduler.load_state_dict(opt_state["scheduler"])
+    log(f"[yellow]train[/]: resuming after epoch {state['epoch']} from {latest}")
+    return state["history"], state["epoch"] + 1
+
+
+def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int) -> dict:
+    """One pass over the training tweets, then validation; returns the epoch's history entry.
+
+    Batch order and dropout draw from ``seed * 1000 + epoch``, so a resumed run reproduces the
+    uninterrupted one.
+    """
+    import torch
+
+    model.train()
+    torch.manual_seed(config.seed * 1000 + epoch)
+    rng = np.random.default_rng(config.seed * 1000 + epoch)
+    batches = _batches(np.asarray([len(x) for x in data.train_ids]), config.batch_size, rng)
+    loss_sum, seen = 0.0, 0
+    t_epoch = time.perf_counter()
+    with progress(f"epoch {epoch}/{config.epochs}", len(batches)) as bar:
+        for b in batches:
+            enc = tokenizer.pad([data.train_ids[i] for i in b])
+            loss = model(input_ids=torch.from_numpy(enc.input_ids.astype(np.int64)),
+                         attention_mask=torch.from_numpy(enc.attention_mask.astype(np.int64)),
+                         labels=torch.from_numpy(data.train_y[b])).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(b)
+            seen += len(b)
+            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    train_seconds = time.perf_counter() - t_epoch
+    val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
+    metrics = classification_report(data.val_y, val_logits.argmax(-1), LABELS)
+    log(
+        f"epoch {epoch}: loss {loss_sum / max(seen, 1):.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f} ({train_seconds / 60:.1f} min)"
+    )
+    return {
+        "epoch": epoch,
+        "train_loss": loss_sum / max(seen, 1),
+        "train_seconds": round(train_seconds, 1),
+        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
+    }
+
+
+def _write_final(out: Path, final: Path, best: dict, history: list[dict], config: TrainConfig, data: _Data, data_report: dict) -> None:
+    """Copy the best epoch's weights and the tokenizer to ``final`` with ``edgerep_model.json``."""
     info = {
         "edgerep_version": __version__,
         "labels": list(LABELS),
@@ -313,25 +303,19 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
         "select_metric": config.select_metric,
         "split": config.split.to_dict(),
         "train_config": config.to_dict(),
-        "train_size": len(train_ids),
-        "validation_size": len(val_ids),
+        "train_size": len(data.train_ids),
+        "validation_size": len(data.val_ids),
         "data_report": data_report,
         "train_seconds": round(sum(h["train_seconds"] for h in history), 1),
     }
     atomic_write_json(out / "history.json", history)
     with atomic_directory(final, overwrite=True) as tmp:
-        for f in (ckpt_root / f"epoch-{best['epoch']}").iterdir():
+        for f in (out / "checkpoints" / f"epoch-{best['epoch']}").iterdir():
             if f.name not in ("optimizer.pt", "state.json"):
                 shutil.copy2(f, tmp / f.name)
-        for f in tok_dir.iterdir():
+        for f in (out / "tokenizer").iterdir():
             shutil.copy2(f, tmp / f.name)
         (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    log(
-        f"[green]train[/]: best epoch {best['epoch']} (validation {config.select_metric} "
-        f"{best['validation'][config.select_metric]:.4f}) -> {final} "
-        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
-    )
-    return final
 
 
 def _latest_checkpoint(root: Path) -> Path | None:

@@ -17,18 +17,20 @@ from pathlib import Path
 import numpy as np
 
 from edgerep import LABELS
-from edgerep.data import SplitConfig, Tweet, load_split, split_train_validation
+from edgerep.data import SplitConfig, select_tweets
 from edgerep.errors import ConfigError, ModelLoadError
-from edgerep.manifest import MANIFEST_FILE
-from edgerep.metrics import classification_report
-from edgerep.progress import progress
-from edgerep.results import make_record
+from edgerep.log import progress
+from edgerep.measure.metrics import classification_report
+from edgerep.measure.records import make_record
+from edgerep.registry import MANIFEST_FILE, MB, MODEL_INFO_FILE, TOKENIZER_FILE
 
-SUBSETS = ("auto", "validation", "train", "all")
+#: What :func:`model_kind` returns: an exported bundle (LiteRT or ONNX Runtime, as its manifest
+#: says) or a fine-tuned PyTorch checkpoint.
+MODEL_KINDS = ("bundle", "pytorch")
 
 
 def model_kind(path: str | os.PathLike) -> str:
-    """``"litert"`` for a bundle directory, ``"pytorch"`` for a fine-tuned checkpoint.
+    """``"bundle"`` for a bundle directory (any backend), ``"pytorch"`` for a fine-tuned checkpoint.
 
     Raises:
         ModelLoadError: neither (the message says what each needs).
@@ -37,39 +39,10 @@ def model_kind(path: str | os.PathLike) -> str:
     if not p.exists():
         raise ModelLoadError(f"{p}: not found")
     if (p / MANIFEST_FILE).is_file():
-        return "litert"
-    if (p / "edgerep_model.json").is_file():
+        return "bundle"
+    if (p / MODEL_INFO_FILE).is_file():
         return "pytorch"
-    raise ModelLoadError(
-        f"{p}: neither a bundle (needs {MANIFEST_FILE}) nor a fine-tuned checkpoint (needs edgerep_model.json)"
-    )
-
-
-def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:
-    """Tweets to evaluate on and a description of the selection.
-
-    Raises:
-        ConfigError: unknown subset, or ``train``/``validation`` asked of the test split.
-        DataError: unreadable data.
-    """
-    if subset not in SUBSETS:
-        raise ConfigError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
-    if subset == "auto":
-        subset = "validation" if split == "training" else "all"
-    if split != "training" and subset in ("train", "validation"):
-        raise ConfigError(f"subset {subset!r} exists only for the training split; use --subset all for {split!r}")
-    tweets, report = load_split(data_root, split)
-    if subset != "all":
-        train, val = split_train_validation(tweets, split_config)
-        tweets = val if subset == "validation" else train
-    return tweets, {
-        "root": str(data_root),
-        "split": split,
-        "subset": subset,
-        "split_config": split_config.to_dict(),
-        "n": len(tweets),
-        "load_report": report.to_dict(),
-    }
+    raise ModelLoadError(f"{p}: neither a bundle (needs {MANIFEST_FILE}) nor a fine-tuned checkpoint (needs {MODEL_INFO_FILE})")
 
 
 def evaluate(
@@ -92,7 +65,7 @@ def evaluate(
 
     Returns:
         Record with ``model`` (path, kind, quantization, size_mb), ``data`` (selection),
-        ``metrics`` (:func:`edgerep.metrics.classification_report`) and ``inference`` (seconds,
+        ``metrics`` (:func:`edgerep.measure.metrics.classification_report`) and ``inference`` (seconds,
         tweets/s).
 
     Raises:
@@ -100,8 +73,8 @@ def evaluate(
     """
     kind = model_kind(model_path)
     path = Path(model_path)
-    if kind == "litert":
-        from edgerep.manifest import Manifest
+    if kind == "bundle":
+        from edgerep.device.manifest import Manifest
 
         manifest = Manifest.read(path)
         split_cfg, labels = SplitConfig(**manifest.split) if manifest.split else SplitConfig(), manifest.labels
@@ -109,22 +82,22 @@ def evaluate(
             "path": str(path),
             "kind": kind,
             "quantization": manifest.quantization.get("mode"),
-            "size_mb": round((path / manifest.model_file).stat().st_size / 1e6, 3),
+            "size_mb": round((path / manifest.model_file).stat().st_size / MB, 3),
             "backend": manifest.backend,
             "max_seq_len": manifest.max_seq_len,
             "source": manifest.source.get("model"),
         }
     else:
-        from edgerep.models import read_model_info
+        from edgerep.workstation.models import checkpoint_size_mb, read_model_info
 
         info = read_model_info(path)
         split_cfg, labels = SplitConfig(**info.get("split", {})), tuple(info["labels"])
-        size = sum(f.stat().st_size for f in path.glob("*.safetensors")) or sum(f.stat().st_size for f in path.glob("*.bin"))
         model_info = {
             "path": str(path),
             "kind": kind,
+            "backend": "pytorch",
             "quantization": "fp32",
-            "size_mb": round(size / 1e6, 3),
+            "size_mb": checkpoint_size_mb(path),
             "max_seq_len": int(info["max_seq_len"]),
             "source": info.get("source_model"),
         }
@@ -139,7 +112,7 @@ def evaluate(
         raise ConfigError(f"no tweets to evaluate in {data_root} ({split}/{data_info['subset']})")
     texts = [t.text for t in tweets]
     t0 = time.perf_counter()
-    if kind == "litert":
+    if kind == "bundle":
         logits = _bundle_logits(path, texts, threads)
     else:
         logits = _checkpoint_logits(path, texts, threads)
@@ -164,29 +137,26 @@ def evaluate(
 
 
 def _bundle_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
-    from edgerep.runtime import PolarityClassifier
+    from edgerep.device.runtime import PolarityClassifier
 
     clf = PolarityClassifier(path, num_threads=threads)
     out = []
-    with progress() as bar:
-        task = bar.add_task(f"evaluate {path.name}", total=len(texts), info="")
+    with progress(f"evaluate {path.name}", len(texts)) as bar:
         for s in range(0, len(texts), 64):
             out.append(clf.logits(texts[s : s + 64]))
-            bar.advance(task, len(out[-1]))
+            bar.advance(len(out[-1]))
     return np.concatenate(out)
 
 
 def _checkpoint_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
     import torch
 
-    from edgerep.models import load_finetuned
-    from edgerep.tokenization import Encoder
-    from edgerep.train import predict_logits
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.inference import torch_logits
+    from edgerep.workstation.models import load_finetuned
 
     if threads:
         torch.set_num_threads(threads)
     model, info = load_finetuned(path)
-    enc = Encoder(path / "tokenizer.json", int(info["max_seq_len"]))
-    e = enc.encode(texts)
-    ids = [e.input_ids[i, : e.lengths[i]].astype(np.int64) for i in range(len(texts))]
-    return predict_logits(model, ids, enc.pad_id, description=f"evaluate {path.name}")
+    tokenizer = TweetTokenizer(path / TOKENIZER_FILE, int(info["max_seq_len"]))
+    return torch_logits(model, tokenizer, texts, description=f"evaluate {path.name}")

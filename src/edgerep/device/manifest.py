@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from edgerep.errors import BundleError
+from edgerep.registry import MANIFEST_FILE, MODEL_FILES, Backend, names
 
 BUNDLE_FORMAT = "edgerep-bundle"
 BUNDLE_FORMAT_VERSION = 1
-MODEL_FILE = "model.tflite"
-TOKENIZER_FILE = "tokenizer.json"
-MANIFEST_FILE = "manifest.json"
-BACKENDS = ("litert", "onnxruntime")
+MODEL_FILE = MODEL_FILES[Backend.LITERT]
 
 
 @dataclass(frozen=True)
@@ -47,8 +45,8 @@ class Manifest:
         max_seq_len: static sequence length of the model inputs, in tokens.
         inputs: ``input_ids`` and ``attention_mask``, int32 [1, max_seq_len].
         output: ``logits`` float32 [1, len(labels)].
-        quantization: ``{"mode": ..., "recipe": ...}`` (see :mod:`edgerep.export`).
-        normalization_version: :data:`edgerep.text.NORMALIZATION_VERSION` used in training.
+        quantization: ``{"mode": ..., "recipe": ...}`` (see :mod:`edgerep.workstation.export`).
+        normalization_version: :data:`edgerep.device.text.NORMALIZATION_VERSION` used in training.
         model_sha256: hex SHA-256 of ``model.tflite``.
         tokenizer_sha256: hex SHA-256 of ``tokenizer.json``.
         source: source checkpoint (``name``, ``sha256``, ``architecture``, ``parameters``).
@@ -150,8 +148,8 @@ class Manifest:
             raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{where}: malformed field ({exc})") from None
-        if m.backend not in BACKENDS:
-            raise BundleError(f"{where}: field 'backend' is {m.backend!r}; valid: {', '.join(BACKENDS)}")
+        if m.backend not in {b.value for b in Backend}:
+            raise BundleError(f"{where}: field 'backend' is {m.backend!r}; valid: {names(Backend)}")
         if "/" in m.model_file or m.model_file.startswith("."):
             raise BundleError(f"{where}: field 'model_file' must be a file name inside the bundle, got {m.model_file!r}")
         for spec in m.inputs:

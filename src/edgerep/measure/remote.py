@@ -1,5 +1,5 @@
 """Benchmark on a real device over SSH (paramiko): copy the light runtime and the bundles,
-run the same worker as :mod:`edgerep.bench` there, bring back the JSON.
+run the same worker as :mod:`edgerep.measure.bench` there, bring back the JSON.
 
 The device needs Python 3.10+ with numpy, tokenizers and ai-edge-litert (``pip install
 edgerep`` installs them); nothing else is installed or left behind: the files go to a temporary
@@ -16,13 +16,13 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
-from edgerep.errors import EdgerepError
+from edgerep.errors import RemoteError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-
-class RemoteError(EdgerepError):
-    """The device could not be reached, authenticated, or ran the worker with an error."""
+#: What the device gets: the package's top-level modules and its light layers (the worker needs
+#: no workstation or application code).
+LIGHT_PARTS = ("device", "data", "measure")
 
 
 def parse_host(host: str) -> tuple[str | None, str, int]:
@@ -109,6 +109,18 @@ class Device:
             raise RemoteError(f"{self.host}: `{command[:80]}` failed: {last[0][:300]}")
         return out
 
+    def put_package(self, package_dir: Path, remote: str, parts: Sequence[str]) -> None:
+        """Copy a package's top-level ``.py`` files and the ``.py`` files of its sub-packages ``parts``."""
+        self.run(f"mkdir -p {shlex.quote(remote)}")
+        sftp = self._client.open_sftp()
+        try:
+            for f in sorted(package_dir.glob("*.py")):
+                sftp.put(str(f), posixpath.join(remote, f.name))
+        finally:
+            sftp.close()
+        for part in parts:
+            self.put_tree(package_dir / part, posixpath.join(remote, part), suffixes=(".py",))
+
     def put_tree(self, local: Path, remote: str, suffixes: tuple[str, ...] | None = None) -> None:
         """Copy a directory tree (files with ``suffixes`` only, when given) over SFTP."""
         sftp = self._client.open_sftp()
@@ -135,24 +147,25 @@ def bench_remote(
     threads: Sequence[int] = (1,),
     profiles: Sequence[str] = ("host",),
     warmup: int = 20,
+    repeats: int = 3,
     **device_kwargs,
 ) -> dict:
-    """:func:`edgerep.bench.bench` on a device over SSH; the record's ``machine`` is the device's.
+    """:func:`edgerep.measure.bench.bench` on a device over SSH; the record's ``machine`` is the device's.
 
     Raises:
         RemoteError: connection, authentication, or a device without the runtime's packages.
         BundleError: a local bundle is invalid (checked before anything is copied).
     """
-    from edgerep.bench import _warnings
-    from edgerep.manifest import Manifest
-    from edgerep.results import make_record
+    from edgerep.measure.bench import warnings_of
+    from edgerep.device.manifest import Manifest
+    from edgerep.measure.records import make_record
 
     for b in bundles:
         Manifest.read(b)
     with Device(host, **device_kwargs) as dev:
         pkg_root = posixpath.join(dev.workdir, "lib")
         dev.run(f"mkdir -p {shlex.quote(pkg_root)}")
-        dev.put_tree(PACKAGE_DIR, posixpath.join(pkg_root, "edgerep"), suffixes=(".py",))
+        dev.put_package(PACKAGE_DIR, posixpath.join(pkg_root, "edgerep"), LIGHT_PARTS)
         remote_bundles = {}
         for i, b in enumerate(bundles):
             target = posixpath.join(dev.workdir, f"bundle{i}-{Path(b).name}")
@@ -160,21 +173,21 @@ def bench_remote(
             remote_bundles[str(b)] = target
         env = f"PYTHONPATH={shlex.quote(pkg_root)}"
         py = shlex.quote(dev.remote_python)
-        machine = json.loads(dev.run(f"{env} {py} -c 'import json; from edgerep.results import machine_info; print(json.dumps(machine_info()))'"))
+        machine = json.loads(dev.run(f"{env} {py} -c 'import json; from edgerep.measure.records import machine_info; print(json.dumps(machine_info()))'"))
         cells = []
         for profile in profiles:
             for n in threads:
                 for local, remote in remote_bundles.items():
-                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup}
+                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup, "repeats": repeats}
                     try:
-                        out = dev.run(f"{env} {py} -m edgerep.bench", stdin=json.dumps(spec))
+                        out = dev.run(f"{env} {py} -m edgerep.measure.bench", stdin=json.dumps(spec))
                         cell = json.loads(out.strip().splitlines()[-1])
-                        cell["warnings"] = _warnings(cell)
+                        cell["warnings"] = warnings_of(cell)
                     except RemoteError as exc:
                         cell = {"kind": "bundle", "threads": n, "profile": {"profile": profile}, "error": str(exc)}
                     cell["path"] = str(local)
                     cell["remote_path"] = remote
                     cells.append(cell)
-    rec = make_record("bench", {"settings": {"tweets": len(texts), "warmup": warmup, "threads": list(threads), "profiles": list(profiles), "host": host}, "cells": cells})
+    rec = make_record("bench", {"settings": {"tweets": len(texts), "warmup": warmup, "repeats": repeats, "threads": list(threads), "profiles": list(profiles), "host": host}, "cells": cells})
     rec["machine"] = {**machine, "ssh_host": host}
     return rec

@@ -1,0 +1,171 @@
+"""``edgerep run``: the whole study in one resumable command.
+
+Stages and their outputs under ``out_dir``::
+
+    config.json                          resolved RunConfig (a re-run with other settings is refused)
+    train/model/                         fine-tuned checkpoint (resumes per epoch)
+    bundles/<quantization>/              validated LiteRT bundles
+    results/evaluation-<model>.json      accuracy, macro-F1, per class, confusion matrix
+    results/bench.json                   single-tweet latency of each bundle (``edgerep bench``'s cells)
+    summary.json                         the figures above in one record
+    report/                              report.md, report.html, figures/ (``edgerep report``)
+    edgerep.log                          every log and progress line of the run, with times
+
+A stage whose output exists is skipped, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgerep.data import sample_texts
+from edgerep.errors import ConfigError
+from edgerep.io import check_or_write_config
+from edgerep.log import configure, log
+from edgerep.measure.records import make_record, read_record, write_record
+from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
+from edgerep.workstation.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of ``edgerep run``.
+
+    Attributes:
+        train: fine-tuning settings.
+        quantizations: bundle variants to export (:class:`edgerep.registry.Quantization`; names are parsed).
+        export_validation_tweets: validation tweets compared between PyTorch and each bundle.
+        latency_tweets: validation tweets timed one by one per bundle.
+        latency_threads: LiteRT threads for the latency figure (1 = a single edge core).
+    """
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    quantizations: tuple[Quantization, ...] = (Quantization.FP32, Quantization.DYNAMIC_INT8)
+    export_validation_tweets: int = 500
+    latency_tweets: int = 300
+    latency_threads: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
+        if self.export_validation_tweets < 1 or self.latency_tweets < 2:
+            raise ConfigError("export_validation_tweets must be >= 1 and latency_tweets >= 2")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["quantizations"] = [q.value for q in self.quantizations]
+        return d
+
+
+def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunConfig = RunConfig()) -> dict:
+    """Run (or resume) the full pipeline; return the ``edgerep.summary`` record.
+
+    Raises:
+        DataError, ModelLoadError, ConfigError, ExportValidationError (see the stages).
+    """
+    from edgerep.data.replab import find_split_dir
+    from edgerep.workstation.train import train
+
+    find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = config.to_dict()
+    check_or_write_config(out / "config.json", cfg, ConfigError)
+    configure(log_file=out / "edgerep.log")
+    split = config.train.split
+
+    log("[bold]1/5 fine-tune[/]")
+    model_dir = train(data_root, out / "train", config.train)
+    log("[bold]2/5 export[/]")
+    exports = _export(model_dir, out / "bundles", config, sample_texts(data_root, "validation", config.export_validation_tweets, split))
+    log("[bold]3/5 evaluate[/] (validation split)")
+    results = out / "results"
+    evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
+    log(f"[bold]4/5 latency[/] (single tweet, {config.latency_threads} thread)")
+    cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
+                     sample_texts(data_root, "validation", config.latency_tweets, split), config.latency_threads)
+    summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
+    write_record(out / "summary.json", summary)
+
+    log("[bold]5/5 report[/]")
+    try:
+        from edgerep.app.report import build_report
+
+        rep = build_report([out], out / "report", title=f"edgerep run — {summary['train']['model']} on RepLab 2013")
+        log(f"report: {rep['html']} and {rep['markdown']}")
+    except ConfigError as e:  # matplotlib missing: the run's results stand; say how to get the report
+        log(f"[yellow]report skipped[/]: {e}")
+    return summary
+
+
+def _export(model_dir: Path, out: Path, config: RunConfig, texts: list[str]):
+    from edgerep.workstation.export import export_bundles
+
+    return export_bundles(model_dir, out, list(config.quantizations), texts)
+
+
+def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: RunConfig) -> dict[str, dict]:
+    """An ``edgerep.evaluation`` record per model on the validation split (kept when present)."""
+    from edgerep.measure.evaluate import evaluate
+
+    evals = {}
+    for name, path in models:
+        rec_path = results / f"evaluation-{name}.json"
+        if rec_path.is_file():
+            log(f"evaluate {name}: {rec_path} exists, skipping")
+            rec = read_record(rec_path, "evaluation")
+        else:
+            rec = evaluate(path, data_root, "training", "validation", limit=config.train.limit and max(1, config.train.limit // 4))
+            write_record(rec_path, rec)
+        evals[name] = rec
+        m = rec["metrics"]
+        log(f"evaluate {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})")
+    return evals
+
+
+def _latency(path: Path, bundles: list[Path], texts: list[str], threads: int) -> dict[str, dict]:
+    """Single-tweet latency of each bundle by :func:`edgerep.measure.bench.bench` (host profile, one
+    worker process per bundle); the record is kept when present. Returns ``{bundle name: cell}``."""
+    from edgerep.measure.bench import bench
+
+    if path.is_file():
+        rec = read_record(path, "bench")
+    else:
+        rec = bench(bundles, texts, threads=(threads,), profiles=(PROFILES["host"],), warmup=10)
+        write_record(path, rec)
+    cells = {Path(c["path"]).name: c for c in rec["cells"] if "error" not in c}
+    for name, c in cells.items():
+        lat = c["latency"]
+        log(f"latency {name}: p50 {lat['p50_ms']:.2f} ms (MAD {lat['mad_ms']:.2f}), p90 {lat['p90_ms']:.2f} ms, "
+            f"{c['throughput_tweets_per_s']:.0f} tweets/s ({threads} thread)")
+    for c in rec["cells"]:
+        if "error" in c:
+            log(f"[red]latency {Path(c['path']).name}[/]: {c['error']}")
+    return cells
+
+
+def _summary(data_root, out: Path, cfg: dict, model_dir: Path, exports, evals: dict[str, dict], cells: dict[str, dict]) -> dict:
+    info = json.loads((model_dir / MODEL_INFO_FILE).read_text())
+    rows = []
+    for name, rec in evals.items():
+        row = {"model": name, "path": rec["model"]["path"], "size_mb": rec["model"]["size_mb"],
+               "accuracy": rec["metrics"]["accuracy"], "macro_f1": rec["metrics"]["macro_f1"]}
+        if name in cells:
+            lat = cells[name]["latency"]
+            row.update(latency_p50_ms=lat["p50_ms"], latency_p90_ms=lat["p90_ms"], latency_mad_ms=lat["mad_ms"],
+                       throughput_tweets_per_s=cells[name]["throughput_tweets_per_s"])
+        exp = next((e for e in exports if e.mode == name), None)
+        if exp is not None:
+            row["export_validation"] = {k: exp.validation.get(k) for k in ("max_abs_logit_diff", "label_agreement", "passed")}
+        rows.append(row)
+    return make_record("summary", {
+        "data": str(data_root),
+        "out": str(out),
+        "config": cfg,
+        "train": {k: info.get(k) for k in ("best_epoch", "train_seconds", "train_size", "validation_size", "max_seq_len")}
+                 | {"model": info.get("source_model")},
+        "rows": rows,
+        "artifacts": {"model": str(model_dir), "bundles": {e.mode: e.path for e in exports}, "results": str(out / "results")},
+    })

@@ -1,0 +1,44 @@
+"""Row formatting shared by every view of a record kind (terminal tables, Markdown, the report),
+so each column is written once."""
+
+from __future__ import annotations
+
+#: Columns of the quantization matrix, in order.
+MATRIX_COLUMNS = (
+    "model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large fp32",
+    "max abs Δlogit", "label agreement", "valid", "accuracy", "Δ accuracy (pts)", "macro-F1",
+)
+
+
+def matrix_rows(record: dict, failed: str = "no") -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of an ``edgerep.matrix`` record; ``failed`` is the text of a failed
+    validation (bold or red markup)."""
+    rows = []
+    for r in record["rows"]:
+        rows.append([
+            r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
+            f"{r['ratio_to_bert_large_fp32']:.1f}",
+            f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
+            f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
+            {True: "yes", False: failed, None: "–"}[r.get("passed")],
+            f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
+            f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
+            f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
+        ])
+    return list(MATRIX_COLUMNS), rows
+
+
+def matrix_markdown(record: dict) -> str:
+    """The matrix as a Markdown table, with its BERT-large reference (for README and scripts)."""
+    from edgerep.app.report.render import markdown_table
+
+    header, rows = matrix_rows(record, "**no**")
+    return (markdown_table(header, rows) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB "
+            f"({record['bert_large_fp32_source']}).\n")
+
+
+def bench_name(cell: dict) -> str:
+    """Display name of a bench cell: ``pytorch fp32`` or ``<backend> <quantization>``."""
+    if cell["kind"] == "pytorch":
+        return "pytorch fp32"
+    return f"{cell.get('backend', '?')} {cell.get('quantization', '?')}"

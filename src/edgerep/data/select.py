@@ -1,0 +1,117 @@
+"""Which tweets each job uses: the one place where tweets are chosen for training, validation,
+evaluation, export validation, the representative dataset and benchmarks.
+
+Every sample is deterministic: :func:`spread` takes evenly spaced items of an entity-ordered
+list, so a sample of any size covers every entity.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgerep.data.replab import Tweet, load_split
+from edgerep.data.split import SplitConfig, split_train_validation
+from edgerep.errors import ConfigError, InputTextError
+from edgerep.io import read_bytes
+from edgerep.registry import SPLITS, SUBSETS
+
+#: The part of the training split a sample comes from.
+PARTS = ("train", "validation")
+
+
+def spread(items: Sequence, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (all of them when there are fewer): index
+    ``floor(i * len(items) / n)`` for ``i < n``."""
+    if len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def training_tweets(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None,
+                    seed: int = 13) -> tuple[list[Tweet], list[Tweet], dict]:
+    """The training split divided into ``(train, validation, load report)``.
+
+    Args:
+        limit: keep a seeded random ``limit`` train tweets and ``limit // 4`` validation tweets
+            (smoke runs); ``None`` keeps all.
+
+    Raises:
+        DataError: unreadable corpus.
+    """
+    tweets, report = load_split(data_root, "training")
+    train, val = split_train_validation(tweets, split_config)
+    if limit is not None:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.permutation(len(train))[:limit])
+        train = [train[i] for i in keep]
+        keep_v = np.sort(rng.permutation(len(val))[: max(1, limit // 4)])
+        val = [val[i] for i in keep_v]
+    return train, val, report.to_dict()
+
+
+def sample_texts(data_root: str | os.PathLike, part: str, n: int, split_config: SplitConfig = SplitConfig()) -> list[str]:
+    """``n`` raw tweet texts spread over ``part`` of the training split: ``validation`` for export
+    validation, latency and benchmarks, ``train`` for a representative dataset (never tweets the
+    model is validated on).
+
+    Raises:
+        ConfigError: unknown part. DataError: unreadable corpus.
+    """
+    if part not in PARTS:
+        raise ConfigError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+    train, val, _ = training_tweets(data_root, split_config)
+    return spread([t.text for t in (val if part == "validation" else train)], n)
+
+
+def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:
+    """Tweets to evaluate on, and a description of the selection.
+
+    ``subset``: ``auto`` (the validation part of the training split, all of the test split),
+    ``validation``, ``train`` or ``all``.
+
+    Raises:
+        ConfigError: unknown split or subset, or ``train``/``validation`` asked of the test split.
+        DataError: unreadable data.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if subset not in SUBSETS:
+        raise ConfigError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
+    if subset == "auto":
+        subset = "validation" if split == "training" else "all"
+    if split != "training" and subset in ("train", "validation"):
+        raise ConfigError(f"subset {subset!r} exists only for the training split; use --subset all for {split!r}")
+    tweets, report = load_split(data_root, split)
+    if subset != "all":
+        train, val = split_train_validation(tweets, split_config)
+        tweets = val if subset == "validation" else train
+    return tweets, {
+        "root": str(data_root),
+        "split": split,
+        "subset": subset,
+        "split_config": split_config.to_dict(),
+        "n": len(tweets),
+        "load_report": report.to_dict(),
+    }
+
+
+def benchmark_tweets(source: str | os.PathLike, n: int) -> list[str]:
+    """``n`` real tweets to time: :func:`sample_texts` of the validation part when ``source`` is
+    a RepLab root, else the non-empty lines of a UTF-8 text file (repeated to reach ``n``;
+    undecodable bytes replaced).
+
+    Raises:
+        DataError: unreadable corpus; InputTextError: unreadable file or fewer than 2 lines.
+    """
+    source = Path(source)
+    if source.is_dir():
+        return sample_texts(source, "validation", n)
+    lines = [ln for ln in read_bytes(source, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise InputTextError(f"{source}: need at least 2 non-empty lines of tweets")
+    return (lines * (n // len(lines) + 1))[:n]

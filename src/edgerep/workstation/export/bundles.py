@@ -1,0 +1,294 @@
+"""Export of a fine-tuned model to validated bundles, one per quantization mode (heavy: torch,
+litert-torch, ai-edge-quantizer; ONNX Runtime for that backend).
+
+Steps per bundle: the float32 model is converted once (:mod:`.convert`), each mode is made from
+it (:mod:`.quantize`), the bundle is assembled under a temporary name (model file, tokenizer,
+manifest), the on-device runtime (:class:`edgerep.device.runtime.PolarityClassifier`)
+classifies real validation tweets with it, and its logits are compared with PyTorch's on the same
+inputs (:mod:`.validate`). A failure raises :class:`~edgerep.errors.ExportValidationError` and
+leaves no bundle behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgerep.device.manifest import Manifest, TensorSpec
+from edgerep.device.text import NORMALIZATION_VERSION
+from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.errors import BundleError, ConfigError, ExportValidationError
+from edgerep.io import atomic_directory, atomic_write_json, sha256_file, sha256_tree
+from edgerep.log import log
+from edgerep.registry import (
+    LOGITS_OUTPUT, MANIFEST_FILE, MB, MODEL_FILES, RECIPES, TOKENIZER_FILE, Backend, Quantization, bundle_name, check_combinations,
+)
+from edgerep.workstation.export.convert import convert_float32, convert_onnx
+from edgerep.workstation.export.quantize import quantize_onnx, quantize_tflite, representative_dataset
+from edgerep.workstation.export.validate import judge
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the packages that shape a bundle (``"missing"`` when not installed)."""
+    out = {}
+    for pkg in ("edgerep", "torch", "transformers", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "tokenizers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+
+def default_buckets(max_seq_len: int) -> tuple[int, ...]:
+    """Sequence-length buckets for ``max_seq_len``: powers of two from 16 below it, then itself
+    (48 -> 16, 32, 48). Tweets are short (RepLab p50 is 24 WordPiece tokens), so most run in a
+    bucket well below ``max_seq_len``; attention cost grows with length."""
+    out, b = [], 16
+    while b < max_seq_len:
+        out.append(b)
+        b *= 2
+    return tuple(out) + (max_seq_len,)
+
+
+def parse_buckets(spec: str, max_seq_len: int) -> tuple[int, ...]:
+    """``auto`` (:func:`default_buckets`), ``none`` (pad to max_seq_len) or ``16,32,48``.
+
+    Raises:
+        ConfigError: not ascending integers ending at ``max_seq_len``.
+    """
+    if spec == "auto":
+        return default_buckets(max_seq_len)
+    if spec == "none":
+        return ()
+    try:
+        b = tuple(int(x) for x in spec.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"buckets {spec!r}: expected auto, none, or comma-separated token counts") from None
+    if not b or list(b) != sorted(set(b)) or b[-1] != max_seq_len or b[0] < 2:
+        raise ConfigError(f"buckets {spec!r} must ascend and end at the model's max_seq_len {max_seq_len}")
+    return b
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One exported bundle: ``mode``, ``path``, ``size_mb`` (the model file, MB = 10^6 bytes), ``validation``."""
+
+    mode: str
+    path: str
+    size_mb: float
+    validation: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The fine-tuned model being exported: torch model, labels, sequence length, tokenizer,
+    reference logits on the validation texts, and the manifest's ``source`` entry."""
+
+    model_dir: Path
+    model: object
+    labels: tuple[str, ...]
+    max_seq_len: int
+    tokenizer_json: Path
+    texts: list[str]
+    reference: np.ndarray
+    info: dict
+    entry: dict
+
+
+def _load_source(model_dir: Path, validation_texts: Sequence[str]) -> _Source:
+    from edgerep.workstation.inference import torch_logits
+    from edgerep.workstation.models import count_parameters, load_finetuned
+
+    model, info = load_finetuned(model_dir)
+    max_seq_len = int(info["max_seq_len"])
+    tok_json = model_dir / TOKENIZER_FILE
+    texts = list(validation_texts)
+    reference = torch_logits(model, TweetTokenizer(tok_json, max_seq_len), texts, pad_to=max_seq_len)
+    entry = {
+        "path": str(model_dir),
+        "model": info.get("source_model"),
+        "architecture": type(model).__name__,
+        "model_type": model.config.model_type,
+        "parameters": count_parameters(model),
+        "checkpoint_sha256": sha256_tree(model_dir),
+        "validation": info.get("validation"),
+    }
+    return _Source(model_dir, model, tuple(info["labels"]), max_seq_len, tok_json, texts, reference, info, entry)
+
+
+def export_bundles(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    modes: Sequence[Quantization] = (Quantization.FP32, Quantization.DYNAMIC_INT8),
+    validation_texts: Sequence[str] = (),
+    overwrite: bool = False,
+    calibration_texts: Sequence[str] = (),
+    strict: bool = True,
+    backend: Backend = Backend.LITERT,
+    buckets: Sequence[int] | None = None,
+    batch_size: int = 8,
+) -> list[ExportResult]:
+    """Export a fine-tuned model directory to one bundle per quantization mode.
+
+    Args:
+        model_dir: output of :func:`edgerep.workstation.train.train` (HF weights + tokenizer +
+            edgerep_model.json).
+        out_dir: bundles are written to ``out_dir/<bundle name>/`` (:func:`edgerep.registry.bundle_name`).
+        modes: quantization modes.
+        validation_texts: raw tweets to validate on (>= 1; the run uses the validation split).
+        overwrite: replace existing bundles; otherwise existing valid ones are kept.
+        calibration_texts: representative dataset for full-integer int8 (training tweets,
+            never the validation ones).
+        strict: raise on a validation failure (no bundle written); with ``False`` the bundle is
+            written with ``validation.passed = false`` and reported (the quantization matrix).
+        backend: ``litert`` (default) or ``onnxruntime``.
+        buckets: sequence-length buckets (``None``: :func:`default_buckets`; ``()``: pad every
+            tweet to ``max_seq_len``).
+        batch_size: size of the extra batched LiteRT signature (1: none).
+
+    Returns:
+        One :class:`ExportResult` per mode.
+
+    Raises:
+        ModelLoadError: ``model_dir`` is not a fine-tuned model. ConfigError: no validation
+            texts, bad buckets or batch size, an unsupported backend/mode combination.
+        ExportValidationError: a bundle disagrees with PyTorch beyond its recipe's tolerance
+            (that bundle is not written).
+    """
+    if not validation_texts:
+        raise ConfigError("export needs at least one validation tweet to check the converted model")
+    check_combinations(backend, modes)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    src = _load_source(Path(model_dir), validation_texts)
+    buckets = default_buckets(src.max_seq_len) if buckets is None else tuple(buckets)
+    if buckets and buckets[-1] != src.max_seq_len:
+        raise ConfigError(f"buckets {list(buckets)} must end at the model's max_seq_len {src.max_seq_len}")
+    out_dir = Path(out_dir)
+    model_file = MODEL_FILES[backend]
+    results: list[ExportResult] = []
+    with tempfile.TemporaryDirectory(prefix="edgerep-export-") as work:
+        float_path = Path(work) / f"fp32-{model_file}"
+        for mode in modes:
+            target = out_dir / bundle_name(backend, mode)
+            kept = None if overwrite or not target.exists() else _existing_bundle(target, src.entry["checkpoint_sha256"], strict, buckets, batch_size)
+            if kept is not None:
+                log(f"[green]export[/]: {target} exists and matches {src.model_dir}, keeping it")
+                results.append(ExportResult(target.name, str(target), _mb(target / kept.model_file), kept.validation))
+                continue
+            if not float_path.exists():
+                _float_model(src, backend, out_dir, float_path, buckets, batch_size, overwrite)
+            results.append(_write_bundle(src, backend, mode, float_path, target, buckets, batch_size, calibration_texts, strict))
+    return results
+
+
+def _float_model(src: _Source, backend: Backend, out_dir: Path, float_path: Path, buckets: tuple[int, ...], batch_size: int,
+                 overwrite: bool) -> None:
+    """The float32 model of ``src`` at ``float_path``: copied from a validated fp32 bundle of the
+    same checkpoint and shape when one exists, else converted."""
+    existing = out_dir / bundle_name(backend, Quantization.FP32)
+    if not overwrite and _existing_bundle(existing, src.entry["checkpoint_sha256"], True, buckets, batch_size) is not None:
+        shutil.copy2(existing / MODEL_FILES[backend], float_path)
+    elif backend is Backend.LITERT:
+        log(f"export: converting {src.model_dir} to float32 LiteRT (length buckets {list(buckets) or [src.max_seq_len]})")
+        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size)
+    else:
+        log(f"export: converting {src.model_dir} to float32 ONNX")
+        convert_onnx(src.model, src.max_seq_len, float_path)
+
+
+def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path: Path, target: Path, buckets: tuple[int, ...],
+                  batch_size: int, calibration_texts: Sequence[str], strict: bool) -> ExportResult:
+    """Quantize, assemble, validate and (atomically) write one bundle."""
+    from edgerep.device.runtime import PolarityClassifier
+
+    spec = RECIPES[mode]
+    model_file = MODEL_FILES[backend]
+    with atomic_directory(target, overwrite=True) as tmp:
+        if spec.recipe is None:
+            shutil.copy2(float_path, tmp / model_file)
+            recipe_name = None
+        elif backend is Backend.ONNXRUNTIME:
+            log("export: quantizing with onnxruntime.quantization.quantize_dynamic (QInt8, per channel)")
+            quantize_onnx(float_path, mode, tmp / model_file)
+            recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
+        else:
+            log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
+            rep = representative_dataset(src.tokenizer_json, src.max_seq_len, calibration_texts, buckets, batch_size) if spec.calibrated else None
+            quantize_tflite(float_path, mode, tmp / model_file, rep)
+            recipe_name = f"ai_edge_quantizer:{spec.recipe}"
+        shutil.copy2(src.tokenizer_json, tmp / TOKENIZER_FILE)
+        manifest = Manifest(
+            labels=src.labels,
+            max_seq_len=src.max_seq_len,
+            inputs=(TensorSpec("input_ids", "int32", (1, src.max_seq_len)), TensorSpec("attention_mask", "int32", (1, src.max_seq_len))),
+            output=TensorSpec(LOGITS_OUTPUT, "float32", (1, len(src.labels))),
+            quantization={"mode": mode.value, "recipe": recipe_name, "description": spec.description,
+                          "representative_tweets": len(calibration_texts) if spec.calibrated else 0},
+            normalization_version=NORMALIZATION_VERSION,
+            model_sha256=sha256_file(tmp / model_file),
+            tokenizer_sha256=sha256_file(tmp / TOKENIZER_FILE),
+            source=src.entry,
+            tools=tool_versions(),
+            split=dict(src.info.get("split", {})),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            backend=backend.value,
+            model_file=model_file,
+            buckets=buckets,
+            batch_size=batch_size,
+        )
+        atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
+        validation = judge(src.reference, PolarityClassifier(tmp).logits(src.texts), spec.tolerance)
+        if not validation["passed"] and strict:
+            raise ExportValidationError(
+                f"{target.name} bundle disagrees with the PyTorch model on {len(src.texts)} validation tweets: "
+                f"max |logit diff| {validation['max_abs_logit_diff']:.4g} (allowed {spec.tolerance.max_abs_logit:g}), "
+                f"label agreement {validation['label_agreement']:.2%} (required {spec.tolerance.min_agreement:.1%}); "
+                "no bundle written"
+            )
+        atomic_write_json(tmp / MANIFEST_FILE, {**manifest.to_dict(), "validation": validation})
+    size = _mb(target / model_file)
+    log(
+        f"[{'green' if validation['passed'] else 'red'}]export[/]: {target} ({size:.1f} MB), "
+        f"{'' if validation['passed'] else 'FAILED validation, '}max |logit diff| {validation['max_abs_logit_diff']:.4f}, "
+        f"label agreement {validation['label_agreement']:.2%} on {len(src.texts)} tweets"
+    )
+    return ExportResult(target.name, str(target), size, validation)
+
+
+def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1) -> Manifest | None:
+    """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
+    (with ``strict``, one that passed validation).
+
+    Returns ``None`` when there is none or it is unusable (it is then rebuilt).
+
+    Raises:
+        ConfigError: ``path`` holds a valid bundle of another checkpoint (use ``overwrite``).
+    """
+    try:
+        m = Manifest.read(path)
+    except BundleError:
+        return None
+    if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
+        return None
+    if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets) or m.batch_size != batch_size:
+        return None
+    if m.source.get("checkpoint_sha256") != checkpoint_sha256:
+        raise ConfigError(f"{path}: bundle was exported from another checkpoint; pass --overwrite to replace it")
+    return m
+
+
+def _mb(path: Path) -> float:
+    return round(path.stat().st_size / MB, 3)
