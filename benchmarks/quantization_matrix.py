@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from edgerep.app.report.tables import matrix_markdown
 from edgerep.io import atomic_write_text
-from edgerep.workstation.matrix import MatrixConfig, quantization_matrix, to_markdown
+from edgerep.log import configure
+from edgerep.registry import parse_architectures
+from edgerep.workstation.matrix import MatrixConfig, quantization_matrix
 
 
 def main() -> int:
@@ -32,14 +35,15 @@ def main() -> int:
     ap.add_argument("--validation-tweets", type=int, default=100)
     ap.add_argument("--calibration-tweets", type=int, default=100)
     args = ap.parse_args()
+    configure(verbose=False)
     t0 = time.perf_counter()
     cfg = MatrixConfig(
-        architectures=tuple(a for a in args.architectures.split(",") if a),
+        architectures=parse_architectures(args.architectures),
         validation_tweets=args.validation_tweets,
         calibration_tweets=args.calibration_tweets,
     )
     rec = quantization_matrix(args.data, args.out, args.model_dir if args.model_dir.is_dir() else None, cfg)
-    md = to_markdown(rec)
+    md = matrix_markdown(rec)
     atomic_write_text(args.out / "matrix.md", md)
     print(md)
     print(f"({(time.perf_counter() - t0) / 60:.1f} min)", file=sys.stderr)

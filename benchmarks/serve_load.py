@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 
-from edgerep.latency import latency_stats
+from edgerep.measure.bench import latency_stats
+from edgerep.registry import MB
 from edgerep.measure.records import make_record, write_record
 
 
@@ -152,7 +153,7 @@ def main() -> int:
         "errors": len(errors),
         "error_examples": errors[:10],
         "throughput_requests_per_s": round(ok / wall, 2),
-        "server_peak_rss_mb": round(peak["rss"] / 2**20, 1),
+        "server_peak_rss_mb": round(peak["rss"] / MB, 1),
         "server_cpu_percent_of_one_core": round(server_cpu, 1),
         "client_latency": stats,
         "server_metrics": {k: server.get(k) for k in ("requests_total", "requests_by_status", "batches", "mean_batch_texts", "inference_busy_percent", "latency_ms")},

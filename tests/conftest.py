@@ -4,6 +4,10 @@ Architecture-level tests (training, conversion, quantization, runtime) use a tin
 with the real all-MiniLM-L6-v2 WordPiece tokenizer, fine-tuned for one epoch on real tweets by
 the real training code; data tests use the real corpus in ``../shared/data/replab2013``
 (override with ``EDGEREP_DATA``).
+
+Two lanes: a test that uses a trained or converted model (the ``tiny_*`` fixtures, which train
+and export seven bundles once per session) is marked ``model`` automatically; ``pytest -m "not
+model"`` is the fast lane (the code that needs no converted model), ``pytest`` the full suite.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+MODEL_FIXTURES = {"tiny_pretrained", "tiny_model", "tiny_bundles"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a trained or converted model ``model`` (see the module docstring)."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 DATA = Path(os.environ.get("EDGEREP_DATA", REPO.parent / "shared" / "data" / "replab2013"))
 
 
@@ -64,27 +76,25 @@ def tiny_model(tmp_path_factory, tiny_pretrained, data_root) -> Path:
 
 @pytest.fixture(scope="session")
 def validation_texts(data_root) -> list[str]:
-    from edgerep.data import SplitConfig, load_split, split_train_validation
+    """~100 validation tweets spread over every entity (the sampler every job uses)."""
+    from edgerep.data import sample_texts
 
-    tweets, _ = load_split(data_root, "training")
-    _, val = split_train_validation(tweets, SplitConfig())
-    return [t.text for t in val[::40]]  # ~100 tweets spread over all entities
+    return sample_texts(data_root, "validation", 100)
 
 
 @pytest.fixture(scope="session")
 def calibration_texts(data_root) -> list[str]:
     """Representative dataset: real training-part tweets (never validation ones)."""
-    from edgerep.data import SplitConfig, load_split, split_train_validation
+    from edgerep.data import sample_texts
 
-    tweets, _ = load_split(data_root, "training")
-    train, _ = split_train_validation(tweets, SplitConfig())
-    return [t.text for t in train[::400]]
+    return sample_texts(data_root, "train", 57)
 
 
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory, tiny_model, validation_texts, calibration_texts) -> dict[str, Path]:
     """Every quantization on LiteRT, plus fp32 and dynamic int8 on ONNX Runtime."""
-    from edgerep.workstation.export import Backend, Quantization, export_bundles
+    from edgerep.registry import Backend, Quantization
+    from edgerep.workstation.export import export_bundles
 
     out = tmp_path_factory.mktemp("bundles")
     results = export_bundles(tiny_model, out, list(Quantization), validation_texts, calibration_texts=calibration_texts, strict=False)

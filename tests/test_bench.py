@@ -7,13 +7,14 @@ import json
 import pytest
 
 from conftest import run_cli
-from edgerep.measure.bench import PROFILES, bench, merge_into, parse_profiles
 from edgerep.errors import ConfigError
+from edgerep.measure.bench import UNSTABLE_SPREAD, bench, latency_stats, merge_into, warnings_of
+from edgerep.registry import PROFILES, parse_profiles
 
 
 def test_profiles():
     assert [p.name for p in parse_profiles("host,rpi4")] == ["host", "rpi4"]
-    assert PROFILES["rpi3b"].cores == 4 and PROFILES["rpi3b"].memory_mb == 1024
+    assert PROFILES["rpi3b"].cores == 4 and PROFILES["rpi3b"].memory_mib == 1024
     with pytest.raises(ConfigError, match="unknown device profile 'rpi9'; valid: host, pi-zero-2w"):
         parse_profiles("host,rpi9")
 
@@ -21,24 +22,25 @@ def test_profiles():
 def test_bench_cells_with_baseline_and_profile(tiny_bundles, tiny_model, validation_texts):
     rec = bench(
         [tiny_bundles["dynamic-int8"], tiny_bundles["onnx-dynamic-int8"]], validation_texts[:12], threads=[1],
-        profiles=[PROFILES["host"], PROFILES["single-core"]], baseline=tiny_model, warmup=2,
+        profiles=[PROFILES["host"], PROFILES["single-core"]], baseline=tiny_model, warmup=2, repeats=2,
     )
     assert rec["schema"] == "edgerep.bench" and rec["settings"]["tweets"] == 12
     cells = {(c["kind"], c.get("backend"), c["profile"]["profile"]): c for c in rec["cells"]}
     assert len(rec["cells"]) == 6 and not [c for c in rec["cells"] if "error" in c]
     single = cells[("bundle", "litert", "single-core")]
-    assert single["profile"]["cpus"] == [0] and single["profile"]["memory_cap_mb"] == 1024
+    assert single["profile"]["cpus"] == [0] and single["profile"]["memory_cap_mib"] == 1024
     for c in rec["cells"]:
         lat = c["latency"]
-        assert lat["n"] == 12 and 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert lat["n"] == 24 and 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert len(lat["run_medians_ms"]) == 2 and lat["mad_ms"] >= 0 and c["repeats"] == 2
         assert c["peak_rss_mb"] > 10 and c["throughput_tweets_per_s"] > 0 and c["cpu_percent_of_one_core"] > 0
-        assert any("only 12 samples" in w for w in c["warnings"])  # too few samples is flagged
+        assert any("only 24 samples" in w for w in c["warnings"])  # too few samples is flagged
     assert "speedup_vs_pytorch" in cells[("bundle", "litert", "host")]
     assert cells[("pytorch", "pytorch", "host")]["quantization"] == "fp32"
 
 
 def test_batch_cells(tiny_bundles, validation_texts):
-    rec = bench([tiny_bundles["dynamic-int8"]], validation_texts[:16], batches=[1, 8, 4], warmup=1)
+    rec = bench([tiny_bundles["dynamic-int8"]], validation_texts[:16], batches=[1, 8, 4], warmup=1, repeats=1)
     by_batch = {c["batch"]: c for c in rec["cells"]}
     assert by_batch[1]["latency"]["n"] == 16 and by_batch[8]["latency"]["n"] == 2
     assert "batches of 1 or 8, not 4" in by_batch[4]["error"]
@@ -68,12 +70,19 @@ def test_bench_cli(tiny_bundles, tmp_path):
     f = tmp_path / "tweets.txt"
     f.write_text("I love my new car\nBank fined again\nConcert tonight!\n")
     out = tmp_path / "b.json"
-    proc = run_cli("bench", str(tiny_bundles["dynamic-int8"]), "--tweets", str(f), "--threads", "1", "--samples", "6", "--warmup", "1", "-o", str(out))
+    proc = run_cli("bench", str(tiny_bundles["dynamic-int8"]), "--tweets", str(f), "--threads", "1", "--samples", "6", "--warmup", "1",
+                   "--repeats", "2", "-o", str(out))
     assert proc.returncode == 0, proc.stderr.decode()
-    assert b"p50 ms" in proc.stdout
-    assert json.loads(out.read_text())["cells"][0]["latency"]["n"] == 6
+    assert b"p50\xc2\xb1MAD ms" in proc.stdout and b"x 2 runs a cell" in proc.stdout
+    assert json.loads(out.read_text())["cells"][0]["latency"]["n"] == 12
+    # a record of another kind at -o: one error line naming the file, no traceback
+    other = tmp_path / "evaluation.json"
+    other.write_text(json.dumps({"schema": "edgerep.evaluation", "schema_version": 1}))
+    wrong = run_cli("bench", str(tiny_bundles["dynamic-int8"]), "--tweets", str(f), "--threads", "1", "--samples", "2", "--warmup", "0",
+                    "--repeats", "1", "-o", str(other))
+    assert wrong.returncode == 1 and b"expected edgerep.bench" in wrong.stderr and b"Traceback" not in wrong.stderr
     isdir = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "-o", str(tmp_path))
-    assert isdir.returncode == 1 and b"is a directory; give a JSON file path" in isdir.stderr and b"p50 ms" not in isdir.stdout
+    assert isdir.returncode == 1 and b"is a directory; give a JSON file path" in isdir.stderr and b"p50" not in isdir.stdout
     bad = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--profile", "rpi9")
     assert bad.returncode == 1 and b"unknown device profile" in bad.stderr and b"Traceback" not in bad.stderr
 
@@ -127,7 +136,7 @@ def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validati
     assert (cg / "memory.max").read_text() == str(1024 * 1024 * 1024)
     pid = int((cg / "cgroup.procs").read_text())
     assert pid != __import__("os").getpid()  # the worker joined, not the parent
-    assert cell["profile"]["memory_cap"].startswith("cgroup v2 memory.max") and cell["profile"]["memory_cap_mb"] == 1024
+    assert cell["profile"]["memory_cap"].startswith("cgroup v2 memory.max") and cell["profile"]["memory_cap_mib"] == 1024
 
 
 def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation_texts):
@@ -167,5 +176,34 @@ def test_interrupted_bench_resumes_finished_cells(tiny_bundles, validation_texts
     assert len(rec["cells"]) == 2
     assert rec["cells"][0]["init_ms"] == partial["cells"][0]["init_ms"]  # kept, not measured again
     assert rec["cells"][1]["path"] == str(tiny_bundles["dynamic-int8"]) and "error" not in rec["cells"][1]
-    with pytest.raises(ConfigError, match="interrupted bench with other settings"):
+    with pytest.raises(ConfigError, match="interrupted bench made with other settings"):
         bench(models, validation_texts[:5], warmup=0, checkpoint=ckpt)
+
+
+def test_latency_stats_median_mad_and_run_spread():
+    # two runs of the same 4 tweets: run medians 2.0 and 3.0 ms
+    st = latency_stats([1.0, 2.0, 2.0, 9.0, 2.0, 3.0, 3.0, 10.0], runs=2)
+    assert st["n"] == 8 and st["p50_ms"] == 2.5 and st["run_medians_ms"] == [2.0, 3.0]
+    assert st["mad_ms"] == 0.5  # median of |x - 2.5| = [1.5, .5, .5, 6.5, .5, .5, .5, 7.5]
+    assert st["run_spread"] == pytest.approx(1.0 / 2.5)
+
+
+def test_instability_is_judged_on_repeated_runs_not_on_spread_between_tweets():
+    # tweets of very different lengths (1 ms and 9 ms) but identical runs: stable
+    steady = {"latency": latency_stats([1.0, 9.0] * 20 + [1.0, 9.0] * 20, runs=2)}
+    assert not [w for w in warnings_of(steady) if w.startswith("unstable")]
+    # the second run of the same tweets 30% slower: a busy machine
+    busy = {"latency": latency_stats([1.0, 2.0] * 20 + [1.3, 2.6] * 20, runs=2)}
+    assert busy["latency"]["run_spread"] > UNSTABLE_SPREAD
+    assert [w for w in warnings_of(busy) if w.startswith("unstable: the medians of 2 runs")]
+
+
+def test_records_compare_machine_libraries_and_commit():
+    from edgerep.measure.records import differences, make_record
+
+    a = make_record("bench", {})
+    assert differences(a, make_record("bench", {})) == []
+    b = {**a, "machine": {**a["machine"], "ai-edge-litert": "0.0.1"}}
+    assert [d for d in differences(a, b) if d.startswith("ai-edge-litert:")]
+    c = {**a, "git_commit": "0" * 40}
+    assert [d for d in differences(a, c) if d.startswith("git_commit:")]

@@ -29,8 +29,14 @@ def test_classify_text_json(tiny_bundles):
 
 
 def test_classify_table(tiny_bundles):
-    proc = _ok(run_cli("classify", str(tiny_bundles["fp32"]), "Loving my new Audi"))
-    assert b"Loving my new Audi" in proc.stdout
+    text = "Loving my new Audi"
+    pred = json.loads(_ok(run_cli("classify", str(tiny_bundles["fp32"]), text, "--json")).stdout)
+    table = _ok(run_cli("classify", str(tiny_bundles["fp32"]), text)).stdout.decode()
+    row = next(line for line in table.splitlines() if text in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    # input, label, the three probabilities in label order, the text
+    assert cells[:2] == ["argument", pred["label"]]
+    assert cells[2:5] == [f"{pred['probabilities'][lab]:.3f}" for lab in ("NEGATIVE", "NEUTRAL", "POSITIVE")]
 
 
 def test_classify_file_with_bad_lines_keeps_the_good_ones(tiny_bundles, tmp_path):
@@ -76,7 +82,7 @@ def test_train_offline_hub_model_is_clear(data_root, tmp_path):
 
 def test_export_invalid_quantization(tiny_model, data_root, tmp_path):
     proc = run_cli("export", str(tiny_model), "--out", str(tmp_path / "b"), "--data", str(data_root), "--quantize", "int2")
-    _err(proc, "unknown quantization 'int2'; valid: fp32, fp16, dynamic-int8, int8, int4-weights")
+    _err(proc, "unknown quantization 'int2'; valid: fp32, fp16, dynamic-int8, full-int8, int4-weights")
 
 
 def test_usage_error_exit_code(tmp_path):
@@ -84,6 +90,45 @@ def test_usage_error_exit_code(tmp_path):
     assert proc.returncode == 2 and b"Traceback" not in proc.stderr
 
 
+HEAVY = ("torch", "transformers", "litert_torch", "ai_edge_quantizer", "onnxruntime", "matplotlib", "tokenizers", "ai_edge_litert")
+
+
 def test_help_is_light():
-    proc = _ok(run_cli("--help"))
-    assert b"classify" in proc.stdout and b"run" in proc.stdout
+    """``--help`` of every command imports none of the heavy libraries (and no model runtime)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from edgerep.app.cli import main\n"
+        "for cmd in ([], ['run'], ['bench'], ['export'], ['classify'], ['serve'], ['report'], ['data', 'stats']):\n"
+        "    assert main([*cmd, '--help']) == 0\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_m_edgerep_and_help_lists_from_the_registry():
+    from edgerep.registry import MODEL_ALIASES, PROFILES, Quantization
+
+    proc = _ok(run_cli("run", "--help", env={"COLUMNS": "400"}))
+    out = proc.stdout.decode()
+    assert all(q.value in out for q in Quantization) and all(a in out for a in MODEL_ALIASES)
+    bench = _ok(run_cli("bench", "--help", env={"COLUMNS": "400"})).stdout.decode()
+    assert all(p in bench for p in PROFILES)
+
+
+def test_root_package_exports_the_runtime():
+    import edgerep
+
+    assert edgerep.PolarityClassifier.__module__ == "edgerep.device.runtime"
+    assert edgerep.LABELS == ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+
+def test_corrupt_run_config_is_one_error_line(data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{truncated")
+    _err(run_cli("run", "--data", str(data_root), "--out", str(run_dir), "--limit", "8"), f"{run_dir / 'config.json'}: not a readable JSON config")

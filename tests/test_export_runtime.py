@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 
 from edgerep.errors import BundleError, ConfigError, ExportValidationError, InputTextError
-from edgerep.workstation.export import RECIPES, Quantization, Tolerance, compare_logits, export_bundles, parse_quantizations, torch_logits
+from edgerep.registry import RECIPES, Quantization, Tolerance, parse_quantizations
+from edgerep.workstation.export import compare_logits, export_bundles
+from edgerep.workstation.inference import torch_logits
 from edgerep.device.manifest import Manifest
 from edgerep.device.runtime import PolarityClassifier
 
 
 def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
-    assert sorted(tiny_bundles) == sorted(["fp32", "fp16", "dynamic-int8", "int8", "int4-weights", "onnx-fp32", "onnx-dynamic-int8"])
+    assert sorted(tiny_bundles) == sorted(["fp32", "fp16", "dynamic-int8", "full-int8", "int4-weights", "onnx-fp32", "onnx-dynamic-int8"])
     for name, path in tiny_bundles.items():
         m = Manifest.read(path)
         assert sorted(p.name for p in path.iterdir()) == sorted(["manifest.json", m.model_file, "tokenizer.json"])
@@ -30,6 +32,7 @@ def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
         assert m.max_seq_len == 32
         assert [(i.name, i.dtype, i.shape) for i in m.inputs] == [("input_ids", "int32", (1, 32)), ("attention_mask", "int32", (1, 32))]
         assert m.validation["passed"] and m.validation["n"] >= 90
+        assert m.output.name == "logits"  # LiteRT and ONNX name the output alike
         assert m.source["checkpoint_sha256"] and m.tools["litert-torch"] != "missing"
     assert Manifest.read(tiny_bundles["dynamic-int8"]).quantization["recipe"] == "ai_edge_quantizer:dynamic_wi8_afp32"
 
@@ -48,7 +51,7 @@ def test_each_recipe_shrinks_the_file_as_expected(tiny_bundles):
     assert ratios["int4-weights"] < ratios["dynamic-int8"]  # half a byte a weight (plus per-signature overhead)
     assert ratios["onnx-dynamic-int8"] < 0.4 * ratios["onnx-fp32"]
     # full-integer int8 keeps the embedding table (a GATHER input) in float32: barely smaller
-    assert 0.9 < ratios["int8"] <= 1.0
+    assert 0.9 < ratios["full-int8"] <= 1.0
 
 
 def _tensor_dtypes(bundle: Path) -> set[str]:
@@ -62,7 +65,7 @@ def test_quantized_tensors_present(tiny_bundles):
     assert "float16" not in _tensor_dtypes(tiny_bundles["fp32"]) and "int8" not in _tensor_dtypes(tiny_bundles["fp32"])
     assert "float16" in _tensor_dtypes(tiny_bundles["fp16"])
     assert "int8" in _tensor_dtypes(tiny_bundles["dynamic-int8"])
-    assert "int8" in _tensor_dtypes(tiny_bundles["int8"])
+    assert "int8" in _tensor_dtypes(tiny_bundles["full-int8"])
     # LiteRT's Python API reports packed int4 weight tensors with numpy's int8 dtype
     assert _tensor_dtypes(tiny_bundles["int4-weights"]) & {"int8", "int4"}
     import onnx
@@ -81,22 +84,22 @@ def test_every_recipe_agrees_with_float_within_its_tolerance(tiny_bundles):
 
 def test_full_integer_output_is_dequantized(tiny_bundles, validation_texts):
     fp32 = PolarityClassifier(tiny_bundles["fp32"]).logits(validation_texts[:20])
-    int8 = PolarityClassifier(tiny_bundles["int8"]).logits(validation_texts[:20])
+    int8 = PolarityClassifier(tiny_bundles["full-int8"]).logits(validation_texts[:20])
     assert np.abs(fp32 - int8).max() < 0.1  # int8 logits, rescaled with the output scale/zero point
 
 
 def test_invalid_backend_combinations():
-    from edgerep.workstation.export import Backend, check_combinations, parse_backend
+    from edgerep.registry import Backend, check_combinations, parse_backend
 
-    with pytest.raises(ConfigError, match="onnxruntime does not support int8, fp16; valid for onnxruntime: fp32, dynamic-int8"):
-        check_combinations(Backend.ONNXRUNTIME, [Quantization.INT8, Quantization.FP16])
+    with pytest.raises(ConfigError, match="onnxruntime does not support full-int8, fp16; valid for onnxruntime: fp32, dynamic-int8"):
+        check_combinations(Backend.ONNXRUNTIME, [Quantization.FULL_INT8, Quantization.FP16])
     with pytest.raises(ConfigError, match="unknown backend 'tvm'; valid: litert, onnxruntime"):
         parse_backend("tvm")
 
 
 def test_full_integer_needs_representative_dataset(tiny_model, validation_texts, tmp_path):
     with pytest.raises(ConfigError, match="int8 needs a representative dataset"):
-        export_bundles(tiny_model, tmp_path / "b", [Quantization.INT8], validation_texts[:5])
+        export_bundles(tiny_model, tmp_path / "b", [Quantization.FULL_INT8], validation_texts[:5])
     assert list((tmp_path / "b").iterdir()) == []
 
 
@@ -192,8 +195,10 @@ def test_manifest_mismatch_rejected(tiny_bundles, tmp_path):
 def test_parse_quantizations():
     assert parse_quantizations("dynamic-int8,fp32") == [Quantization.FP32, Quantization.DYNAMIC_INT8]
     assert parse_quantizations("all") == list(Quantization)
-    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, fp16, dynamic-int8, int8, int4-weights, all"):
+    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, fp16, dynamic-int8, full-int8, int4-weights, all"):
         parse_quantizations("fp32,int3")
+    with pytest.raises(ConfigError, match="'int8' is now 'full-int8'"):  # the full-integer mode's old name
+        parse_quantizations("int8")
 
 
 def test_failed_validation_leaves_no_bundle(tiny_model, validation_texts, tmp_path, monkeypatch):

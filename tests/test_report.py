@@ -13,7 +13,8 @@ import pytest
 
 from conftest import run_cli
 from edgerep.errors import ConfigError
-from edgerep.app.report import BERT_LARGE_FP32_MB_ESTIMATE, build_report
+from edgerep.app.report import build_report
+from edgerep.app.report.build import BERT_LARGE_FP32_MB_ESTIMATE
 from edgerep.measure.records import write_record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -22,7 +23,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory, tiny_bundles, tiny_model, data_root, validation_texts):
     """A run-shaped results directory: two evaluations, one bench record, bundle manifests."""
-    from edgerep.measure.bench import PROFILES, bench
+    from edgerep.measure.bench import bench
+    from edgerep.registry import PROFILES
     from edgerep.measure.evaluate import evaluate
 
     root = tmp_path_factory.mktemp("results")
@@ -54,7 +56,7 @@ def test_report_tables_and_figures_come_from_the_records(results_dir, report):
     assert re.search(rf"\| {size:.1f} \| {BERT_LARGE_FP32_MB_ESTIMATE / size:.1f} \|", md)  # footprint ratio to BERT-large
     bench = json.loads((results_dir / "bench" / "bench.json").read_text())
     cell = next(c for c in bench["cells"] if c["profile"]["profile"] == "rpi4" and c["quantization"] == "dynamic-int8")
-    assert f"| {cell['latency']['p50_ms']:.2f} | {cell['latency']['p90_ms']:.2f} |" in md
+    assert f"| {cell['latency']['p50_ms']:.2f} ± {cell['latency']['mad_ms']:.2f} | {cell['latency']['p90_ms']:.2f} |" in md
     import matplotlib.image as mpimg
 
     names = {p.name for p in (out / "figures").iterdir()}
@@ -65,6 +67,7 @@ def test_report_tables_and_figures_come_from_the_records(results_dir, report):
         assert f"figures/{n}" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src=\"figures/" not in html  # self-contained
+    assert html.count("<table>") >= 4 and 'style="text-align:right"' in html  # markdown-it tables, numbers right-aligned
 
 
 def test_report_errors_and_skips(tmp_path, results_dir):
@@ -105,3 +108,12 @@ def test_html_report_renders_in_headless_chromium(report, tmp_path):
     assert px.shape[:2] == (2400, 1280)
     colourful = (px.max(axis=2) - px.min(axis=2)) > 0.25  # the plots are the only saturated colour on the page
     assert colourful.mean() > 0.01, "no plot pixels in the screenshot: images did not decode"
+
+
+def test_markdown_and_html_rendering_escape_and_align():
+    from edgerep.app.report.render import Section, Table, markdown_table, to_html
+
+    md = markdown_table(["model", "MB", "note"], [["a|b", "26.6", "x"], ["c", "–", "y"]])
+    assert md.splitlines()[1] == "|---|---:|---|" and "a\\|b" in md  # numeric column right-aligned, pipes escaped
+    page = to_html("<script>alert(1)</script>", [Section("S <b>", ["text with <img src=x onerror=alert(1)>", Table(["h"], [["<i>x</i>"]])])])
+    assert "<script>" not in page and "<img src=x" not in page and "&lt;i&gt;x&lt;/i&gt;" in page

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgerep.measure.metrics import classification_report, confusion_matrix, softmax
+from edgerep.device.runtime import softmax
+from edgerep.measure.metrics import classification_report, confusion_matrix
 from edgerep.device.text import MAX_TEXT_CHARS, normalize_tweet
 
 

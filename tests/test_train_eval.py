@@ -120,13 +120,14 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
     for r in summary["rows"][1:]:
         assert r["export_validation"]["passed"] and r["latency_p50_ms"] > 0
     results = sorted(p.name for p in (tmp_path / "run" / "results").iterdir())
-    assert results == [
-        "evaluation-dynamic-int8.json", "evaluation-fp32.json", "evaluation-pytorch.json",
-        "latency-dynamic-int8.json", "latency-fp32.json",
-    ]
+    assert results == ["bench.json", "evaluation-dynamic-int8.json", "evaluation-fp32.json", "evaluation-pytorch.json"]
+    bench = json.loads((tmp_path / "run" / "results" / "bench.json").read_text())  # the one latency path: edgerep bench's worker
+    assert bench["schema"] == "edgerep.bench" and {c["quantization"] for c in bench["cells"]} == {"fp32", "dynamic-int8"}
+    log = (tmp_path / "run" / "edgerep.log").read_text()
+    assert "1/5 fine-tune" in log and "5/5 report" in log and "[bold]" not in log  # plain lines, markup stripped
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Accuracy" in report and f"{summary['rows'][0]['accuracy']:.4f}" in report
-    rebuilt = ("summary.json", "report")  # rewritten by every run
+    rebuilt = ("summary.json", "report", "edgerep.log")  # rewritten (the log: appended to) by every run
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.relative_to(tmp_path / "run").parts[0] not in rebuilt}
     again = run(data_root, tmp_path / "run", cfg)
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in summary["rows"]]
@@ -164,11 +165,11 @@ def test_quantization_matrix_tiny(tiny_model, data_root, tmp_path):
             assert row["passed"], (key, row)
     assert json.loads((tmp_path / "m" / "matrix.json").read_text())["schema"] == "edgerep.matrix"
     # the CLI renders the same record
-    from edgerep.app.cli import matrix_table
-    from edgerep.workstation.matrix import to_markdown
+    from edgerep.app.cli.tables import matrix_table
+    from edgerep.app.report.tables import matrix_markdown
 
     assert matrix_table(rec).row_count == len(rec["rows"])
-    md = to_markdown(rec).splitlines()
+    md = matrix_markdown(rec).splitlines()
     assert len([x for x in md if x.startswith("| ")]) == len(rec["rows"]) + 1  # header + one line a row
     # re-running skips every finished artifact and gives the same record
     again = quantization_matrix(data_root, tmp_path / "m", tiny_model, cfg)

@@ -1,7 +1,10 @@
-"""Atomic file output: a reader never sees a half-written artifact.
+"""File and process output helpers (standard library only, so the device side can use them).
 
-Pattern: write to a temporary sibling, ``fsync``, then :func:`os.replace` (atomic on POSIX
-within one file system, see ``rename(2)``).
+* Atomic file output: a reader never sees a half-written artifact. Pattern: write to a
+  temporary sibling, ``fsync``, then :func:`os.replace` (atomic on POSIX within one file
+  system, see ``rename(2)``).
+* :func:`native_output_captured`: hold back what C/C++ libraries print on file descriptors 1
+  and 2.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -146,3 +150,46 @@ def sha256_tree(path: str | os.PathLike, suffixes: tuple[str, ...] = (".safetens
         h.update(str(f.relative_to(root)).encode())
         h.update(sha256_file(f).encode())
     return h.hexdigest()
+
+
+def verbose_from_env() -> bool:
+    """``EDGEREP_VERBOSE=1`` (set by ``--verbose``, inherited by worker processes) or ``EDGEREP_DEBUG=1``."""
+    return os.environ.get("EDGEREP_VERBOSE") == "1" or os.environ.get("EDGEREP_DEBUG") == "1"
+
+
+@contextlib.contextmanager
+def native_output_captured(show: bool | None = None) -> Iterator[None]:
+    """Hold back what C/C++ code writes to file descriptors 1 and 2 (converter stage lines,
+    LiteRT's "Created TensorFlow Lite XNNPACK delegate", MLIR dumps) while the block runs.
+
+    On an exception the captured text (its last 4,000 characters) is written to stderr before the
+    exception propagates. ``show`` (default :func:`verbose_from_env`) captures nothing.
+    """
+    if show if show is not None else verbose_from_env():
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    failed = False
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in saved:
+                os.dup2(sink.fileno(), fd)
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            for fd, dup in saved.items():
+                os.dup2(dup, fd)
+                os.close(dup)
+            if failed:
+                sink.seek(0)
+                text = sink.read().decode("utf-8", errors="replace").strip()
+                if text:
+                    os.write(2, (text[-4000:] + "\n").encode("utf-8", errors="replace"))

@@ -9,8 +9,8 @@ silencing of other libraries' noise.
   the same plain lines.
 * :func:`quiet_third_party` silences the warnings, log lines and progress bars of torch,
   torchao, transformers, litert-torch, ai-edge-quantizer, absl and TensorFlow Lite; and
-  :func:`native_output_captured` holds back what C/C++ code prints on the process's file
-  descriptors (shown only if the wrapped call fails). ``--verbose`` or ``EDGEREP_DEBUG=1``
+  :func:`edgerep.io.native_output_captured` holds back what C/C++ code prints on the process's
+  file descriptors (shown only if the wrapped call fails). ``--verbose`` or ``EDGEREP_DEBUG=1``
   keeps all of it.
 """
 
@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edgerep.io import native_output_captured, verbose_from_env
 
 #: All human-facing logs and bars go to stderr.
 console = Console(stderr=True, soft_wrap=True)
@@ -46,9 +47,12 @@ _state: dict = {"verbose": None, "file": None}
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
+__all__ = ["configure", "console", "is_verbose", "log", "native_output_captured", "progress", "quiet_third_party"]
+
+
 def is_verbose() -> bool:
-    """``--verbose`` was given, or ``EDGEREP_DEBUG=1`` is set."""
-    return bool(_state["verbose"]) or os.environ.get("EDGEREP_DEBUG") == "1"
+    """``--verbose`` was given (here or in a parent process), or ``EDGEREP_DEBUG=1`` is set."""
+    return bool(_state["verbose"]) or verbose_from_env()
 
 
 def configure(verbose: bool | None = None, log_file: str | os.PathLike | None = None) -> None:
@@ -58,6 +62,7 @@ def configure(verbose: bool | None = None, log_file: str | os.PathLike | None = 
     """
     if verbose is not None:
         _state["verbose"] = verbose
+        os.environ["EDGEREP_VERBOSE"] = "1" if verbose else "0"  # worker processes inherit it
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         _state["file"] = Path(log_file)
@@ -98,43 +103,6 @@ def quiet_third_party() -> None:
             logging.getLogger("torch").setLevel(logging.ERROR)
     except Exception:  # pragma: no cover - never fail on silencing
         pass
-
-
-@contextlib.contextmanager
-def native_output_captured() -> Iterator[None]:
-    """Hold back what C/C++ code writes to file descriptors 1 and 2 (converter stage lines,
-    "Created TensorFlow Lite XNNPACK delegate", MLIR dumps). On an exception the captured text
-    is printed before the exception propagates; when verbose nothing is captured."""
-    if is_verbose():
-        yield
-        return
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    with tempfile.TemporaryFile() as sink:
-        try:
-            for fd in saved:
-                os.dup2(sink.fileno(), fd)
-            yield
-        except BaseException:
-            _restore(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", errors="replace").strip()
-            if text:
-                console.print(f"[dim]{text[-4000:]}[/]", highlight=False, markup=True)
-            raise
-        finally:
-            _restore(saved)
-
-
-def _restore(saved: dict[int, int]) -> None:
-    for fd, dup in list(saved.items()):
-        with contextlib.suppress(Exception):
-            sys.stdout.flush() if fd == 1 else sys.stderr.flush()
-        os.dup2(dup, fd)
-        os.close(dup)
-        del saved[fd]
 
 
 class _Bar:

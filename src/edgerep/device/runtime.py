@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from edgerep.errors import BundleError, InputTextError
-from edgerep.io import sha256_file
+from edgerep.io import native_output_captured, sha256_file
 from edgerep.device.manifest import Manifest
 from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
 from edgerep.device.text import NORMALIZATION_VERSION, normalize_tweet
@@ -62,8 +62,9 @@ class _LiteRTEngine:
 
         widths = manifest.buckets or (manifest.max_seq_len,)
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-            self._runners = {w: self._interpreter.get_signature_runner(manifest.signature_for(w)) for w in widths}
+            with native_output_captured():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+                self._runners = {w: self._interpreter.get_signature_runner(manifest.signature_for(w)) for w in widths}
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
         for w, runner in self._runners.items():

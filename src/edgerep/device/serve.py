@@ -40,6 +40,7 @@ import numpy as np
 
 from edgerep import __version__
 from edgerep.errors import ConfigError
+from edgerep.registry import MB
 from edgerep.device.runtime import PolarityClassifier, softmax
 from edgerep.device.text import normalize_tweet
 
@@ -245,7 +246,7 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
         clf.logits(["a " * max(1, width - 2)])
     model_info = {
         "bundle": str(Path(bundle)), "backend": m.backend, "quantization": m.quantization.get("mode"), "labels": list(m.labels),
-        "max_seq_len": m.max_seq_len, "size_mb": round(clf.model_size_bytes / 1e6, 3), "model_sha256": m.model_sha256[:16],
+        "max_seq_len": m.max_seq_len, "size_mb": round(clf.model_size_bytes / MB, 3), "model_sha256": m.model_sha256[:16],
         "source": m.source.get("model") if isinstance(m.source, dict) else None,
     }
     stats = Stats()

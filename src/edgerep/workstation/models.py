@@ -1,4 +1,4 @@
-"""TweetTokenizer registry and loading (heavy: torch + transformers).
+"""Loading of encoders and fine-tuned checkpoints (heavy: torch + transformers).
 
 A model is named by an alias from :data:`edgerep.registry.MODEL_ALIASES`, a Hugging Face hub id, or a local directory.
 The default, ``all-MiniLM-L6-v2``, is the pretrained BERT-architecture encoder shipped inside

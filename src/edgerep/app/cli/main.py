@@ -85,7 +85,7 @@ def data_stats(
 def train(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints, best model).")],
-    model: Annotated[str, typer.Option(help="TweetTokenizer: alias (all-MiniLM-L6-v2, mobilebert, bert-base, bert-large), hub id or local path.")] = "all-MiniLM-L6-v2",
+    model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
     batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
@@ -448,9 +448,9 @@ def serve(
 def run(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
-    model: Annotated[str, typer.Option(help="TweetTokenizer alias, hub id or local path.")] = "all-MiniLM-L6-v2",
+    model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
-    quantize: Annotated[str, typer.Option(help="Bundles to export: fp32, dynamic-int8, or all.")] = "fp32,dynamic-int8",
+    quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -273,9 +273,11 @@ def _speed(recs: Records) -> Section | None:
     for c in cells:
         c["_name"] = names[os.path.normpath(c["path"])]
     sec = Section("Latency, throughput and memory")
+    from edgerep.measure.bench import UNSTABLE_SPREAD
+
     sec.blocks.append("`edgerep bench`: each cell in its own process on real tweets, warm-up excluded, the same tweets timed in "
-                      "repeated runs (p50 ± MAD; a cell whose runs' medians differ by more than 10% is flagged unstable); profiles "
-                      "emulate a board's cores and RAM (not its clock or instruction set).")
+                      f"repeated runs (p50 ± MAD; a cell whose runs' medians differ by more than {UNSTABLE_SPREAD:.0%} is flagged unstable); "
+                      "profiles emulate a board's cores and RAM (not its clock or instruction set).")
     rows = []
     for c in sorted(cells, key=lambda c: (c["profile"]["profile"] != "host", c["profile"]["profile"], c["threads"], c.get("batch", 1), c["_name"])):
         if "error" in c:
