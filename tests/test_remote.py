@@ -61,13 +61,14 @@ def test_bench_over_ssh(sshd, tiny_bundles, validation_texts):
 
     rec = bench_remote(
         sshd["host"], [tiny_bundles["dynamic-int8"]], validation_texts[:8], threads=[1], profiles=["host", "single-core"],
-        warmup=1, key_filename=str(sshd["key"]), known_hosts=str(sshd["known_hosts"]), remote_python=sys.executable,
+        warmup=1, repeats=2, key_filename=str(sshd["key"]), known_hosts=str(sshd["known_hosts"]), remote_python=sys.executable,
     )
     assert rec["schema"] == "edgerep.bench" and rec["machine"]["ssh_host"] == sshd["host"]
     assert [c.get("error") for c in rec["cells"]] == [None, None]
     cell = rec["cells"][0]
     assert cell["remote_path"].startswith("/") and cell["path"] == str(tiny_bundles["dynamic-int8"])
-    assert cell["latency"]["n"] == 8 and cell["backend"] == "litert" and cell["peak_rss_mb"] > 10
+    assert cell["latency"]["n"] == 16 and len(cell["latency"]["run_medians_ms"]) == 2  # 8 tweets x 2 runs
+    assert cell["backend"] == "litert" and cell["peak_rss_mb"] > 10 and rec["settings"]["repeats"] == 2
     assert rec["cells"][1]["profile"]["cpus"] == [0]
 
 
@@ -83,7 +84,7 @@ def test_bench_cli_over_ssh(sshd, tiny_bundles, tmp_path):
     f.write_text("great car\nawful bank\n")
     out = tmp_path / "remote.json"
     proc = run_cli(
-        "bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--samples", "4", "--warmup", "0", "--threads", "1",
+        "bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--samples", "4", "--warmup", "0", "--threads", "1", "--repeats", "1",
         "--host", sshd["host"], "--key", str(sshd["key"]), "--known-hosts", str(sshd["known_hosts"]),
         "--remote-python", sys.executable, "-o", str(out),
     )
