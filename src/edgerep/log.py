@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,9 +38,21 @@ PLAIN_INTERVAL_S = 30.0
 #: ... and at least one per this share of the work.
 PLAIN_STEP = 0.05
 
-#: Loggers of other libraries held at ERROR unless verbose.
-NOISY_LOGGERS = ("torch", "torchao", "transformers", "absl", "jax", "litert_torch", "ai_edge_torch", "ai_edge_quantizer",
-                 "ai_edge_litert", "tensorflow", "onnxruntime", "onnx", "xdsl", "huggingface_hub", "urllib3", "httpx")
+#: Loggers of other libraries held at ERROR unless verbose. torch resets the levels of its own
+#: loggers when it is imported, so the ones that warn at import (torch.utils._pytree, from
+#: torchao's enum registration) also get a filter, which survives the reset.
+NOISY_LOGGERS = ("torch", "torch.utils._pytree", "torchao", "transformers", "absl", "jax", "litert_torch", "ai_edge_torch",
+                 "ai_edge_quantizer", "ai_edge_litert", "tensorflow", "onnxruntime", "onnx", "xdsl", "huggingface_hub", "urllib3", "httpx")
+
+
+class _ErrorsOnly(logging.Filter):
+    """Let through ERROR and above only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_ERRORS_ONLY = _ErrorsOnly()
 
 _state: dict = {"verbose": None, "file": None}
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
@@ -95,14 +106,12 @@ def quiet_third_party() -> None:
                        ("GLOG_minloglevel", "3"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
         os.environ.setdefault(key, value)
     for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        if _ERRORS_ONLY not in logger.filters:
+            logger.addFilter(_ERRORS_ONLY)
     for category in (FutureWarning, DeprecationWarning, UserWarning, RuntimeWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!edgerep)")
-    try:  # torch re-initialises its own loggers on import; set them again if it is loaded
-        if "torch" in sys.modules:
-            logging.getLogger("torch").setLevel(logging.ERROR)
-    except Exception:  # pragma: no cover - never fail on silencing
-        pass
 
 
 class _Bar:

@@ -64,6 +64,7 @@ class _LiteRTEngine:
         try:
             with native_output_captured():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate" line
                 self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()  # applies the default delegate now, inside the capture
                 self._runners = {w: self._interpreter.get_signature_runner(manifest.signature_for(w)) for w in widths}
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None

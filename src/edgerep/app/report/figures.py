@@ -52,18 +52,23 @@ def accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
     colors = {q: plt.cm.tab10(i % 10) for i, q in enumerate(quants)}
     markers = {"pytorch": "s", "litert": "o", "onnxruntime": "^"}
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    labelled: list[tuple[float, float]] = []
+    sizes, accs = [p["size_mb"] for p in points], [p["accuracy"] for p in points]
+    dx, dy = (max(sizes) - min(sizes)) * 0.03 or 1.0, (max(accs) - min(accs)) * 0.05 or 0.002
     for p in points:
         ax.scatter(p["size_mb"], p["accuracy"], s=70, color=colors[p["quantization"]], marker=markers.get(p["backend"], "D"),
                    edgecolor="black", linewidth=0.5, zorder=3)
+        if any(abs(p["size_mb"] - x) < dx and abs(p["accuracy"] - y) < dy for x, y in labelled):
+            continue  # one label for points that coincide (a float32 bundle and its PyTorch source)
+        labelled.append((p["size_mb"], p["accuracy"]))
         ax.annotate(f"{p['size_mb']:.1f} MB\n{ref_mb / p['size_mb']:.0f}x smaller", (p["size_mb"], p["accuracy"]),
-                    textcoords="offset points", xytext=(7, -3), fontsize=7, va="top")
+                    textcoords="offset points", xytext=(8, -4), fontsize=7, va="top")
     for q in quants:
         ax.scatter([], [], color=colors[q], marker="o", label=q)
     for b, mk in markers.items():
         if any(p["backend"] == b for p in points):
             ax.scatter([], [], color="white", edgecolor="black", marker=mk, label=b)
-    _size_axis(ax, [p["size_mb"] for p in points], "x")
-    accs = [p["accuracy"] for p in points]
+    _size_axis(ax, sizes, "x")
     mid, half = (max(accs) + min(accs)) / 2, max(0.02, (max(accs) - min(accs)) / 2 + 0.01)  # at least +-2 points: no magnified noise
     ax.set_ylim(mid - half, mid + half)
     ax.yaxis.set_major_locator(mt.MaxNLocator(nbins=6))
@@ -128,8 +133,9 @@ def bench_bars(cells: list[dict], metric: str) -> bytes:
         yerr = [np.zeros(len(errs)), errs] if metric == "latency" else None  # whisker up to p90 only
         bars = ax.bar(x, ys, width, label=m, yerr=yerr, capsize=2, color=plt.cm.tab10(i % 10))
         for b, y in zip(bars, ys):
-            if not np.isnan(y):
-                ax.text(b.get_x() + b.get_width() / 2, y, f"{y:.1f}" if metric == "latency" else f"{y:.0f}", ha="center", va="bottom", fontsize=6)
+            if not np.isnan(y):  # the value inside the bar, clear of the p90 whisker
+                ax.text(b.get_x() + b.get_width() / 2, y / 2, f"{y:.1f}" if metric == "latency" else f"{y:.0f}", ha="center",
+                        va="center", fontsize=7, color="white", rotation=90 if len(groups) * len(models) > 8 else 0)
     ax.set_xticks(range(len(groups)), [f"{p}\n{t} thr, b{b}" for p, t, b in groups], fontsize=8)
     ax.yaxis.set_major_locator(mt.MaxNLocator(nbins=6))
     ax.set_ylim(bottom=0)
