@@ -121,16 +121,27 @@ def captured(monkeypatch, tmp_path):
     return buf, tmp_path / "edgerep.log"
 
 
-def test_progress_prints_plain_lines_every_five_percent_when_not_a_terminal(captured):
+def test_progress_prints_plain_lines_every_five_percent_when_not_a_terminal(captured, monkeypatch):
     buf, logfile = captured
+    clock = iter(range(0, 10_000, 2))  # each step 2 s after the previous one: 5% (10 steps) = 20 s, within 30 s, past the 5 s gap
+    monkeypatch.setattr(log.time, "monotonic", lambda: next(clock))
     with log.progress("epoch 1/3", 200) as bar:
         for i in range(200):
             bar.advance(1, info=f"loss {1 / (i + 1):.3f}")
     lines = buf.getvalue().splitlines()
     assert len(lines) == 20  # one per 5% (10 of 200), the last at 100%
-    assert lines[0].startswith("epoch 1/3: 10/200 (5%) loss 0.100, elapsed 0:00, eta")
+    assert lines[0].startswith("epoch 1/3: 10/200 (5%) loss 0.100, elapsed 0:20, eta 6:20")
     assert lines[-1].startswith("epoch 1/3: 200/200 (100%)")
     assert logfile.read_text().count("epoch 1/3:") == 20
+
+
+def test_fast_work_prints_only_its_closing_line(captured):
+    buf, _ = captured
+    with log.progress("evaluate fp32", 4052) as bar:
+        for s in range(0, 4052, 64):
+            bar.advance(min(64, 4052 - s))
+    (line,) = buf.getvalue().splitlines()  # done within the 5 s minimum gap: no 5% lines
+    assert line.startswith("evaluate fp32: 4,052/4,052 (100%), elapsed 0:00")
 
 
 def test_progress_prints_at_least_every_interval(captured, monkeypatch):

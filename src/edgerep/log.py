@@ -4,9 +4,9 @@ silencing of other libraries' noise.
 * :func:`log` prints one line to stderr and appends it, without markup, to the log file set by
   :func:`configure` (``edgerep run`` writes ``RUN/edgerep.log``).
 * :func:`progress` is a rich progress bar when stderr is a terminal; otherwise (CI, ``nohup``,
-  cron, a redirected file) it prints a plain line every :data:`PLAIN_INTERVAL_S` seconds or
-  :data:`PLAIN_STEP` of the work, whichever comes first, and one at the end; the log file gets
-  the same plain lines.
+  cron, a redirected file) it prints a plain line every :data:`PLAIN_INTERVAL_S` seconds, or
+  sooner when :data:`PLAIN_STEP` of the work is done (but not within :data:`PLAIN_MIN_GAP_S` of
+  the previous line), and one at the end; the log file gets the same plain lines.
 * :func:`quiet_third_party` silences the warnings, log lines and progress bars of torch,
   torchao, transformers, litert-torch, ai-edge-quantizer, absl and TensorFlow Lite; and
   :func:`edgerep.io.native_output_captured` holds back what C/C++ code prints on the process's
@@ -35,8 +35,10 @@ console = Console(stderr=True, soft_wrap=True)
 
 #: Plain progress lines (stderr not a terminal): at most this many seconds apart ...
 PLAIN_INTERVAL_S = 30.0
-#: ... and at least one per this share of the work.
+#: ... and one per this share of the work ...
 PLAIN_STEP = 0.05
+#: ... unless the previous line is younger than this (a 40-second job prints a few lines, not 20).
+PLAIN_MIN_GAP_S = 5.0
 
 #: Loggers of other libraries held at ERROR unless verbose. torch resets the levels of its own
 #: loggers when it is imported, so the ones that warn at import (torch.utils._pytree, from
@@ -134,7 +136,8 @@ class _Bar:
             self._rich.update(self._task, advance=n, info=self.info)
         now = time.monotonic()
         step = max(1, int(self.total * PLAIN_STEP))
-        if now - self._last_t >= PLAIN_INTERVAL_S or self.done - self._last_done >= step:
+        since = now - self._last_t
+        if since >= PLAIN_INTERVAL_S or (self.done - self._last_done >= step and since >= PLAIN_MIN_GAP_S):
             self._plain(now)
 
     def _plain(self, now: float, final: bool = False) -> None:
