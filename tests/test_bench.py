@@ -207,3 +207,24 @@ def test_records_compare_machine_libraries_and_commit():
     assert [d for d in differences(a, b) if d.startswith("ai-edge-litert:")]
     c = {**a, "git_commit": "0" * 40}
     assert [d for d in differences(a, c) if d.startswith("git_commit:")]
+
+
+def test_peak_rss_is_the_worker_own_not_inherited_from_a_large_parent(tiny_bundles, validation_texts):
+    """ru_maxrss survives fork + exec on Linux; the worker reports VmHWM of its own memory."""
+    from edgerep.measure import bench as B
+
+    ballast = bytearray(600 * 10**6)  # the parent grows to > 600 MB resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "host", "texts": validation_texts[:4], "warmup": 0}
+    cell = B._run_cell(spec, 120)
+    del ballast
+    assert "error" not in cell and 10 < cell["peak_rss_mb"] < 400, cell["peak_rss_mb"]
+
+
+def test_peak_rss_reads_vmhwm(tmp_path):
+    from edgerep.measure.bench import peak_rss_bytes
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t  999999 kB\nVmHWM:\t  143360 kB\nVmRSS:\t  100000 kB\n")
+    assert peak_rss_bytes(status) == 143360 * 1024

@@ -14,8 +14,10 @@ habit): median (p50), p90, p99 and the median absolute deviation (MAD) of the pe
 (ms); stability is judged on the repeated runs of the same work: a cell whose runs' medians
 spread more than :data:`UNSTABLE_SPREAD` of the overall median is flagged unstable (a busy
 machine), not a cell whose tweets differ in length. Throughput = tweets / sampled wall time,
-CPU = (user + sys) / wall (% of one core), peak RSS = ``ru_maxrss`` (the kernel's high-water
-mark, MB = 10^6 bytes).
+CPU = (user + sys) / wall (% of one core), peak RSS = ``VmHWM`` of ``/proc/self/status`` (the
+kernel's high-water mark of this process's own memory, MB = 10^6 bytes; ``ru_maxrss`` where there
+is no /proc: on Linux ``ru_maxrss`` survives ``fork`` + ``execve``, so a worker started by a large
+parent would report the parent's peak).
 
 Profiles emulate the board's core count and RAM only: the instruction set, clock and caches are
 this machine's, so absolute times are not a Raspberry Pi's.
@@ -245,8 +247,21 @@ def run_worker(spec: dict) -> dict:
         "latency": latency_stats(samples, repeats),
         "throughput_tweets_per_s": round(len(samples) * batch / wall, 2),
         "cpu_percent_of_one_core": round(100 * cpu_s / wall, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB, 1),  # ru_maxrss: KiB on Linux
+        "peak_rss_mb": round(peak_rss_bytes() / MB, 1),
     }
+
+
+def peak_rss_bytes(status: str | os.PathLike = "/proc/self/status") -> int:
+    """This process's peak resident set size in bytes: ``VmHWM`` of ``/proc/self/status`` (kB),
+    else ``ru_maxrss`` (kB on Linux, bytes on macOS)."""
+    try:
+        for line in Path(status).read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def warnings_of(cell: dict) -> list[str]:
