@@ -81,6 +81,7 @@ def test_bench_cli(tiny_bundles, tmp_path):
     wrong = run_cli("bench", str(tiny_bundles["dynamic-int8"]), "--tweets", str(f), "--threads", "1", "--samples", "2", "--warmup", "0",
                     "--repeats", "1", "-o", str(other))
     assert wrong.returncode == 1 and b"expected edgerep.bench" in wrong.stderr and b"Traceback" not in wrong.stderr
+    assert b"bench:" not in wrong.stderr  # refused before any cell was measured
     isdir = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "-o", str(tmp_path))
     assert isdir.returncode == 1 and b"is a directory; give a JSON file path" in isdir.stderr and b"p50" not in isdir.stdout
     bad = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--profile", "rpi9")

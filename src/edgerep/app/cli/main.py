@@ -346,6 +346,10 @@ def bench(
     profiles = parse_profiles(profile)
     if output is not None and output.is_dir():  # found now, not after minutes of measuring
         raise ConfigError(f"--output {output}: is a directory; give a JSON file path, e.g. {output / 'bench.json'}")
+    if output is not None and output.is_file():  # merged into at the end: must be a bench record
+        from edgerep.measure.records import read_record
+
+        read_record(output, "bench")
     try:
         thread_list = [int(t) for t in threads.split(",") if t.strip()]
         batch_list = [int(b) for b in batch.split(",") if b.strip()]
