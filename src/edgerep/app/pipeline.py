@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgerep.data import sample_texts
+from edgerep.data import part_texts, spread
 from edgerep.errors import ConfigError
 from edgerep.io import check_or_write_config
 from edgerep.log import configure, log
@@ -74,18 +74,18 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     cfg = config.to_dict()
     check_or_write_config(out / "config.json", cfg, ConfigError)
     configure(log_file=out / "edgerep.log")
-    split = config.train.split
 
     log("[bold]1/5 fine-tune[/]")
     model_dir = train(data_root, out / "train", config.train)
+    val_texts = part_texts(data_root, config.train.split)["validation"]
     log("[bold]2/5 export[/]")
-    exports = _export(model_dir, out / "bundles", config, sample_texts(data_root, "validation", config.export_validation_tweets, split))
+    exports = _export(model_dir, out / "bundles", config, spread(val_texts, config.export_validation_tweets))
     log("[bold]3/5 evaluate[/] (validation split)")
     results = out / "results"
     evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
     log(f"[bold]4/5 latency[/] (single tweet, {config.latency_threads} thread)")
     cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
-                     sample_texts(data_root, "validation", config.latency_tweets, split), config.latency_threads)
+                     spread(val_texts, config.latency_tweets), config.latency_threads)
     summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
     write_record(out / "summary.json", summary)
 

@@ -54,18 +54,27 @@ def training_tweets(data_root: str | os.PathLike, split_config: SplitConfig = Sp
     return train, val, report.to_dict()
 
 
+def part_texts(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig()) -> dict[str, list[str]]:
+    """The raw texts of each part of the training split, ``{"train": [...], "validation": [...]}``,
+    read once; :func:`spread` them for a sample: ``validation`` for export validation, latency and
+    benchmarks, ``train`` for a representative dataset (never tweets the model is validated on).
+
+    Raises:
+        DataError: unreadable corpus.
+    """
+    train, val, _ = training_tweets(data_root, split_config)
+    return {"train": [t.text for t in train], "validation": [t.text for t in val]}
+
+
 def sample_texts(data_root: str | os.PathLike, part: str, n: int, split_config: SplitConfig = SplitConfig()) -> list[str]:
-    """``n`` raw tweet texts spread over ``part`` of the training split: ``validation`` for export
-    validation, latency and benchmarks, ``train`` for a representative dataset (never tweets the
-    model is validated on).
+    """``n`` raw tweet texts spread over ``part`` of the training split (:func:`part_texts`).
 
     Raises:
         ConfigError: unknown part. DataError: unreadable corpus.
     """
     if part not in PARTS:
         raise ConfigError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
-    train, val, _ = training_tweets(data_root, split_config)
-    return spread([t.text for t in (val if part == "validation" else train)], n)
+    return spread(part_texts(data_root, split_config)[part], n)
 
 
 def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:

@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from edgerep.errors import ConfigError
-from edgerep.registry import MB, PROFILES, DeviceProfile, parse_profiles
+from edgerep.registry import MB, PROFILES, DeviceProfile
 
 #: A cell is unstable when its repeated runs' medians spread (max - min) more than this share of
 #: the overall median (pyperf warns at a standard deviation above 10% of the mean).
@@ -63,7 +63,7 @@ def latency_stats(samples_ms: Sequence[float], runs: int = 1) -> dict:
     per_run = [float(np.median(r)) for r in np.array_split(a, max(1, runs)) if r.size]
     return {
         "n": int(a.size),
-        "p50_ms": float(np.percentile(a, 50)),
+        "p50_ms": med,
         "p90_ms": float(np.percentile(a, 90)),
         "p99_ms": float(np.percentile(a, 99)),
         "mad_ms": float(np.median(np.abs(a - med))),

@@ -24,11 +24,6 @@ from edgerep.measure.metrics import classification_report
 from edgerep.measure.records import make_record
 from edgerep.registry import MANIFEST_FILE, MB, MODEL_INFO_FILE, TOKENIZER_FILE
 
-#: What :func:`model_kind` returns: an exported bundle (LiteRT or ONNX Runtime, as its manifest
-#: says) or a fine-tuned PyTorch checkpoint.
-MODEL_KINDS = ("bundle", "pytorch")
-
-
 def model_kind(path: str | os.PathLike) -> str:
     """``"bundle"`` for a bundle directory (any backend), ``"pytorch"`` for a fine-tuned checkpoint.
 

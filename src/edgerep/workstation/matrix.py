@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerep import LABELS
-from edgerep.data import SplitConfig, sample_texts
+from edgerep.data import part_texts, spread
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory
 from edgerep.log import log
@@ -136,8 +136,9 @@ def quantization_matrix(
         raise ConfigError("nothing to do: give a fine-tuned model directory and/or --architectures")
     out = Path(out_dir)
     combos = _combos(config)
-    val_texts = sample_texts(data_root, "validation", config.validation_tweets, SplitConfig())
-    calib_texts = sample_texts(data_root, "train", config.calibration_tweets, SplitConfig())
+    parts = part_texts(data_root)
+    val_texts = spread(parts["validation"], config.validation_tweets)
+    calib_texts = spread(parts["train"], config.calibration_tweets)
 
     sources: list[tuple[str, Path, bool]] = []
     if model_dir is not None:

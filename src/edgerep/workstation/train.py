@@ -122,12 +122,6 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     return batches
 
 
-def load_training_data(data_root: str | os.PathLike, config: TrainConfig) -> tuple[list[Tweet], list[Tweet], dict]:
-    """The RepLab training split for ``config``: ``(train, validation, load report)``
-    (:func:`edgerep.data.training_tweets` with the config's split, limit and seed)."""
-    return training_tweets(data_root, config.split, config.limit, config.seed)
-
-
 @dataclass
 class _Data:
     """Tokenized training and validation tweets: ids int32 [n_tokens] per tweet, labels int64 [n]."""
@@ -159,7 +153,7 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
         torch.set_num_threads(config.threads)
 
     # Everything a user can get wrong (data, model name) is checked before anything is written.
-    train_set, val_set, data_report = load_training_data(data_root, config)
+    train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed)
     if not train_set or not val_set:
         raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
     source = resolve_source(config.model)

@@ -129,7 +129,7 @@ def export(
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
       edgerep export RUN/model --out BUNDLES --data DIR --backend onnxruntime --quantize dynamic-int8
     """
-    from edgerep.data import SplitConfig, sample_texts
+    from edgerep.data import SplitConfig, part_texts, spread
     from edgerep.registry import check_combinations, parse_backend, parse_quantizations
     from edgerep.workstation.export import export_bundles, parse_buckets
     from edgerep.workstation.models import read_model_info
@@ -139,10 +139,10 @@ def export(
     check_combinations(be, modes)
     info = read_model_info(model_dir)
     bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
-    split = SplitConfig(**info.get("split", {}))
+    parts = part_texts(data, SplitConfig(**info.get("split", {})))
     results = export_bundles(
-        model_dir, out_dir, modes, sample_texts(data, "validation", validation_tweets, split), overwrite=overwrite,
-        calibration_texts=sample_texts(data, "train", calibration_tweets, split), strict=strict, backend=be, buckets=bucket_list,
+        model_dir, out_dir, modes, spread(parts["validation"], validation_tweets), overwrite=overwrite,
+        calibration_texts=spread(parts["train"], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])
