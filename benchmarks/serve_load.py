@@ -44,7 +44,7 @@ def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[su
     return proc, host, int(port)
 
 
-def client(host: str, port: int, texts: list[str], offset: int, stop_at: float, budget: list[int], lock: threading.Lock, out: dict) -> None:
+def client(host: str, port: int, bodies: list[str], offset: int, stop_at: float, budget: list[int], lock: threading.Lock, out: dict) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=30)
     lat, errors, i = [], [], offset
     while time.perf_counter() < stop_at:
@@ -52,7 +52,7 @@ def client(host: str, port: int, texts: list[str], offset: int, stop_at: float, 
             if budget[0] <= 0:
                 break
             budget[0] -= 1
-        body = json.dumps({"text": texts[i % len(texts)]})
+        body = bodies[i % len(bodies)]
         i += 1
         t0 = time.perf_counter()
         try:
@@ -89,15 +89,22 @@ def main() -> int:
     from edgerep.data import benchmark_tweets
     from edgerep.errors import EdgerepError
 
+    from edgerep.device.manifest import Manifest
+
     try:
-        texts = benchmark_tweets(a.tweets, a.n_tweets)
+        sample = benchmark_tweets(a.tweets, a.n_tweets)
+        conditioned = Manifest.read(a.bundle).entity_conditioned
     except EdgerepError as e:
         sys.exit(f"error: {e}")
+    if conditioned and sample.entities is None:
+        sys.exit(f"error: {a.tweets} names no entities and {a.bundle} is entity-conditioned; use a RepLab root")
+    # entity-conditioned bundles get each tweet's own entity, as a reputation team's client sends it
+    texts = [json.dumps({"text": t, **({"entity": e} if conditioned else {})}) for t, e in zip(sample.texts, sample.entities or sample.texts)]
     proc, host, port = start_server(a.bundle, a.threads, ["--max-wait-ms", str(a.max_wait_ms)])
     try:
         c = http.client.HTTPConnection(host, port, timeout=30)
         for t in texts[:20]:  # warm-up, not counted
-            c.request("POST", "/classify", body=json.dumps({"text": t}), headers={"Content-Type": "application/json"})
+            c.request("POST", "/classify", body=t, headers={"Content-Type": "application/json"})
             c.getresponse().read()
         c.close()
         stop_at = time.perf_counter() + a.duration

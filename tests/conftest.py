@@ -79,7 +79,7 @@ def validation_texts(data_root) -> list[str]:
     """~100 validation tweets spread over every entity (the sampler every job uses)."""
     from edgerep.data import sample_texts
 
-    return sample_texts(data_root, "validation", 100)
+    return sample_texts(data_root, "validation", 100).texts
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +87,7 @@ def calibration_texts(data_root) -> list[str]:
     """Representative dataset: real training-part tweets (never validation ones)."""
     from edgerep.data import sample_texts
 
-    return sample_texts(data_root, "train", 57)
+    return sample_texts(data_root, "train", 57).texts
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgerep.data import part_texts, spread
+from edgerep.data import Samples, part_texts
 from edgerep.errors import ConfigError
 from edgerep.io import check_or_write_config
 from edgerep.log import configure, log
@@ -79,13 +79,13 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     model_dir = train(data_root, out / "train", config.train)
     val_texts = part_texts(data_root, config.train.split)["validation"]
     log("[bold]2/5 export[/]")
-    exports = _export(model_dir, out / "bundles", config, spread(val_texts, config.export_validation_tweets))
+    exports = _export(model_dir, out / "bundles", config, val_texts.spread(config.export_validation_tweets))
     log("[bold]3/5 evaluate[/] (validation split)")
     results = out / "results"
     evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
     log(f"[bold]4/5 latency[/] (single tweet, {config.latency_threads} thread)")
     cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
-                     spread(val_texts, config.latency_tweets), config.latency_threads)
+                     val_texts.spread(config.latency_tweets), config.latency_threads)
     summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
     write_record(out / "summary.json", summary)
 
@@ -100,7 +100,7 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     return summary
 
 
-def _export(model_dir: Path, out: Path, config: RunConfig, texts: list[str]):
+def _export(model_dir: Path, out: Path, config: RunConfig, texts: Samples):
     from edgerep.workstation.export import export_bundles
 
     return export_bundles(model_dir, out, list(config.quantizations), texts)
@@ -125,7 +125,7 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
     return evals
 
 
-def _latency(path: Path, bundles: list[Path], texts: list[str], threads: int) -> dict[str, dict]:
+def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> dict[str, dict]:
     """Single-tweet latency of each bundle by :func:`edgerep.measure.bench.bench` (host profile, one
     worker process per bundle); the record is kept when present. Returns ``{bundle name: cell}``."""
     from edgerep.measure.bench import bench
@@ -133,7 +133,7 @@ def _latency(path: Path, bundles: list[Path], texts: list[str], threads: int) ->
     if path.is_file():
         rec = read_record(path, "bench")
     else:
-        rec = bench(bundles, texts, threads=(threads,), profiles=(PROFILES["host"],), warmup=10)
+        rec = bench(bundles, tweets.texts, threads=(threads,), profiles=(PROFILES["host"],), warmup=10, entities=tweets.entities)
         write_record(path, rec)
     cells = {Path(c["path"]).name: c for c in rec["cells"] if "error" not in c}
     for name, c in cells.items():

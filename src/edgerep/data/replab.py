@@ -53,6 +53,10 @@ class Tweet:
         label: one of :data:`edgerep.LABELS`.
         timestamp: UNIX time (s) of publication, from tweet_info.
         language: ``EN`` or ``ES`` from tweet_info.
+        entity_name: the entity's name as tweets and users write it: the ``query`` column of
+            the entities file (``BMW``; its ``entity_name`` column holds legal names such as
+            ``Bayerische Motoren Werke AG`` that tweets rarely use). The first segment of an
+            entity-conditioned model's input.
     """
 
     tweet_id: str
@@ -62,6 +66,7 @@ class Tweet:
     label: str
     timestamp: int
     language: str
+    entity_name: str = ""
 
     @property
     def label_id(self) -> int:
@@ -170,9 +175,27 @@ def load_entities(root: str | os.PathLike) -> dict[str, str]:
     Raises:
         DataError: file missing or malformed.
     """
+    return {k: domain for k, (_, domain) in _entity_table(root).items()}
+
+
+def entity_names(root: str | os.PathLike) -> dict[str, str]:
+    """Map entity id -> name (the ``query`` column, see :attr:`Tweet.entity_name`).
+
+    Raises:
+        DataError: file missing or malformed, or an entity with an empty name (file and line).
+    """
+    return {k: name for k, (name, _) in _entity_table(root).items()}
+
+
+def _entity_table(root: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """entity id -> (name, domain) from the entities file."""
     path = Path(root) / ENTITIES_FILE
-    rows = _read_table(path, ENTITY_COLUMNS, LoadReport(str(path)))
-    return {f[0]: f[3] for _, f in rows}
+    table = {}
+    for ln, f in _read_table(path, ENTITY_COLUMNS, LoadReport(str(path))):
+        if not f[1].strip():
+            raise DataError(f"{path}:{ln}: field 'query' (the entity's name) is empty")
+        table[f[0]] = (f[1].strip(), f[3])
+    return table
 
 
 def find_split_dir(root: str | os.PathLike, split: str) -> Path:
@@ -217,7 +240,7 @@ def load_split(
             file and line).
     """
     split_dir = find_split_dir(root, split)
-    domains = load_entities(root)
+    table = _entity_table(root)
     report = LoadReport(str(split_dir))
     tweets: list[Tweet] = []
     label_files = sorted((split_dir / "labeled").glob("*.dat"))
@@ -227,7 +250,7 @@ def load_split(
         entity = lab_path.stem
         if entities is not None and entity not in entities:
             continue
-        if entity not in domains:
+        if entity not in table:
             raise DataError(f"{lab_path}: entity {entity} is not listed in {Path(root) / ENTITIES_FILE}")
         report.entities += 1
         info_path = split_dir / "tweet_info" / f"{entity}.dat"
@@ -271,9 +294,62 @@ def load_split(
                 timestamp = int(ts)
             except ValueError:
                 raise DataError(f"{info_path}:{info_ln}: field 'timestamp' is not an integer: {ts!r}") from None
-            tweets.append(Tweet(tweet_id, entity, domains[entity], text, polarity, timestamp, language))
+            name, domain = table[entity]
+            tweets.append(Tweet(tweet_id, entity, domain, text, polarity, timestamp, language, name))
             report.label_counts[polarity] += 1
     report.kept = len(tweets)
     if entities is not None and report.entities == 0:
         raise DataError(f"{split_dir / 'labeled'}: none of the entities {list(entities)} found")
     return tweets, report
+
+
+@dataclass(frozen=True)
+class RawTweet:
+    """A tweet of a split whether or not it has a polarity label: ``tweet_id``, ``entity_id``, ``text``."""
+
+    tweet_id: str
+    entity_id: str
+    text: str
+
+
+def load_texts(root: str | os.PathLike, split: str = "training", languages: tuple[str, ...] = ("EN",)) -> tuple[list[RawTweet], LoadReport]:
+    """Every tweet of a split in ``languages`` with a non-empty text, labelled or not (unrelated
+    tweets and tweets without polarity included): the unlabelled text of domain-adaptive
+    pretraining and of distillation transfer sets.
+
+    Returns:
+        ``(tweets, report)``; the report counts kept tweets and drops (``not_<lang>``,
+        ``empty_text``, ``missing_text``) and the repaired file defects.
+
+    Raises:
+        DataError: missing directory or file, malformed row (file and line named), no tweets.
+    """
+    split_dir = find_split_dir(root, split)
+    report = LoadReport(str(split_dir))
+    out: list[RawTweet] = []
+    for info_path in sorted((split_dir / "tweet_info").glob("*.dat")):
+        entity = info_path.stem
+        report.entities += 1
+        text_path = split_dir / "tweet_text" / f"{entity}.tsv"
+        texts: dict[str, str] = {}
+        for _, f in _read_table(text_path, TEXT_COLUMNS, report):
+            if f[3].strip() or f[0] not in texts:
+                texts[f[0]] = f[3]
+        seen: set[str] = set()
+        for _, f in _read_table(info_path, INFO_COLUMNS, report):
+            tweet_id, language = f[0], f[4]
+            if tweet_id in seen:
+                continue
+            seen.add(tweet_id)
+            if language not in languages:
+                report.dropped[f"not_{'_'.join(languages)}"] += 1
+            elif tweet_id not in texts:
+                report.dropped["missing_text"] += 1
+            elif not texts[tweet_id].strip():
+                report.dropped["empty_text"] += 1
+            else:
+                out.append(RawTweet(tweet_id, entity, texts[tweet_id]))
+    report.kept = len(out)
+    if not out:
+        raise DataError(f"{split_dir}: no tweets in {', '.join(languages)} with text")
+    return out, report

@@ -8,6 +8,7 @@ list, so a sample of any size covers every entity.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,47 @@ def spread(items: Sequence, n: int) -> list:
     return [items[int(i * step)] for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Samples:
+    """Raw tweets and the name of the entity each one is about.
+
+    Attributes:
+        texts: raw tweet texts.
+        entities: entity name per text (parallel to ``texts``), or ``None`` when unknown (a
+            plain text file); an entity-conditioned model then needs one name from the user.
+    """
+
+    texts: list[str]
+    entities: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def of(cls, tweets: Sequence[Tweet]) -> "Samples":
+        """The texts and entity names of corpus tweets."""
+        return cls([t.text for t in tweets], [t.entity_name for t in tweets])
+
+    def spread(self, n: int) -> "Samples":
+        """:func:`spread` applied to texts and entities alike."""
+        return Samples(spread(self.texts, n), None if self.entities is None else spread(self.entities, n))
+
+    def entities_for(self, entity_conditioned: bool, entity: str | None = None):
+        """The ``entities`` argument of the tokenizer and runtime for a model: ``None`` for a
+        single-segment model; else ``entity`` when given (one name for all), else the per-text names.
+
+        Raises:
+            InputTextError: an entity-conditioned model, no ``entity`` and no per-text names.
+        """
+        if not entity_conditioned:
+            return None
+        if entity is not None:
+            return entity
+        if self.entities is None:
+            raise InputTextError("the model is entity-conditioned and these tweets name no entity; give one (--entity NAME)")
+        return self.entities
+
+
 def training_tweets(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None,
                     seed: int = 13) -> tuple[list[Tweet], list[Tweet], dict]:
     """The training split divided into ``(train, validation, load report)``.
@@ -54,27 +96,27 @@ def training_tweets(data_root: str | os.PathLike, split_config: SplitConfig = Sp
     return train, val, report.to_dict()
 
 
-def part_texts(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig()) -> dict[str, list[str]]:
-    """The raw texts of each part of the training split, ``{"train": [...], "validation": [...]}``,
-    read once; :func:`spread` them for a sample: ``validation`` for export validation, latency and
+def part_texts(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig()) -> dict[str, Samples]:
+    """The tweets (texts and entity names) of each part of the training split,
+    ``{"train": Samples, "validation": Samples}``, read once; :meth:`Samples.spread` them for a sample: ``validation`` for export validation, latency and
     benchmarks, ``train`` for a representative dataset (never tweets the model is validated on).
 
     Raises:
         DataError: unreadable corpus.
     """
     train, val, _ = training_tweets(data_root, split_config)
-    return {"train": [t.text for t in train], "validation": [t.text for t in val]}
+    return {"train": Samples.of(train), "validation": Samples.of(val)}
 
 
-def sample_texts(data_root: str | os.PathLike, part: str, n: int, split_config: SplitConfig = SplitConfig()) -> list[str]:
-    """``n`` raw tweet texts spread over ``part`` of the training split (:func:`part_texts`).
+def sample_texts(data_root: str | os.PathLike, part: str, n: int, split_config: SplitConfig = SplitConfig()) -> Samples:
+    """``n`` tweets spread over ``part`` of the training split (:func:`part_texts`).
 
     Raises:
         ConfigError: unknown part. DataError: unreadable corpus.
     """
     if part not in PARTS:
         raise ConfigError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
-    return spread(part_texts(data_root, split_config)[part], n)
+    return part_texts(data_root, split_config)[part].spread(n)
 
 
 def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:
@@ -109,10 +151,10 @@ def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_c
     }
 
 
-def benchmark_tweets(source: str | os.PathLike, n: int) -> list[str]:
+def benchmark_tweets(source: str | os.PathLike, n: int) -> Samples:
     """``n`` real tweets to time: :func:`sample_texts` of the validation part when ``source`` is
-    a RepLab root, else the non-empty lines of a UTF-8 text file (repeated to reach ``n``;
-    undecodable bytes replaced).
+    a RepLab root (with entity names), else the non-empty lines of a UTF-8 text file (repeated
+    to reach ``n``; undecodable bytes replaced; no entity names).
 
     Raises:
         DataError: unreadable corpus; InputTextError: unreadable file or fewer than 2 lines.
@@ -123,4 +165,4 @@ def benchmark_tweets(source: str | os.PathLike, n: int) -> list[str]:
     lines = [ln for ln in read_bytes(source, InputTextError).decode("utf-8", errors="replace").splitlines() if ln.strip()]
     if len(lines) < 2:
         raise InputTextError(f"{source}: need at least 2 non-empty lines of tweets")
-    return (lines * (n // len(lines) + 1))[:n]
+    return Samples((lines * (n // len(lines) + 1))[:n])

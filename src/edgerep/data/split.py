@@ -4,6 +4,10 @@ RepLab 2013 trains on each entity's first 700 tweets and tests on the later ones
 section 1). The default ``temporal`` strategy mirrors that: for each entity, the latest
 ``val_fraction`` of its tweets by timestamp form the validation set. ``random`` is a seeded,
 per-entity random hold-out for comparison.
+
+A second temporal fold guards a choice of settings against noise: ``fold=1`` validates on the
+``val_fraction`` of each entity's tweets *before* the latest ones and trains only on the tweets
+before those (the latest block is left out, so the model still never sees the future).
 """
 
 from __future__ import annotations
@@ -28,17 +32,24 @@ class SplitConfig:
         val_fraction: share of each entity's tweets held out, in (0, 1).
         strategy: ``temporal`` (latest tweets per entity) or ``random`` (seeded, per entity).
         seed: seed of the ``random`` strategy (``temporal`` is deterministic without one).
+        fold: temporal fold: 0 = the latest block validates; k = the k-th block before it
+            validates, training uses only earlier tweets (``temporal`` only).
     """
 
     val_fraction: float = 0.15
     strategy: str = "temporal"
     seed: int = 13
+    fold: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown split strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+        if self.fold < 0 or (self.fold and self.strategy != "temporal"):
+            raise ConfigError(f"fold must be 0, or >= 1 with the temporal strategy; got fold {self.fold} ({self.strategy})")
+        if (self.fold + 1) * self.val_fraction >= 1.0:
+            raise ConfigError(f"fold {self.fold} x val_fraction {self.val_fraction} leaves no training tweets")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,13 +63,14 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
 
     Returns:
         ``(train, validation)`` lists of :class:`~edgerep.data.replab.Tweet`; disjoint, and
-        together equal to ``tweets``.
+        together equal to ``tweets`` for fold 0 (fold k >= 1 leaves out the k latest blocks).
     """
     by_entity: dict[str, list[int]] = defaultdict(list)
     for i, t in enumerate(tweets):
         by_entity[t.entity_id].append(i)
     rng = random.Random(config.seed)
     val_idx: set[int] = set()
+    left_out: set[int] = set()
     for entity in sorted(by_entity):
         idx = by_entity[entity]
         n_val = math.ceil(len(idx) * config.val_fraction) if len(idx) >= 2 else 0
@@ -68,7 +80,9 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
             order = list(idx)
             rng.shuffle(order)
         if n_val:
-            val_idx.update(order[-n_val:])
-    train = [t for i, t in enumerate(tweets) if i not in val_idx]
+            end = len(order) - config.fold * n_val
+            val_idx.update(order[max(0, end - n_val) : end])
+            left_out.update(order[end:])
+    train = [t for i, t in enumerate(tweets) if i not in val_idx and i not in left_out]
     val = [t for i, t in enumerate(tweets) if i in val_idx]
     return train, val

@@ -62,6 +62,8 @@ class Manifest:
             that holds it. Empty: one signature, every tweet padded to ``max_seq_len``.
         batch_size: when > 1, a LiteRT signature ``batch_<B>`` takes B tweets at once
             (int32 [B, max_seq_len]) for throughput-oriented, offline classification.
+        entity_conditioned: the model reads ``[CLS] entity [SEP] tweet [SEP]`` and every request
+            must name the entity (absent in bundles made before entity conditioning: false).
     """
 
     labels: tuple[str, ...]
@@ -82,6 +84,7 @@ class Manifest:
     model_file: str = MODEL_FILE
     buckets: tuple[int, ...] = ()
     batch_size: int = 1
+    entity_conditioned: bool = False
     format: str = BUNDLE_FORMAT
     format_version: int = BUNDLE_FORMAT_VERSION
 
@@ -143,6 +146,7 @@ class Manifest:
                 model_file=str(d.get("model_file", MODEL_FILE)),
                 buckets=tuple(int(b) for b in d.get("buckets", ())),
                 batch_size=int(d.get("batch_size", 1)),
+                entity_conditioned=_flag(d.get("entity_conditioned", False), "entity_conditioned"),
             )
         except KeyError as exc:
             raise BundleError(f"{where}: required field {exc.args[0]!r} missing") from None
@@ -178,3 +182,10 @@ class Manifest:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{path}: not valid JSON ({exc})") from None
         return cls.from_dict(d, str(path))
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A JSON boolean field (``"false"`` as a string would be true in Python)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"field {name!r} must be true or false, got {value!r}")
+    return value

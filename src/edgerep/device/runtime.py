@@ -9,6 +9,9 @@ Example::
     from edgerep.device.runtime import PolarityClassifier
     clf = PolarityClassifier("runs/default/bundles/dynamic-int8")
     clf.classify("Loving the new BMW i3!").label   # 'POSITIVE'
+
+    # an entity-conditioned bundle (manifest "entity_conditioned": true) names the entity:
+    clf.classify("BMW beats Audi in sales", entity="Audi").label
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from edgerep.errors import BundleError, InputTextError
+from edgerep.errors import BundleError, InputTextError, ModelLoadError
 from edgerep.io import native_output_captured, sha256_file
 from edgerep.device.manifest import Manifest
 from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
@@ -193,13 +196,24 @@ class PolarityClassifier:
         self._engine = engine(model_path, m, num_threads, where)
         if self._engine.n_outputs != len(m.labels):
             raise BundleError(f"{where}: model outputs {self._engine.n_outputs} classes, manifest lists {len(m.labels)} labels")
-        self.tokenizer = TweetTokenizer(tok_path, m.max_seq_len)
+        try:
+            self.tokenizer = TweetTokenizer(tok_path, m.max_seq_len, entity_conditioned=m.entity_conditioned)
+        except ModelLoadError as exc:
+            raise BundleError(str(exc)) from None
         self.labels = m.labels
         self.num_threads = num_threads
         self.model_size_bytes = model_path.stat().st_size
 
-    def logits(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
+    @property
+    def entity_conditioned(self) -> bool:
+        """Whether every request must name the entity (the bundle's manifest says so)."""
+        return self.manifest.entity_conditioned
+
+    def logits(self, texts: Sequence[str], batch_size: int = 1, entities: str | Sequence[str] | None = None) -> np.ndarray:
         """Raw logits for a batch of raw tweets: float32 [len(texts), n_classes].
+
+        ``entities``: for an entity-conditioned bundle, the entity name for every text or one
+        per text (any name works, also one never seen in training); ``None`` for other bundles.
 
         Texts are normalized and tokenized exactly as in training. With ``batch_size`` 1 each
         tweet runs alone, padded to the smallest length bucket that holds it (or
@@ -210,42 +224,46 @@ class PolarityClassifier:
 
         Raises:
             ValueError: ``batch_size`` is neither 1 nor the bundle's batch size.
+            InputTextError: entities missing for an entity-conditioned bundle, given to another
+                bundle, miscounted or empty (the message says which).
         """
         m = self.manifest
         if batch_size != 1 and batch_size != m.batch_size and m.backend == "litert":
             raise ValueError(f"this bundle runs batches of 1 or {m.batch_size}, not {batch_size}")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        all_ids = self.tokenizer.ids(list(texts), entities)
         start = 0
         if batch_size > 1:
             full = len(texts) - len(texts) % batch_size
             for s in range(0, full, batch_size):
-                enc = self.tokenizer.encode(list(texts[s : s + batch_size]), pad_to=m.max_seq_len)
+                enc = self.tokenizer.pad(all_ids[s : s + batch_size], m.max_seq_len)
                 out[s : s + batch_size] = self._engine(enc.input_ids, enc.attention_mask)
             start = full
-        for i, ids in enumerate(self.tokenizer.ids(list(texts[start:])), start):
+        for i, ids in enumerate(all_ids[start:], start):
             enc = self.tokenizer.pad([ids], m.width_for(len(ids)))  # ids are truncated to max_seq_len
             out[i] = self._engine(enc.input_ids, enc.attention_mask)[0]
         return out
 
-    def classify(self, text: str) -> Prediction:
-        """Polarity of one raw tweet.
+    def classify(self, text: str, entity: str | None = None) -> Prediction:
+        """Polarity of one raw tweet (for ``entity``, when the bundle is entity-conditioned).
 
         Raises:
-            InputTextError: ``text`` is not a str, or is empty after normalization.
+            InputTextError: ``text`` is not a str, or is empty after normalization; ``entity``
+                missing, unexpected or empty (see :meth:`logits`).
         """
         if not isinstance(text, str):
             raise InputTextError(f"text must be a string, got {type(text).__name__}")
         if not normalize_tweet(text):
             raise InputTextError("text is empty after normalization (only whitespace or control characters)")
-        return self._prediction(self.logits([text])[0])
+        return self._prediction(self.logits([text], entities=entity)[0])
 
-    def classify_many(self, texts: Iterable[str]) -> list[Prediction]:
+    def classify_many(self, texts: Iterable[str], entity: str | None = None) -> list[Prediction]:
         """:meth:`classify` for each text (raises on the first unusable one)."""
-        return [self.classify(t) for t in texts]
+        return [self.classify(t, entity) for t in texts]
 
-    def predictions(self, texts: Sequence[str], batch_size: int = 1) -> list[Prediction]:
+    def predictions(self, texts: Sequence[str], batch_size: int = 1, entities: str | Sequence[str] | None = None) -> list[Prediction]:
         """:class:`Prediction` for each raw tweet, without the empty-text check of :meth:`classify`."""
-        return [self._prediction(row) for row in self.logits(texts, batch_size)]
+        return [self._prediction(row) for row in self.logits(texts, batch_size, entities)]
 
     def _prediction(self, logits: np.ndarray) -> Prediction:
         probs = softmax(logits[None, :])[0]

@@ -4,6 +4,9 @@ Endpoints (JSON in, JSON out; errors are ``{"error": "..."}`` with a 4xx status)
 
 * ``POST /classify`` — ``{"text": "one tweet"}`` -> ``{"label", "probabilities"}``, or
   ``{"texts": ["tweet", ...]}`` -> ``{"predictions": [{"label", "probabilities"}, ...]}``.
+  An entity-conditioned bundle (``/health`` says ``"entity_conditioned": true``) needs
+  ``"entity": "BMW"`` beside them (the entity every text of the request is about); without it the
+  answer is a 422 naming ``"entity"``, and other bundles refuse an ``"entity"`` the same way.
 * ``GET /health`` — ``{"status": "ok", "model": {...}, "uptime_s"}``.
 * ``GET /metrics`` — request counts per status (``/metrics`` calls themselves not counted), texts, batches, mean batch size, latency
   p50/p90/p99 (ms, server side, last 10,000 requests), inference time share.
@@ -42,7 +45,8 @@ from edgerep import __version__
 from edgerep.errors import ConfigError
 from edgerep.registry import MB
 from edgerep.device.runtime import PolarityClassifier, softmax
-from edgerep.device.text import normalize_tweet
+from edgerep.device.text import normalize_entity, normalize_tweet
+from edgerep.errors import InputTextError
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,13 @@ class RequestError(Exception):
         self.status = status
 
 
-def parse_request(body: bytes, cfg: ServeConfig) -> tuple[list[str], bool]:
-    """Validate a ``/classify`` body; return ``(texts, single)``.
+def parse_request(body: bytes, cfg: ServeConfig, entity_conditioned: bool = False) -> tuple[list[str], bool, str | None]:
+    """Validate a ``/classify`` body; return ``(texts, single, entity)``.
 
     Raises:
         RequestError: 400 (not JSON / not UTF-8), 413 (too many or too long texts), 422 (shape,
-            types, empty text) — the message names the field.
+            types, empty text, ``entity`` missing for an entity-conditioned bundle or given to
+            another) — the message names the field.
     """
     try:
         obj = json.loads(body)
@@ -115,7 +120,27 @@ def parse_request(body: bytes, cfg: ServeConfig) -> tuple[list[str], bool]:
             raise RequestError(413, f"{where}: {len(t):,} characters, at most {cfg.max_text_chars:,}")
         if not normalize_tweet(t):
             raise RequestError(422, f"{where}: empty after normalization (only whitespace or control characters)")
-    return texts, single
+    return texts, single, _entity(obj, cfg, entity_conditioned)
+
+
+def _entity(obj: dict, cfg: ServeConfig, entity_conditioned: bool) -> str | None:
+    """The request's ``"entity"``, checked against the bundle (see :func:`parse_request`)."""
+    if "entity" not in obj:
+        if entity_conditioned:
+            raise RequestError(422, '"entity": required: this bundle is entity-conditioned; name the entity the tweets are about')
+        return None
+    if not entity_conditioned:
+        raise RequestError(422, '"entity": this bundle was trained without entity conditioning and takes no entity')
+    entity = obj["entity"]
+    if not isinstance(entity, str):
+        raise RequestError(422, f'"entity": expected a string, got {type(entity).__name__}')
+    if len(entity) > cfg.max_text_chars:
+        raise RequestError(413, f'"entity": {len(entity):,} characters, at most {cfg.max_text_chars:,}')
+    try:
+        normalize_entity(entity)
+    except InputTextError as exc:
+        raise RequestError(422, f'"entity": {exc}') from None
+    return entity
 
 
 class MicroBatcher:
@@ -148,19 +173,19 @@ class MicroBatcher:
                 pass
         self._pool.shutdown(wait=True)
 
-    async def submit(self, texts: list[str]) -> np.ndarray:
+    async def submit(self, texts: list[str], entity: str | None = None) -> np.ndarray:
         if self.pending_texts + len(texts) > self.cfg.max_queue_texts:
             raise RequestError(503, f"overloaded: {self.pending_texts} texts waiting; retry later")
         fut = asyncio.get_running_loop().create_future()
         self.pending_texts += len(texts)
-        await self.queue.put((texts, fut))
+        await self.queue.put((texts, None if entity is None else [entity] * len(texts), fut))
         return await fut
 
-    def _infer(self, texts: list[str]) -> np.ndarray:
+    def _infer(self, texts: list[str], entities: list[str] | None) -> np.ndarray:
         # Each tweet runs in its length bucket, not through the batch signature: dynamic-range
         # int8 quantizes activations per call, so a batched tweet's logits would depend on its
         # neighbours; buckets are also the faster path at 1 thread (README, edgerep bench).
-        return self.clf.logits(texts, batch_size=1)
+        return self.clf.logits(texts, batch_size=1, entities=entities)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -175,17 +200,18 @@ class MicroBatcher:
                     break
                 group.append(item)
                 n += len(item[0])
-            texts = [t for ts, _ in group for t in ts]
+            texts = [t for ts, _, _ in group for t in ts]
+            entities = [e for _, es, _ in group for e in es] if self.clf.entity_conditioned else None
             t0 = time.perf_counter()
             try:
-                logits = await loop.run_in_executor(self._pool, self._infer, texts)
+                logits = await loop.run_in_executor(self._pool, self._infer, texts, entities)
             except Exception as e:  # an engine failure must fail these requests, not the worker
-                for _, fut in group:
+                for _, _, fut in group:
                     if not fut.done():
                         fut.set_exception(e)
             else:
                 s = 0
-                for ts, fut in group:
+                for ts, _, fut in group:
                     if not fut.done():
                         fut.set_result(logits[s : s + len(ts)])
                     s += len(ts)
@@ -243,11 +269,12 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
     clf = PolarityClassifier(bundle, num_threads=cfg.threads)
     m = clf.manifest
     for width in m.buckets or [m.max_seq_len]:  # first call of each signature allocates: not in a request
-        clf.logits(["a " * max(1, width - 2)])
+        clf.logits(["a " * max(1, width - 2)], entities="a" if clf.entity_conditioned else None)
     model_info = {
         "bundle": str(Path(bundle)), "backend": m.backend, "quantization": m.quantization.get("mode"), "labels": list(m.labels),
         "max_seq_len": m.max_seq_len, "size_mb": round(clf.model_size_bytes / MB, 3), "model_sha256": m.model_sha256[:16],
         "source": m.source.get("model") if isinstance(m.source, dict) else None,
+        "entity_conditioned": m.entity_conditioned,
     }
     stats = Stats()
     state: dict = {}
@@ -282,8 +309,8 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
                 if size > cfg.max_body_bytes:
                     raise RequestError(413, f"body larger than {cfg.max_body_bytes:,} bytes")
                 chunks.append(chunk)
-            texts, single = parse_request(b"".join(chunks), cfg)
-            logits = await state["batcher"].submit(texts)
+            texts, single, entity = parse_request(b"".join(chunks), cfg, m.entity_conditioned)
+            logits = await state["batcher"].submit(texts, entity)
         except RequestError as e:
             stats.status[e.status] += 1
             return error(e.status, str(e))

@@ -25,11 +25,16 @@ import html
 import re
 import unicodedata
 
+from edgerep.errors import InputTextError
+
 #: Bump when the output of :func:`normalize_tweet` changes for any input.
 NORMALIZATION_VERSION = "1"
 
 #: Upper bound on the normalized text length, in characters (a tweet of 2012 had <= 140).
 MAX_TEXT_CHARS = 1000
+
+#: Upper bound on a normalized entity name, in characters (RepLab's longest query is 23).
+MAX_ENTITY_CHARS = 100
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
@@ -67,3 +72,26 @@ def normalize_tweet(text: str) -> str:
     text = _MENTION.sub("@user", text)
     text = _SPACE.sub(" ", text).strip()
     return text[:MAX_TEXT_CHARS].rstrip()
+
+
+def normalize_entity(name: str) -> str:
+    """Normalize an entity name (the first segment of an entity-conditioned input).
+
+    The same steps as :func:`normalize_tweet` (a name is text a user typed), cut to
+    :data:`MAX_ENTITY_CHARS` characters.
+
+    Args:
+        name: the entity's name as a reputation team writes it, e.g. ``"BMW"``, ``"Bank of America"``.
+
+    Returns:
+        The normalized name, never empty.
+
+    Raises:
+        InputTextError: ``name`` is not a str, or is empty or only whitespace after normalization.
+    """
+    if not isinstance(name, str):
+        raise InputTextError(f"entity must be a string, got {type(name).__name__}")
+    out = normalize_tweet(name)[:MAX_ENTITY_CHARS].rstrip()
+    if not out:
+        raise InputTextError("entity is empty or only whitespace; give the name of the entity monitored (e.g. \"BMW\")")
+    return out

@@ -180,11 +180,13 @@ def run_worker(spec: dict) -> dict:
     """Measure one cell in this process (called in the worker; see the module docstring).
 
     ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup",
-    "batch", "repeats"}``. With ``batch`` B > 1 a sample is one call on B tweets (latency of a
+    "batch", "repeats"}`` and optionally ``"entities"`` (one name per text, used by
+    entity-conditioned models only). With ``batch`` B > 1 a sample is one call on B tweets (latency of a
     batch) and throughput counts tweets. Every run times the same calls in the same order.
     """
     applied = _apply_profile(PROFILES[spec["profile"]], spec.get("cgroup"), spec.get("cgroup_note"))
     texts: list[str] = spec["texts"]
+    entities: list[str] | None = spec.get("entities")
     threads = int(spec["threads"])
     batch = int(spec.get("batch", 1))
     repeats = max(1, int(spec.get("repeats", 1)))
@@ -196,9 +198,10 @@ def run_worker(spec: dict) -> dict:
         size_mb = clf.model_size_bytes / MB
         backend = clf.manifest.backend
         quantization = clf.manifest.quantization.get("mode")
+        conditioned = clf.entity_conditioned
 
-        def infer(chunk: list[str]) -> None:
-            clf.logits(chunk, batch_size=batch)
+        def infer(chunk: list[str], names: list[str] | None) -> None:
+            clf.logits(chunk, batch_size=batch, entities=names)
     else:
         import torch
 
@@ -208,26 +211,30 @@ def run_worker(spec: dict) -> dict:
 
         torch.set_num_threads(threads)
         model, info = load_finetuned(spec["path"])
-        tokenizer = TweetTokenizer(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]))
+        conditioned = bool(info.get("entity_conditioned", False))
+        tokenizer = TweetTokenizer(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]), conditioned)
         size_mb = checkpoint_size_mb(spec["path"])
         backend, quantization = "pytorch", "fp32"
 
-        def infer(chunk: list[str]) -> None:
-            torch_logits(model, tokenizer, chunk, batch_size=len(chunk))  # dynamic padding: what a transformers user runs
+        def infer(chunk: list[str], names: list[str] | None) -> None:
+            # dynamic padding: what a transformers user runs
+            torch_logits(model, tokenizer, chunk, batch_size=len(chunk), entities=names)
     init_ms = (time.perf_counter() - t0) * 1e3
-    chunks = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)] or [texts[:batch]]
+    starts = list(range(0, len(texts) - batch + 1, batch)) or [0]
+    names = entities if conditioned else None
+    chunks = [(texts[i : i + batch], None if names is None else names[i : i + batch]) for i in starts]
     t0 = time.perf_counter()
-    infer(chunks[0])
+    infer(*chunks[0])
     first_ms = (time.perf_counter() - t0) * 1e3
     for i in range(spec["warmup"]):
-        infer(chunks[i % len(chunks)])
+        infer(*chunks[i % len(chunks)])
     samples = []
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     w0 = time.perf_counter()
     for _ in range(repeats):
         for chunk in chunks:
             s = time.perf_counter()
-            infer(chunk)
+            infer(*chunk)
             samples.append((time.perf_counter() - s) * 1e3)
     wall = time.perf_counter() - w0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -290,6 +297,7 @@ def bench(
     batches: Sequence[int] = (1,),
     checkpoint: str | os.PathLike | None = None,
     repeats: int = 3,
+    entities: Sequence[str] | None = None,
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
 
@@ -308,6 +316,7 @@ def bench(
             the missing ones run (an interrupted bench resumes). The caller deletes it once the
             final record is written.
         repeats: runs over the same tweets per cell (stability is judged across them).
+        entities: the entity name of each text, read by entity-conditioned models only.
 
     Returns:
         Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
@@ -325,9 +334,11 @@ def bench(
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if not models and baseline is None:
         raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
+    if entities is not None and len(entities) != len(texts):
+        raise ConfigError(f"{len(entities)} entity names for {len(texts)} tweets")
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
     settings = {
-        "tweets": len(texts), "tweets_sha256": _texts_digest(texts), "warmup": warmup, "repeats": repeats,
+        "tweets": len(texts), "tweets_sha256": _texts_digest(list(texts) + list(entities or ())), "warmup": warmup, "repeats": repeats,
         "threads": list(threads), "profiles": [asdict(p) for p in profiles],
     }
     done = _resume(checkpoint, settings)
@@ -349,7 +360,7 @@ def bench(
                             bar.advance(1)
                             continue
                         spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup,
-                                "batch": batch, "repeats": repeats}
+                                "batch": batch, "repeats": repeats, "entities": None if entities is None else list(entities)}
                         if cgroup_parent is None and profile.memory_mib:
                             spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
                         cells.append(_run_cell(spec, timeout_s, cgroup_parent))

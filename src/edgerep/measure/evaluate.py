@@ -81,6 +81,7 @@ def evaluate(
             "backend": manifest.backend,
             "max_seq_len": manifest.max_seq_len,
             "source": manifest.source.get("model"),
+            "entity_conditioned": manifest.entity_conditioned,
         }
     else:
         from edgerep.workstation.models import checkpoint_size_mb, read_model_info
@@ -95,6 +96,7 @@ def evaluate(
             "size_mb": checkpoint_size_mb(path),
             "max_seq_len": int(info["max_seq_len"]),
             "source": info.get("source_model"),
+            "entity_conditioned": bool(info.get("entity_conditioned", False)),
         }
     if tuple(labels) != LABELS:
         raise ModelLoadError(f"{path}: model labels {list(labels)} differ from the polarity labels {list(LABELS)}")
@@ -106,11 +108,12 @@ def evaluate(
     if not tweets:
         raise ConfigError(f"no tweets to evaluate in {data_root} ({split}/{data_info['subset']})")
     texts = [t.text for t in tweets]
+    entities = [t.entity_name for t in tweets] if model_info["entity_conditioned"] else None
     t0 = time.perf_counter()
     if kind == "bundle":
-        logits = _bundle_logits(path, texts, threads)
+        logits = _bundle_logits(path, texts, threads, entities)
     else:
-        logits = _checkpoint_logits(path, texts, threads)
+        logits = _checkpoint_logits(path, texts, threads, entities)
     seconds = time.perf_counter() - t0
     y_true = np.asarray([t.label_id for t in tweets])
     metrics = classification_report(y_true, logits.argmax(-1), LABELS)
@@ -131,19 +134,19 @@ def evaluate(
     )
 
 
-def _bundle_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
+def _bundle_logits(path: Path, texts: list[str], threads: int | None, entities: list[str] | None) -> np.ndarray:
     from edgerep.device.runtime import PolarityClassifier
 
     clf = PolarityClassifier(path, num_threads=threads)
     out = []
     with progress(f"evaluate {path.name}", len(texts)) as bar:
         for s in range(0, len(texts), 64):
-            out.append(clf.logits(texts[s : s + 64]))
+            out.append(clf.logits(texts[s : s + 64], entities=None if entities is None else entities[s : s + 64]))
             bar.advance(len(out[-1]))
     return np.concatenate(out)
 
 
-def _checkpoint_logits(path: Path, texts: list[str], threads: int | None) -> np.ndarray:
+def _checkpoint_logits(path: Path, texts: list[str], threads: int | None, entities: list[str] | None) -> np.ndarray:
     import torch
 
     from edgerep.device.tokenizer import TweetTokenizer
@@ -153,5 +156,5 @@ def _checkpoint_logits(path: Path, texts: list[str], threads: int | None) -> np.
     if threads:
         torch.set_num_threads(threads)
     model, info = load_finetuned(path)
-    tokenizer = TweetTokenizer(path / TOKENIZER_FILE, int(info["max_seq_len"]))
-    return torch_logits(model, tokenizer, texts, description=f"evaluate {path.name}")
+    tokenizer = TweetTokenizer(path / TOKENIZER_FILE, int(info["max_seq_len"]), entity_conditioned=entities is not None)
+    return torch_logits(model, tokenizer, texts, description=f"evaluate {path.name}", entities=entities)

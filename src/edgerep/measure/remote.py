@@ -148,9 +148,11 @@ def bench_remote(
     profiles: Sequence[str] = ("host",),
     warmup: int = 20,
     repeats: int = 3,
+    entities: Sequence[str] | None = None,
     **device_kwargs,
 ) -> dict:
     """:func:`edgerep.measure.bench.bench` on a device over SSH; the record's ``machine`` is the device's.
+    ``entities``: one entity name per text, read by entity-conditioned bundles only.
 
     Raises:
         RemoteError: connection, authentication, or a device without the runtime's packages.
@@ -178,7 +180,8 @@ def bench_remote(
         for profile in profiles:
             for n in threads:
                 for local, remote in remote_bundles.items():
-                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup, "repeats": repeats}
+                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup, "repeats": repeats,
+                            "entities": None if entities is None else list(entities)}
                     try:
                         out = dev.run(f"{env} {py} -m edgerep.measure.bench", stdin=json.dumps(spec))
                         cell = json.loads(out.strip().splitlines()[-1])

@@ -9,8 +9,29 @@ from typing import Sequence
 
 import numpy as np
 
-from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.device.tokenizer import Encoded, TweetTokenizer
 from edgerep.log import progress
+
+
+def takes_token_types(model) -> bool:
+    """Whether a HF model's ``forward`` has a ``token_type_ids`` parameter (BERT, MobileBERT: yes;
+    DistilBERT: no). Reads the signature through transformers' decorators."""
+    import inspect
+
+    return "token_type_ids" in inspect.signature(model.forward).parameters
+
+
+def model_inputs(model, enc: Encoded) -> dict:
+    """Keyword inputs of a HF encoder for a padded batch: int64 ``input_ids``, ``attention_mask``
+    [batch, seq_len], and ``token_type_ids`` when the model takes them (zeros for single tweets,
+    :func:`~edgerep.device.tokenizer.segment_ids` for (entity, tweet) pairs)."""
+    import torch
+
+    kwargs = {"input_ids": torch.from_numpy(enc.input_ids.astype(np.int64)),
+              "attention_mask": torch.from_numpy(enc.attention_mask.astype(np.int64))}
+    if takes_token_types(model):
+        kwargs["token_type_ids"] = torch.from_numpy(enc.token_type_ids.astype(np.int64))
+    return kwargs
 
 
 def ids_logits(model, tokenizer: TweetTokenizer, ids: Sequence[np.ndarray], batch_size: int = 64, pad_to: int | None = None,
@@ -36,14 +57,16 @@ def ids_logits(model, tokenizer: TweetTokenizer, ids: Sequence[np.ndarray], batc
         for s in range(0, n, batch_size):
             idx = order[s : s + batch_size]
             enc = tokenizer.pad([ids[i] for i in idx], pad_to)
-            logits = model(input_ids=torch.from_numpy(enc.input_ids.astype(np.int64)),
-                           attention_mask=torch.from_numpy(enc.attention_mask.astype(np.int64))).logits
+            logits = model(**model_inputs(model, enc)).logits
             out[idx] = logits.float().numpy()
             bar.advance(len(idx))
     return out
 
 
 def torch_logits(model, tokenizer: TweetTokenizer, texts: Sequence[str], batch_size: int = 64, pad_to: int | None = None,
-                 description: str | None = None) -> np.ndarray:
-    """:func:`ids_logits` of raw tweets (normalized and tokenized as on the device): float32 [len(texts), num_labels]."""
-    return ids_logits(model, tokenizer, tokenizer.ids(texts), batch_size, pad_to, description)
+                 description: str | None = None, entities=None) -> np.ndarray:
+    """:func:`ids_logits` of raw tweets (normalized and tokenized as on the device): float32 [len(texts), num_labels].
+
+    ``entities``: the entity name(s) for an entity-conditioned tokenizer (:meth:`TweetTokenizer.ids`).
+    """
+    return ids_logits(model, tokenizer, tokenizer.ids(texts, entities), batch_size, pad_to, description)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerep import LABELS
-from edgerep.data import part_texts, spread
+from edgerep.data import part_texts
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory
 from edgerep.log import log
@@ -137,8 +137,8 @@ def quantization_matrix(
     out = Path(out_dir)
     combos = _combos(config)
     parts = part_texts(data_root)
-    val_texts = spread(parts["validation"], config.validation_tweets)
-    calib_texts = spread(parts["train"], config.calibration_tweets)
+    val_texts = parts["validation"].spread(config.validation_tweets)
+    calib_texts = parts["train"].spread(config.calibration_tweets)
 
     sources: list[tuple[str, Path, bool]] = []
     if model_dir is not None:

@@ -91,6 +91,27 @@ def load_for_classification(source: str, labels: Sequence[str]):
         hf_logging.set_verbosity(verbosity)
 
 
+def load_masked_lm(source: str):
+    """``AutoModelForMaskedLM`` of ``source``; a checkpoint without MLM head weights (a sentence
+    encoder such as all-MiniLM-L6-v2) gets a freshly initialised head, its decoder tied to the
+    word embeddings.
+
+    Raises:
+        ModelLoadError: see :func:`load_tokenizer`.
+    """
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForMaskedLM.from_pretrained(source)
+    except Exception as exc:
+        raise _load_error(source, exc) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def read_model_info(model_dir: str | os.PathLike) -> dict:
     """Read ``edgerep_model.json`` from a fine-tuned model directory.
 
@@ -128,27 +149,39 @@ def load_finetuned(model_dir: str | os.PathLike):
     return model.eval(), info
 
 
-def logits_module(model, named_output: bool = False):
+def logits_module(model, named_output: bool = False, sep_id: int | None = None):
     """Wrap a sequence classifier as ``forward(input_ids, attention_mask) -> logits``.
 
     Inputs: ``input_ids`` int32 [batch, seq_len], ``attention_mask`` int32 [batch, seq_len]
     (int32 because LiteRT's EMBEDDING_LOOKUP and edge runtimes take int32 ids); output
     float32 [batch, num_labels], or ``{"logits": ...}`` with ``named_output`` (litert-torch
     names a signature's outputs after the keys of a returned dict, else ``output_0``).
-    ``token_type_ids`` are zeros (single-segment input).
+
+    ``token_type_ids`` are computed inside the graph, so a bundle keeps two inputs: zeros for
+    single tweets; with ``sep_id`` (entity-conditioned models) 1 after the first ``[SEP]``, the
+    rule of :func:`edgerep.device.tokenizer.segment_ids` (ARG_MAX and a comparison: a few
+    hundred operations next to millions of MACs).
     """
     import torch
+
+    from edgerep.workstation.inference import takes_token_types
 
     class LogitsModule(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
+            self.types = takes_token_types(inner)
 
         def forward(self, input_ids, attention_mask):
             ids = input_ids.to(torch.long)
             kwargs = {"input_ids": ids, "attention_mask": attention_mask.to(torch.long)}
-            if "token_type_ids" in self.inner.forward.__code__.co_varnames:
-                kwargs["token_type_ids"] = torch.zeros_like(ids)
+            if self.types:
+                if sep_id is None:
+                    kwargs["token_type_ids"] = torch.zeros_like(ids)
+                else:
+                    first_sep = torch.argmax((input_ids == sep_id).to(torch.int32), dim=1, keepdim=True)
+                    positions = torch.arange(ids.shape[1], dtype=torch.long).unsqueeze(0)
+                    kwargs["token_type_ids"] = (positions > first_sep).to(torch.long)
             logits = self.inner(**kwargs).logits
             return {LOGITS_OUTPUT: logits} if named_output else logits
 

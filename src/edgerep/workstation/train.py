@@ -33,7 +33,7 @@ from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.log import log, progress
 from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
-from edgerep.workstation.inference import ids_logits
+from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
 
 SELECT_METRICS = ("macro_f1", "accuracy")
@@ -59,6 +59,11 @@ class TrainConfig:
         limit: use at most this many training tweets (smoke tests); ``None`` = all.
         threads: torch intra-op threads; ``None`` = all cores.
         split: how validation is carved out of the training split.
+        entity: entity-conditioned input: the pair (entity name, tweet) as the encoder's two
+            segments (:class:`~edgerep.device.tokenizer.TweetTokenizer`).
+        label_smoothing: cross-entropy label smoothing in [0, 1) (Szegedy et al., 2016).
+        class_weighted: weight the loss per class by ``n / (k * n_class)`` over the training
+            tweets (scikit-learn's "balanced" weights), raising the share of NEGATIVE.
     """
 
     model: str = DEFAULT_MODEL
@@ -74,6 +79,9 @@ class TrainConfig:
     limit: int | None = None
     threads: int | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
+    entity: bool = False
+    label_smoothing: float = 0.0
+    class_weighted: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -86,6 +94,10 @@ class TrainConfig:
             raise ConfigError(f"select_metric {self.select_metric!r} unknown; valid: {', '.join(SELECT_METRICS)}")
         if self.max_seq_len is not None and not 8 <= self.max_seq_len <= 512:
             raise ConfigError(f"max_seq_len must be in [8, 512], got {self.max_seq_len}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,6 +143,24 @@ class _Data:
     val_ids: list[np.ndarray]
     val_y: np.ndarray
 
+    @classmethod
+    def of(cls, tokenizer: TweetTokenizer, train_set: list[Tweet], val_set: list[Tweet]) -> "_Data":
+        return cls(*_tokenized(tokenizer, train_set), *_tokenized(tokenizer, val_set))
+
+
+def _tokenized(tokenizer: TweetTokenizer, tweets: list[Tweet]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Token ids (pairs with the entity name for an entity-conditioned tokenizer) and label ids."""
+    entities = [t.entity_name for t in tweets] if tokenizer.entity_conditioned else None
+    return tokenizer.ids([t.text for t in tweets], entities), np.asarray([t.label_id for t in tweets], dtype=np.int64)
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced class weights ``n / (k * n_c)`` (scikit-learn ``compute_class_weight("balanced")``):
+    float32 [n_classes]; a class absent from ``labels`` gets weight 1."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 1.0)
+    return w.astype(np.float32)
+
 
 def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig()) -> Path:
     """Fine-tune ``config.model`` on RepLab 2013 training tweets; return the best model dir.
@@ -171,16 +201,16 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
 
-    tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len)
-    data = _Data(tokenizer.ids([t.text for t in train_set]), np.asarray([t.label_id for t in train_set], dtype=np.int64),
-                 tokenizer.ids([t.text for t in val_set]), np.asarray([t.label_id for t in val_set], dtype=np.int64))
+    tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len, entity_conditioned=config.entity)
+    data = _Data.of(tokenizer, train_set, val_set)
     steps_per_epoch = math.ceil(len(data.train_ids) / config.batch_size)
     optimizer, scheduler = _optimizer(model, config, steps_per_epoch * config.epochs)
     history, start_epoch = _resume(latest, optimizer, scheduler)
 
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
-        f"{len(data.train_ids)} tweets, validating on {len(data.val_ids)}; {config.epochs} epochs x {steps_per_epoch} steps, "
+        f"{len(data.train_ids)} tweets{' (entity, tweet) pairs' if config.entity else ''}, validating on {len(data.val_ids)}; "
+        f"{config.epochs} epochs x {steps_per_epoch} steps, "
         f"{torch.get_num_threads()} threads"
     )
     t_start = time.perf_counter()
@@ -203,7 +233,8 @@ def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train
     if config.max_seq_len is not None:
         return config
     model_limit = int(getattr(model.config, "max_position_embeddings", 512))
-    lengths = TweetTokenizer(tokenizer_json, model_limit).token_lengths([t.text for t in train_set])
+    tokenizer = TweetTokenizer(tokenizer_json, model_limit, entity_conditioned=config.entity)
+    lengths = tokenizer.token_lengths([t.text for t in train_set], [t.entity_name for t in train_set] if config.entity else None)
     config = replace(config, max_seq_len=choose_max_seq_len(lengths, config.max_seq_len_percentile, model_limit))
     log(
         f"max_seq_len = {config.max_seq_len} tokens (p{config.max_seq_len_percentile:g} of {len(lengths)} "
@@ -253,14 +284,14 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     torch.manual_seed(config.seed * 1000 + epoch)
     rng = np.random.default_rng(config.seed * 1000 + epoch)
     batches = _batches(np.asarray([len(x) for x in data.train_ids]), config.batch_size, rng)
+    weight = torch.from_numpy(class_weights(data.train_y, len(LABELS))) if config.class_weighted else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     loss_sum, seen = 0.0, 0
     t_epoch = time.perf_counter()
     with progress(f"epoch {epoch}/{config.epochs}", len(batches)) as bar:
         for b in batches:
             enc = tokenizer.pad([data.train_ids[i] for i in b])
-            loss = model(input_ids=torch.from_numpy(enc.input_ids.astype(np.int64)),
-                         attention_mask=torch.from_numpy(enc.attention_mask.astype(np.int64)),
-                         labels=torch.from_numpy(data.train_y[b])).loss
+            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(data.train_y[b]))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -290,6 +321,7 @@ def _write_final(out: Path, final: Path, best: dict, history: list[dict], config
         "edgerep_version": __version__,
         "labels": list(LABELS),
         "max_seq_len": config.max_seq_len,
+        "entity_conditioned": config.entity,
         "normalization_version": NORMALIZATION_VERSION,
         "source_model": config.model,
         "best_epoch": best["epoch"],

@@ -93,16 +93,51 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most this many tweets (smoke runs).")] = None,
     threads: Threads = None,
+    entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")] = False,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
+    label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
+    class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (lifts NEGATIVE).")] = False,
+    fold: Annotated[int, typer.Option(min=0, help="Temporal fold: 0 validates on each entity's latest 15%, 1 on the 15% before (training on earlier tweets only).")] = 0,
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
 
-    Example: edgerep train --data ../shared/data/replab2013 --out runs/minilm
+    Examples:
+      edgerep train --data ../shared/data/replab2013 --out runs/minilm
+      edgerep train --data ../shared/data/replab2013 --out runs/entity --entity --fold 1
     """
+    from edgerep.data import SplitConfig
     from edgerep.workstation.train import TrainConfig, train as do_train
 
-    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit, threads=threads)
+    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
+                      threads=threads, entity=entity, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,
+                      class_weighted=class_weighted, split=SplitConfig(fold=fold))
     path = do_train(data, out_dir, cfg)
     out.print(str(path))
+
+
+@app.command()
+def pretrain(
+    data: DataDir,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (checkpoints, adapted encoder in OUT/model).")],
+    model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the unlabelled tweets.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
+    extra_text: Annotated[Optional[list[Path]], typer.Option(help="TweetEval sentiment folder whose training portion joins the text (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many tweets (smoke runs).")] = None,
+    threads: Threads = None,
+) -> None:
+    """Domain-adaptive pretraining: masked-LM training on the corpus's unlabelled English tweets; resumable.
+
+    The validation part's tweets are left out; fine-tune the result with `edgerep train --model OUT/model`.
+    Example: edgerep pretrain --data ../shared/data/replab2013 --out runs/dapt --extra-text ../shared/data/tweeteval-sentiment
+    """
+    from edgerep.workstation.pretrain import PretrainConfig, pretrain as do_pretrain
+
+    cfg = PretrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, limit=limit, threads=threads,
+                         extra_text=tuple(str(p) for p in extra_text or ()))
+    out.print(str(do_pretrain(data, out_dir, cfg)))
 
 
 # ----------------------------------------------------------------------------- export
@@ -129,7 +164,7 @@ def export(
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
       edgerep export RUN/model --out BUNDLES --data DIR --backend onnxruntime --quantize dynamic-int8
     """
-    from edgerep.data import SplitConfig, part_texts, spread
+    from edgerep.data import SplitConfig, part_texts
     from edgerep.registry import check_combinations, parse_backend, parse_quantizations
     from edgerep.workstation.export import export_bundles, parse_buckets
     from edgerep.workstation.models import read_model_info
@@ -141,8 +176,8 @@ def export(
     bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
     parts = part_texts(data, SplitConfig(**info.get("split", {})))
     results = export_bundles(
-        model_dir, out_dir, modes, spread(parts["validation"], validation_tweets), overwrite=overwrite,
-        calibration_texts=spread(parts["train"], calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
+        model_dir, out_dir, modes, parts["validation"].spread(validation_tweets), overwrite=overwrite,
+        calibration_texts=parts["train"].spread(calibration_tweets), strict=strict, backend=be, buckets=bucket_list,
     )
     if as_json:
         _print_json([r.to_dict() for r in results])
@@ -220,14 +255,15 @@ def evaluate(
 
 
 def _iter_inputs(text: Optional[str], file: Optional[Path]):
-    """Yield ``(where, text or None, error or None)`` for each input."""
+    """Yield ``(where, text or None, error or None, entity or None)`` for each input; a JSON line's
+    ``"entity"`` is the only per-input entity."""
     if text is not None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            yield "argument", None, "text is not valid UTF-8"
+            yield "argument", None, "text is not valid UTF-8", None
             return
-        yield "argument", text, None
+        yield "argument", text, None, None
         return
     if file is not None:
         raw = read_bytes(file, InputTextError)
@@ -237,10 +273,10 @@ def _iter_inputs(text: Optional[str], file: Optional[Path]):
             try:
                 s = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield f"{file}:{i}", None, f"invalid UTF-8 at byte {exc.start}"
+                yield f"{file}:{i}", None, f"invalid UTF-8 at byte {exc.start}", None
                 continue
             if s.strip():
-                yield f"{file}:{i}", s, None
+                yield f"{file}:{i}", s, None, None
         return
     for i, line in enumerate(sys.stdin.buffer, 1):
         where = f"stdin:{i}"
@@ -249,17 +285,21 @@ def _iter_inputs(text: Optional[str], file: Optional[Path]):
         try:
             obj = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            yield where, None, f"invalid UTF-8 at byte {exc.start}"
+            yield where, None, f"invalid UTF-8 at byte {exc.start}", None
             continue
         except json.JSONDecodeError as exc:
-            yield where, None, f"not a JSON line ({exc.msg}); expected {{\"text\": ...}} or a JSON string"
+            yield where, None, f"not a JSON line ({exc.msg}); expected {{\"text\": ...}} or a JSON string", None
             continue
         if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-            yield where, obj["text"], None
+            entity = obj.get("entity")
+            if entity is not None and not isinstance(entity, str):
+                yield where, None, f'"entity": expected a string, got {type(entity).__name__}', None
+            else:
+                yield where, obj["text"], None, entity
         elif isinstance(obj, str):
-            yield where, obj, None
+            yield where, obj, None, None
         else:
-            yield where, None, 'expected {"text": "..."} or a JSON string'
+            yield where, None, 'expected {"text": "...", "entity": "..."} or a JSON string', None
 
 
 @app.command()
@@ -267,6 +307,7 @@ def classify(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory (model.tflite, tokenizer.json, manifest.json).")],
     text: Annotated[Optional[str], typer.Argument(help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text file, one tweet per line (UTF-8).")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="The entity the tweets are about (entity-conditioned bundles; a JSON line's \"entity\" overrides it).")] = None,
     threads: Threads = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -274,24 +315,32 @@ def classify(
 
     Examples:
       edgerep classify runs/default/bundles/dynamic-int8 "Great service from @BMW today!"
-      edgerep classify BUNDLE --file tweets.txt --json
-      echo '{"text": "HSBC fined again"}' | edgerep classify BUNDLE --json
+      edgerep classify BUNDLE --entity BMW "BMW beats Audi in sales"
+      edgerep classify BUNDLE --file tweets.txt --entity "Bank of America" --json
+      echo '{"text": "HSBC fined again", "entity": "HSBC"}' | edgerep classify BUNDLE --json
     """
     from edgerep.device.runtime import PolarityClassifier
+    from edgerep.device.text import normalize_entity
 
     if text is not None and file is not None:
         raise typer.BadParameter("give TEXT or --file, not both")
     if text is None and file is None and sys.stdin.isatty():
         raise typer.BadParameter("give TEXT, --file, or JSON lines on stdin")
     clf = PolarityClassifier(bundle, num_threads=threads)
+    if entity is not None:
+        normalize_entity(entity)  # an empty name is one error, not one per tweet
+        if not clf.entity_conditioned:
+            raise InputTextError(f"--entity: {bundle} was trained without entity conditioning and takes no entity; leave --entity out")
+    elif clf.entity_conditioned and (text is not None or file is not None):
+        raise InputTextError(f"{bundle} is entity-conditioned: give --entity NAME, the entity the tweets are about")
     failures = total = 0
     table = None if as_json else Table("input", "label", *LABELS, "text")
-    for where, s, error in _iter_inputs(text, file):
+    for where, s, error, line_entity in _iter_inputs(text, file):
         total += 1
         pred = None
         if error is None:
             try:
-                pred = clf.classify(s)
+                pred = clf.classify(s, line_entity if line_entity is not None else entity)
             except InputTextError as exc:
                 error = str(exc)
         if error is not None:
@@ -333,6 +382,7 @@ def bench(
     known_hosts: Annotated[Optional[Path], typer.Option(help="Extra known_hosts file to trust.")] = None,
     accept_new_host_key: Annotated[bool, typer.Option(help="Trust an unknown host key on first contact (StrictHostKeyChecking=accept-new).")] = False,
     remote_python: Annotated[str, typer.Option(help="Python interpreter on the device.")] = "python3",
+    entity: Annotated[Optional[str], typer.Option(help="Entity name for every tweet (entity-conditioned bundles; a RepLab root gives each tweet's own).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Latency p50/p90/p99, throughput, peak RSS and CPU of bundles, per thread count and device profile.
@@ -357,11 +407,14 @@ def bench(
         raise typer.BadParameter(f"{threads!r} / {batch!r}: comma-separated integers", param_hint="--threads/--batch") from None
     from edgerep.device.manifest import Manifest
 
-    for b in bundles:
-        Manifest.read(b)  # fail fast, before any worker starts
+    manifests = [Manifest.read(b) for b in bundles]  # fail fast, before any worker starts
     from edgerep.data import benchmark_tweets
 
-    texts = benchmark_tweets(tweets, samples)
+    sample = benchmark_tweets(tweets, samples)
+    texts = sample.texts
+    entities = [entity] * len(texts) if entity is not None else sample.entities
+    if entities is None and any(m.entity_conditioned for m in manifests):
+        raise InputTextError(f"{tweets} names no entities and a bundle is entity-conditioned: give --entity NAME")
     if host:
         from edgerep.measure.remote import bench_remote
 
@@ -370,12 +423,12 @@ def bench(
         rec = bench_remote(
             host, [str(b) for b in bundles], texts, thread_list, [p.name for p in profiles], warmup, repeats,
             key_filename=str(key) if key else None, known_hosts=str(known_hosts) if known_hosts else None,
-            accept_new_host_key=accept_new_host_key, remote_python=remote_python,
+            accept_new_host_key=accept_new_host_key, remote_python=remote_python, entities=entities,
         )
     else:
         checkpoint = output.with_name(output.name + ".partial") if output else None
         rec = do_bench([str(b) for b in bundles], texts, thread_list, profiles, baseline, warmup, batches=batch_list, checkpoint=checkpoint,
-                       repeats=repeats)
+                       repeats=repeats, entities=entities)
     if output:
         rec = merge_into(output, rec)
         if not host:

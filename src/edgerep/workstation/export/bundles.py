@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgerep.data.select import Samples
 from edgerep.device.manifest import Manifest, TensorSpec
 from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
@@ -94,28 +95,47 @@ class ExportResult:
 @dataclass(frozen=True)
 class _Source:
     """The fine-tuned model being exported: torch model, labels, sequence length, tokenizer,
-    reference logits on the validation texts, and the manifest's ``source`` entry."""
+    reference logits on the validation tweets, and the manifest's ``source`` entry."""
 
     model_dir: Path
     model: object
     labels: tuple[str, ...]
     max_seq_len: int
     tokenizer_json: Path
-    texts: list[str]
+    samples: Samples
     reference: np.ndarray
     info: dict
     entry: dict
 
+    @property
+    def entity_conditioned(self) -> bool:
+        return bool(self.info.get("entity_conditioned", False))
 
-def _load_source(model_dir: Path, validation_texts: Sequence[str]) -> _Source:
+    @property
+    def entities(self):
+        """The validation tweets' entities as the tokenizer and runtime take them."""
+        return self.samples.entities_for(self.entity_conditioned)
+
+    @property
+    def sep_id(self) -> int | None:
+        """Separator id for the in-graph segment ids of an entity-conditioned model, else ``None``."""
+        return TweetTokenizer(self.tokenizer_json, self.max_seq_len, True).sep_id if self.entity_conditioned else None
+
+
+def _as_samples(tweets: "Samples | Sequence[str]") -> Samples:
+    return tweets if isinstance(tweets, Samples) else Samples(list(tweets))
+
+
+def _load_source(model_dir: Path, validation: Samples) -> _Source:
     from edgerep.workstation.inference import torch_logits
     from edgerep.workstation.models import count_parameters, load_finetuned
 
     model, info = load_finetuned(model_dir)
     max_seq_len = int(info["max_seq_len"])
     tok_json = model_dir / TOKENIZER_FILE
-    texts = list(validation_texts)
-    reference = torch_logits(model, TweetTokenizer(tok_json, max_seq_len), texts, pad_to=max_seq_len)
+    conditioned = bool(info.get("entity_conditioned", False))
+    reference = torch_logits(model, TweetTokenizer(tok_json, max_seq_len, conditioned), validation.texts, pad_to=max_seq_len,
+                             entities=validation.entities_for(conditioned))
     entry = {
         "path": str(model_dir),
         "model": info.get("source_model"),
@@ -125,16 +145,16 @@ def _load_source(model_dir: Path, validation_texts: Sequence[str]) -> _Source:
         "checkpoint_sha256": sha256_tree(model_dir),
         "validation": info.get("validation"),
     }
-    return _Source(model_dir, model, tuple(info["labels"]), max_seq_len, tok_json, texts, reference, info, entry)
+    return _Source(model_dir, model, tuple(info["labels"]), max_seq_len, tok_json, validation, reference, info, entry)
 
 
 def export_bundles(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     modes: Sequence[Quantization] = (Quantization.FP32, Quantization.DYNAMIC_INT8),
-    validation_texts: Sequence[str] = (),
+    validation_texts: "Samples | Sequence[str]" = (),
     overwrite: bool = False,
-    calibration_texts: Sequence[str] = (),
+    calibration_texts: "Samples | Sequence[str]" = (),
     strict: bool = True,
     backend: Backend = Backend.LITERT,
     buckets: Sequence[int] | None = None,
@@ -147,10 +167,12 @@ def export_bundles(
             edgerep_model.json).
         out_dir: bundles are written to ``out_dir/<bundle name>/`` (:func:`edgerep.registry.bundle_name`).
         modes: quantization modes.
-        validation_texts: raw tweets to validate on (>= 1; the run uses the validation split).
+        validation_texts: tweets to validate on (>= 1; the run uses the validation split):
+            :class:`~edgerep.data.Samples` (texts with entity names, needed for an
+            entity-conditioned model) or plain texts.
         overwrite: replace existing bundles; otherwise existing valid ones are kept.
         calibration_texts: representative dataset for full-integer int8 (training tweets,
-            never the validation ones).
+            never the validation ones), like ``validation_texts``.
         strict: raise on a validation failure (no bundle written); with ``False`` the bundle is
             written with ``validation.passed = false`` and reported (the quantization matrix).
         backend: ``litert`` (default) or ``onnxruntime``.
@@ -172,7 +194,8 @@ def export_bundles(
     check_combinations(backend, modes)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    src = _load_source(Path(model_dir), validation_texts)
+    calibration_texts = _as_samples(calibration_texts)
+    src = _load_source(Path(model_dir), _as_samples(validation_texts))
     buckets = default_buckets(src.max_seq_len) if buckets is None else tuple(buckets)
     if buckets and buckets[-1] != src.max_seq_len:
         raise ConfigError(f"buckets {list(buckets)} must end at the model's max_seq_len {src.max_seq_len}")
@@ -203,14 +226,14 @@ def _float_model(src: _Source, backend: Backend, out_dir: Path, float_path: Path
         shutil.copy2(existing / MODEL_FILES[backend], float_path)
     elif backend is Backend.LITERT:
         log(f"export: converting {src.model_dir} to float32 LiteRT (length buckets {list(buckets) or [src.max_seq_len]})")
-        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size)
+        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size, sep_id=src.sep_id)
     else:
         log(f"export: converting {src.model_dir} to float32 ONNX")
-        convert_onnx(src.model, src.max_seq_len, float_path)
+        convert_onnx(src.model, src.max_seq_len, float_path, sep_id=src.sep_id)
 
 
 def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path: Path, target: Path, buckets: tuple[int, ...],
-                  batch_size: int, calibration_texts: Sequence[str], strict: bool) -> ExportResult:
+                  batch_size: int, calibration_texts: Samples, strict: bool) -> ExportResult:
     """Quantize, assemble, validate and (atomically) write one bundle."""
     from edgerep.device.runtime import PolarityClassifier
 
@@ -226,7 +249,8 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
             recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
         else:
             log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
-            rep = representative_dataset(src.tokenizer_json, src.max_seq_len, calibration_texts, buckets, batch_size) if spec.calibrated else None
+            rep = representative_dataset(src.tokenizer_json, src.max_seq_len, calibration_texts.texts, buckets, batch_size,
+                                         entities=calibration_texts.entities_for(src.entity_conditioned)) if spec.calibrated else None
             quantize_tflite(float_path, mode, tmp / model_file, rep)
             recipe_name = f"ai_edge_quantizer:{spec.recipe}"
         shutil.copy2(src.tokenizer_json, tmp / TOKENIZER_FILE)
@@ -248,12 +272,13 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
             model_file=model_file,
             buckets=buckets,
             batch_size=batch_size,
+            entity_conditioned=src.entity_conditioned,
         )
         atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
-        validation = judge(src.reference, PolarityClassifier(tmp).logits(src.texts), spec.tolerance)
+        validation = judge(src.reference, PolarityClassifier(tmp).logits(src.samples.texts, entities=src.entities), spec.tolerance)
         if not validation["passed"] and strict:
             raise ExportValidationError(
-                f"{target.name} bundle disagrees with the PyTorch model on {len(src.texts)} validation tweets: "
+                f"{target.name} bundle disagrees with the PyTorch model on {len(src.samples)} validation tweets: "
                 f"max |logit diff| {validation['max_abs_logit_diff']:.4g} (allowed {spec.tolerance.max_abs_logit:g}), "
                 f"label agreement {validation['label_agreement']:.2%} (required {spec.tolerance.min_agreement:.1%}); "
                 "no bundle written"
@@ -263,7 +288,7 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
     log(
         f"[{'green' if validation['passed'] else 'red'}]export[/]: {target} ({size:.1f} MB), "
         f"{'' if validation['passed'] else 'FAILED validation, '}max |logit diff| {validation['max_abs_logit_diff']:.4f}, "
-        f"label agreement {validation['label_agreement']:.2%} on {len(src.texts)} tweets"
+        f"label agreement {validation['label_agreement']:.2%} on {len(src.samples)} tweets"
     )
     return ExportResult(target.name, str(target), size, validation)
 

@@ -17,7 +17,8 @@ from edgerep.log import native_output_captured
 from typing import Sequence
 
 
-def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = (), batch_size: int = 1) -> Path:
+def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = (), batch_size: int = 1,
+                    sep_id: int | None = None) -> Path:
     """Convert a torch sequence classifier to a float32 LiteRT FlatBuffer.
 
     Args:
@@ -27,6 +28,8 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
         buckets: one signature ``seq_<L>`` per length (weights shared); empty for a single
             ``serving_default`` signature at ``max_seq_len``.
         batch_size: when > 1, one more signature ``batch_<B>`` with inputs [B, max_seq_len].
+        sep_id: separator id of an entity-conditioned model (segment ids computed in the graph,
+            :func:`edgerep.workstation.models.logits_module`); ``None`` for single tweets.
 
     Returns:
         ``out_path``; each signature has inputs ``input_ids``, ``attention_mask`` int32 [1, L]
@@ -37,7 +40,7 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
 
     from edgerep.workstation.models import logits_module
 
-    wrapped = logits_module(model, named_output=True)
+    wrapped = logits_module(model, named_output=True, sep_id=sep_id)
 
     def sample(length: int, batch: int = 1) -> dict:
         return {
@@ -72,8 +75,9 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
     return out_path
 
 
-def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike) -> Path:
-    """Export a torch sequence classifier to ONNX (opset 17, TorchScript exporter).
+def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike, sep_id: int | None = None) -> Path:
+    """Export a torch sequence classifier to ONNX (opset 17, TorchScript exporter); ``sep_id`` as
+    in :func:`convert_float32`.
 
     Inputs ``input_ids``/``attention_mask`` int32 [batch, seq_len] (dynamic axes), output
     ``logits`` float32 [batch, num_labels]; written atomically.
@@ -90,7 +94,7 @@ def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike) -> Path:
     try:
         with native_output_captured():
             torch.onnx.export(
-                logits_module(model), sample, tmp,
+                logits_module(model, sep_id=sep_id), sample, tmp,
                 input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
                 opset_version=17, dynamo=False,

@@ -98,19 +98,21 @@ def quantize_onnx(float_path: str | os.PathLike, mode: Quantization, out_path: s
 
 
 def representative_dataset(
-    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = (), batch_size: int = 1
+    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = (), batch_size: int = 1,
+    entities=None,
 ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Calibration inputs per signature: ``{signature: [{"input_ids", "attention_mask"}, ...]}``,
     int32 [1, L] each, normalized and tokenized as on the device. With buckets every signature
-    ``seq_<L>`` sees every tweet (truncated or padded to L), so all of its tensors get ranges."""
-    enc = TweetTokenizer(tokenizer_json, max_seq_len)
+    ``seq_<L>`` sees every tweet (truncated or padded to L), so all of its tensors get ranges.
+    ``entities``: the texts' entity names for an entity-conditioned model (``None`` otherwise)."""
+    enc = TweetTokenizer(tokenizer_json, max_seq_len, entity_conditioned=entities is not None)
     out = {}
     for width in buckets or (max_seq_len,):
-        e = enc.encode(list(texts), pad_to=width)
+        e = enc.encode(list(texts), pad_to=width, entities=entities)
         key = f"seq_{width}" if buckets else "serving_default"
         out[key] = [{"input_ids": e.input_ids[i : i + 1], "attention_mask": e.attention_mask[i : i + 1]} for i in range(len(texts))]
     if batch_size > 1:
-        e = enc.encode(list(texts), pad_to=max_seq_len)
+        e = enc.encode(list(texts), pad_to=max_seq_len, entities=entities)
         starts = range(0, max(1, len(texts) - batch_size + 1), batch_size)
         out[f"batch_{batch_size}"] = [
             {"input_ids": np.resize(e.input_ids[s : s + batch_size], (batch_size, max_seq_len)),
