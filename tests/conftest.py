@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_FIXTURES = {"tiny_pretrained", "tiny_model", "tiny_bundles"}
+MODEL_FIXTURES = {"tiny_pretrained", "tiny_model", "tiny_bundles", "tiny_entity_model", "tiny_entity_bundles"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,7 +62,7 @@ def tiny_pretrained(tmp_path_factory) -> Path:
     return make_tiny_pretrained(tmp_path_factory.mktemp("tiny-pretrained"))
 
 
-TINY_TRAIN = dict(epochs=1, limit=256, batch_size=32, learning_rate=1e-3, max_seq_len=32, seed=3)
+TINY_TRAIN = dict(epochs=1, limit=256, batch_size=32, learning_rate=1e-3, max_seq_len=32, seed=3, entity=False)
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +101,30 @@ def tiny_bundles(tmp_path_factory, tiny_model, validation_texts, calibration_tex
     results += export_bundles(
         tiny_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], validation_texts, backend=Backend.ONNXRUNTIME
     )
+    return {r.mode: Path(r.path) for r in results}
+
+
+@pytest.fixture(scope="session")
+def tiny_entity_model(tmp_path_factory, tiny_pretrained, data_root) -> Path:
+    """A tiny entity-conditioned model: (entity name, tweet) pairs, trained by the real code."""
+    from edgerep.workstation.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-entity-run") / "train"
+    return train(data_root, out, TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "entity": True}))
+
+
+@pytest.fixture(scope="session")
+def tiny_entity_bundles(tmp_path_factory, tiny_entity_model, data_root) -> dict[str, Path]:
+    """fp32 and dynamic int8 LiteRT bundles and fp32 ONNX of the entity-conditioned model,
+    validated against PyTorch on real validation tweets with their own entities."""
+    from edgerep.data import sample_texts
+    from edgerep.registry import Backend, Quantization
+    from edgerep.workstation.export import export_bundles
+
+    out = tmp_path_factory.mktemp("entity-bundles")
+    tweets = sample_texts(data_root, "validation", 100)
+    results = export_bundles(tiny_entity_model, out, [Quantization.FP32, Quantization.DYNAMIC_INT8], tweets)
+    results += export_bundles(tiny_entity_model, out, [Quantization.FP32], tweets, backend=Backend.ONNXRUNTIME)
     return {r.mode: Path(r.path) for r in results}
 
 

@@ -113,7 +113,7 @@ def test_evaluate_cli_writes_record(tiny_bundles, data_root, tmp_path):
 def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
     from edgerep.app.pipeline import RunConfig, run
 
-    cfg = RunConfig(train=TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64}), export_validation_tweets=32, latency_tweets=10)
+    cfg = RunConfig(train=TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True}), export_validation_tweets=32, latency_tweets=10)
     summary = run(data_root, tmp_path / "run", cfg)
     assert summary["schema"] == "edgerep.summary"
     assert [r["model"] for r in summary["rows"]] == ["pytorch", "fp32", "dynamic-int8"]

@@ -40,34 +40,13 @@ def model_kind(path: str | os.PathLike) -> str:
     raise ModelLoadError(f"{p}: neither a bundle (needs {MANIFEST_FILE}) nor a fine-tuned checkpoint (needs {MODEL_INFO_FILE})")
 
 
-def evaluate(
-    model_path: str | os.PathLike,
-    data_root: str | os.PathLike,
-    split: str = "training",
-    subset: str = "auto",
-    limit: int | None = None,
-    threads: int | None = None,
-) -> dict:
-    """Evaluate a model on RepLab 2013; return an ``edgerep.evaluation`` record.
-
-    Args:
-        model_path: bundle directory or fine-tuned checkpoint directory.
-        data_root: RepLab 2013 corpus root.
-        split: ``training`` or ``test``.
-        subset: ``auto`` (validation part of training, all of test), ``validation``, ``train``, ``all``.
-        limit: evaluate on the first ``limit`` selected tweets only.
-        threads: CPU threads for inference.
-
-    Returns:
-        Record with ``model`` (path, kind, quantization, size_mb), ``data`` (selection),
-        ``metrics`` (:func:`edgerep.measure.metrics.classification_report`) and ``inference`` (seconds,
-        tweets/s).
+def _describe(path: Path) -> tuple[str, dict, SplitConfig, tuple[str, ...]]:
+    """``(kind, model info for the record, split config, labels)`` of a bundle or checkpoint.
 
     Raises:
-        ModelLoadError, BundleError, DataError, ConfigError.
+        ModelLoadError, BundleError: neither a bundle nor a checkpoint, or unreadable.
     """
-    kind = model_kind(model_path)
-    path = Path(model_path)
+    kind = model_kind(path)
     if kind == "bundle":
         from edgerep.device.manifest import Manifest
 
@@ -100,21 +79,21 @@ def evaluate(
         }
     if tuple(labels) != LABELS:
         raise ModelLoadError(f"{path}: model labels {list(labels)} differ from the polarity labels {list(LABELS)}")
-    tweets, data_info = select_tweets(data_root, split, subset, split_cfg)
-    if limit is not None:
-        tweets = tweets[:limit]
-        data_info["n"] = len(tweets)
-        data_info["limit"] = limit
-    if not tweets:
-        raise ConfigError(f"no tweets to evaluate in {data_root} ({split}/{data_info['subset']})")
-    texts = [t.text for t in tweets]
-    entities = [t.entity_name for t in tweets] if model_info["entity_conditioned"] else None
-    t0 = time.perf_counter()
-    if kind == "bundle":
-        logits = _bundle_logits(path, texts, threads, entities)
-    else:
-        logits = _checkpoint_logits(path, texts, threads, entities)
-    seconds = time.perf_counter() - t0
+    return kind, model_info, split_cfg, tuple(labels)
+
+
+def model_logits(path: Path, model_info: dict, texts: list[str], entities: list[str] | None, threads: int | None = None) -> np.ndarray:
+    """Logits float32 [len(texts), 3] of a bundle or checkpoint (``model_info`` from :func:`_describe`);
+    ``entities`` (one per text) are passed to entity-conditioned models only."""
+    names = entities if model_info["entity_conditioned"] else None
+    if model_info["kind"] == "bundle":
+        return _bundle_logits(path, texts, threads, names)
+    return _checkpoint_logits(path, texts, threads, names)
+
+
+def polarity_metrics(tweets: list, logits: np.ndarray) -> dict:
+    """:func:`classification_report` of ``logits`` float [n, 3] against the tweets' labels, with
+    ``per_domain`` (n, accuracy, macro-F1 per RepLab domain)."""
     y_true = np.asarray([t.label_id for t in tweets])
     metrics = classification_report(y_true, logits.argmax(-1), LABELS)
     per_domain = {}
@@ -123,15 +102,138 @@ def evaluate(
         r = classification_report(y_true[idx], logits[idx].argmax(-1), LABELS)
         per_domain[dom] = {"n": r["n"], "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
     metrics["per_domain"] = per_domain
+    return metrics
+
+
+def evaluate(
+    model_path: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str = "training",
+    subset: str = "auto",
+    limit: int | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Evaluate a model on RepLab 2013; return an ``edgerep.evaluation`` record.
+
+    Args:
+        model_path: bundle directory or fine-tuned checkpoint directory.
+        data_root: RepLab 2013 corpus root.
+        split: ``training`` or ``test``.
+        subset: ``auto`` (validation part of training, all of test), ``validation``, ``train``, ``all``.
+        limit: evaluate on the first ``limit`` selected tweets only.
+        threads: CPU threads for inference.
+
+    Returns:
+        Record with ``model`` (path, kind, quantization, size_mb, entity_conditioned), ``data``
+        (selection), ``metrics`` (:func:`polarity_metrics`) and ``inference`` (seconds, tweets/s).
+        An entity-conditioned model reads each tweet's own entity name.
+
+    Raises:
+        ModelLoadError, BundleError, DataError, ConfigError.
+    """
+    path = Path(model_path)
+    kind, model_info, split_cfg, _ = _describe(path)
+    tweets, data_info = _tweets(data_root, split, subset, split_cfg, limit)
+    texts = [t.text for t in tweets]
+    t0 = time.perf_counter()
+    logits = model_logits(path, model_info, texts, [t.entity_name for t in tweets], threads)
+    seconds = time.perf_counter() - t0
     return make_record(
         "evaluation",
         {
             "model": model_info,
             "data": data_info,
-            "metrics": metrics,
+            "metrics": polarity_metrics(tweets, logits),
             "inference": {"seconds": round(seconds, 3), "tweets_per_s": round(len(texts) / seconds, 2), "threads": threads},
         },
     )
+
+
+def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: int | None) -> tuple[list, dict]:
+    tweets, data_info = select_tweets(data_root, split, subset, split_cfg)
+    if limit is not None:
+        tweets = tweets[:limit]
+        data_info["n"] = len(tweets)
+        data_info["limit"] = limit
+    if not tweets:
+        raise ConfigError(f"no tweets to evaluate in {data_root} ({split}/{data_info['subset']})")
+    return tweets, data_info
+
+
+#: The entity name given to entity-conditioned models on TweetEval tweets, which name none.
+OUT_OF_DOMAIN_ENTITY = "unknown"
+
+
+def evaluate_ensemble(
+    members: list[str | os.PathLike],
+    data_root: str | os.PathLike,
+    split: str = "training",
+    subset: str = "auto",
+    limit: int | None = None,
+    threads: int | None = None,
+    out_of_domain: str | os.PathLike | None = None,
+) -> dict:
+    """Score each member and the ensemble that averages their softmax probabilities; return an
+    ``edgerep.ensemble`` record.
+
+    Probability averaging is the standard deep-ensemble combination (Lakshminarayanan et al.,
+    NeurIPS 2017); members may mix entity-conditioned and single-tweet models, checkpoints and
+    bundles, but must share one validation split (else a member would be scored on tweets it
+    trained on).
+
+    Args:
+        members: bundle or checkpoint directories (>= 1).
+        out_of_domain: a TweetEval sentiment folder; its ``val`` portion (never trained on) is
+            scored as polarity beside RepLab, entity-conditioned models reading the entity
+            :data:`OUT_OF_DOMAIN_ENTITY`.
+
+    Returns:
+        Record with ``members`` (model info + metrics each), ``ensemble`` (metrics), ``data`` and,
+        with ``out_of_domain``, ``out_of_domain`` (accuracy and macro-F1 per member and ensemble).
+
+    Raises:
+        ConfigError: no members, or members validated on different splits.
+        ModelLoadError, BundleError, DataError: as in :func:`evaluate`.
+    """
+    from edgerep.device.runtime import softmax
+
+    if not members:
+        raise ConfigError("an ensemble needs at least one member")
+    described = [(Path(m), *_describe(Path(m))) for m in members]
+    splits = {_split_key(d[3]) for d in described}
+    if len(splits) > 1:
+        raise ConfigError("ensemble members were validated on different splits: " + "; ".join(f"{d[0]}: {d[3]}" for d in described))
+    tweets, data_info = _tweets(data_root, split, subset, described[0][3], limit)
+    texts, entities = [t.text for t in tweets], [t.entity_name for t in tweets]
+    ood = None
+    if out_of_domain is not None:
+        from edgerep.data.tweeteval import CHECK_PORTION, load_sentiment
+
+        ood = load_sentiment(out_of_domain, CHECK_PORTION)
+    rows, probs, ood_probs, ood_rows = [], [], [], {}
+    for path, _kind, info, _split, _labels in described:
+        logits = model_logits(path, info, texts, entities, threads)
+        probs.append(softmax(logits))
+        rows.append({"model": info, "metrics": polarity_metrics(tweets, logits)})
+        if ood is not None:
+            o = model_logits(path, info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads)
+            ood_probs.append(softmax(o))
+            ood_rows[str(path)] = _short(classification_report(np.asarray(ood.label_ids), o.argmax(-1), LABELS))
+    rec = {"members": rows, "ensemble": polarity_metrics(tweets, np.mean(probs, axis=0)), "data": data_info}
+    if ood is not None:
+        ood_rows["ensemble"] = _short(classification_report(np.asarray(ood.label_ids), np.mean(ood_probs, axis=0).argmax(-1), LABELS))
+        rec["out_of_domain"] = {"data": {"folder": str(out_of_domain), **ood.to_dict()}, "entity": OUT_OF_DOMAIN_ENTITY, "scores": ood_rows}
+    return make_record("ensemble", rec)
+
+
+def _split_key(config: SplitConfig) -> str:
+    """A split config as a comparable string."""
+    return repr(sorted(config.to_dict().items()))
+
+
+def _short(report: dict) -> dict:
+    return {"n": report["n"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+            "f1": {k: v["f1"] for k, v in report["per_class"].items()}}
 
 
 def _bundle_logits(path: Path, texts: list[str], threads: int | None, entities: list[str] | None) -> np.ndarray:

@@ -60,10 +60,15 @@ class TrainConfig:
         threads: torch intra-op threads; ``None`` = all cores.
         split: how validation is carved out of the training split.
         entity: entity-conditioned input: the pair (entity name, tweet) as the encoder's two
-            segments (:class:`~edgerep.device.tokenizer.TweetTokenizer`).
+            segments (:class:`~edgerep.device.tokenizer.TweetTokenizer`). On by default: it won
+            on both temporal folds (README, "A better teacher").
         label_smoothing: cross-entropy label smoothing in [0, 1) (Szegedy et al., 2016).
         class_weighted: weight the loss per class by ``n / (k * n_class)`` over the training
             tweets (scikit-learn's "balanced" weights), raising the share of NEGATIVE.
+        sentiment_data: folder of TweetEval sentiment files (:mod:`edgerep.data.tweeteval`) for
+            an intermediate task: one epoch of general sentiment (its training portion, single
+            tweets, the same 3-way head) before fine-tuning on polarity (Pruksachatkun et al.,
+            ACL 2020, intermediate-task transfer). ``None``: no auxiliary data.
     """
 
     model: str = DEFAULT_MODEL
@@ -79,9 +84,10 @@ class TrainConfig:
     limit: int | None = None
     threads: int | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
-    entity: bool = False
+    entity: bool = True
     label_smoothing: float = 0.0
     class_weighted: bool = False
+    sentiment_data: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -186,6 +192,13 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed)
     if not train_set or not val_set:
         raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
+    sentiment = None
+    if config.sentiment_data:
+        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+
+        sentiment = load_sentiment(config.sentiment_data, TRAIN_PORTION)
+        if config.limit is not None:  # smoke runs: as many sentiment tweets as polarity ones
+            sentiment.texts, sentiment.label_ids = sentiment.texts[: config.limit], sentiment.label_ids[: config.limit]
     source = resolve_source(config.model)
     hf_tokenizer = load_tokenizer(source)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,6 +213,8 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     model = load_for_classification(source if latest is None else str(latest), LABELS)
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    if sentiment is not None and latest is None:
+        model = _intermediate_task(model, out, tok_dir / TOKENIZER_FILE, config, sentiment)
 
     tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len, entity_conditioned=config.entity)
     data = _Data.of(tokenizer, train_set, val_set)
@@ -226,6 +241,47 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
         f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
     )
     return final
+
+
+def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConfig, data):
+    """One epoch of general sentiment (TweetEval) through the polarity head; kept in
+    ``out/intermediate`` so a resumed run does not repeat it. Returns the model to fine-tune."""
+    import torch
+
+    from edgerep.workstation.models import load_for_classification
+
+    done = out / "intermediate"
+    if (done / "state.json").is_file():
+        log(f"train: intermediate task done in {done}, fine-tuning from it")
+        return load_for_classification(str(done), LABELS)
+    tokenizer = TweetTokenizer(tokenizer_json, config.max_seq_len)  # single tweets: no entity
+    ids, y = tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64)
+    rng = np.random.default_rng(config.seed * 1000)
+    batches = _batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
+    optimizer, scheduler = _optimizer(model, config, len(batches))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    torch.manual_seed(config.seed * 1000)
+    t0, loss_sum, seen = time.perf_counter(), 0.0, 0
+    log(f"train: intermediate task, general sentiment on {len(ids)} TweetEval tweets ({data.to_dict()['label_counts']})")
+    with progress("intermediate (sentiment)", len(batches)) as bar:
+        for b in batches:
+            enc = tokenizer.pad([ids[i] for i in b])
+            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(b)
+            seen += len(b)
+            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    state = {"tweets": len(ids), "loss": round(loss_sum / max(seen, 1), 4), "seconds": round(time.perf_counter() - t0, 1)}
+    with atomic_directory(done, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    log(f"train: intermediate task loss {state['loss']:.4f} ({state['seconds'] / 60:.1f} min)")
+    return model
 
 
 def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train_set: list[Tweet]) -> TrainConfig:
@@ -334,6 +390,8 @@ def _write_final(out: Path, final: Path, best: dict, history: list[dict], config
         "data_report": data_report,
         "train_seconds": round(sum(h["train_seconds"] for h in history), 1),
     }
+    if (out / "intermediate" / "state.json").is_file():
+        info["intermediate_task"] = json.loads((out / "intermediate" / "state.json").read_text())
     atomic_write_json(out / "history.json", history)
     with atomic_directory(final, overwrite=True) as tmp:
         for f in (out / "checkpoints" / f"epoch-{best['epoch']}").iterdir():

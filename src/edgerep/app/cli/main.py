@@ -93,11 +93,12 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most this many tweets (smoke runs).")] = None,
     threads: Threads = None,
-    entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")] = False,
+    entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")] = True,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
     class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (lifts NEGATIVE).")] = False,
     fold: Annotated[int, typer.Option(min=0, help="Temporal fold: 0 validates on each entity's latest 15%, 1 on the 15% before (training on earlier tweets only).")] = 0,
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment first (intermediate task).")] = None,
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
 
@@ -110,7 +111,8 @@ def train(
 
     cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
                       threads=threads, entity=entity, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,
-                      class_weighted=class_weighted, split=SplitConfig(fold=fold))
+                      class_weighted=class_weighted, split=SplitConfig(fold=fold),
+                      sentiment_data=str(sentiment_data) if sentiment_data else None)
     path = do_train(data, out_dir, cfg)
     out.print(str(path))
 
@@ -249,6 +251,32 @@ def evaluate(
     out.print(tables.metrics_table({model.name: rec}))
     out.print(tables.confusion_table(rec))
     err.print(f"result written to {path}")
+
+
+@app.command()
+def ensemble(
+    members: Annotated[list[Path], typer.Argument(help="Fine-tuned checkpoints or bundles (same validation split).")],
+    data: DataDir,
+    out_of_domain: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: its val portion scored as polarity (out-of-domain check).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N validation tweets.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Result JSON path.")] = Path("ensemble.json"),
+    threads: Threads = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validation scores of each member and of their probability-averaging ensemble (the teacher).
+
+    Example: edgerep ensemble runs/a/model runs/b/model --data ../shared/data/replab2013 --out-of-domain ../shared/data/tweeteval-sentiment
+    """
+    from edgerep.measure.evaluate import evaluate_ensemble
+    from edgerep.measure.records import write_record
+
+    rec = evaluate_ensemble(members, data, limit=limit, threads=threads, out_of_domain=out_of_domain)
+    write_record(output, rec)
+    if as_json:
+        _print_json(rec)
+        return
+    out.print(tables.ensemble_table(rec))
+    err.print(f"result written to {output}")
 
 
 # ----------------------------------------------------------------------------- classify
@@ -509,6 +537,7 @@ def run(
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
+    entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
@@ -520,7 +549,7 @@ def run(
     from edgerep.workstation.train import TrainConfig
 
     modes = tuple(parse_quantizations(quantize))
-    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit), quantizations=modes))
+    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity), quantizations=modes))
     if as_json:
         _print_json(summary)
         return

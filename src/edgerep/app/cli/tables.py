@@ -75,6 +75,26 @@ def metrics_table(records: dict[str, dict]) -> Table:
     return t
 
 
+def ensemble_table(rec: dict) -> Table:
+    """Members and ensemble of an ``edgerep.ensemble`` record: validation scores, and the
+    out-of-domain check when present."""
+    ood = rec.get("out_of_domain", {}).get("scores", {})
+    t = Table(title=f"ensemble = mean of the members' probabilities (validation, n={rec['ensemble']['n']})")
+    cols = ("model", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS), *(("OOD acc", "OOD macro-F1") if ood else ()))
+    for col in cols:
+        t.add_column(col, justify="left" if col == "model" else "right")
+
+    def row(name: str, m: dict, key: str) -> None:
+        o = ood.get(key)
+        t.add_row(name, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS),
+                  *((f"{o['accuracy']:.4f}", f"{o['macro_f1']:.4f}") if o else ()))
+
+    for r in rec["members"]:
+        row(r["model"]["path"], r["metrics"], r["model"]["path"])
+    row("ensemble", rec["ensemble"], "ensemble")
+    return t
+
+
 def confusion_table(rec: dict) -> Table:
     """Confusion matrix of an ``edgerep.evaluation`` record."""
     cm = Table(title="confusion matrix (rows: true, columns: predicted)")

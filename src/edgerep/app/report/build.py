@@ -47,12 +47,14 @@ class Records:
     matrices: list[tuple[Path, dict]] = field(default_factory=list)
     summaries: list[tuple[Path, dict]] = field(default_factory=list)
     loads: list[tuple[Path, dict]] = field(default_factory=list)
+    trials: list[tuple[Path, dict]] = field(default_factory=list)
+    ensembles: list[tuple[Path, dict]] = field(default_factory=list)
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def results(self) -> list[tuple[Path, dict]]:
         """Every ``edgerep.*`` record (all but the bundle manifests)."""
-        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads
+        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles
 
     def count(self) -> int:
         return len(self.results()) + len(self.manifests)
@@ -68,6 +70,7 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
     kinds = {
         "edgerep.evaluation": recs.evaluations, "edgerep.bench": recs.benches,
         "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries, "edgerep.load": recs.loads,
+        "edgerep.trial": recs.trials, "edgerep.ensemble": recs.ensembles,
     }
     for d in dirs:
         d = Path(d)
@@ -141,7 +144,8 @@ def _unique_names(names: dict[str, str]) -> dict[str, str]:
 def build_sections(recs: Records) -> list[Section]:
     """Turn records into report sections (tables, figures, text); pure, no I/O."""
     ref_mb, ref_source = _reference_mb(recs)
-    parts = [_overview(recs), _accuracy(recs, ref_mb), _footprint(recs, ref_mb, ref_source), *_matrices(recs), _speed(recs), _load(recs)]
+    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_matrices(recs), _speed(recs),
+             _load(recs)]
     if recs.skipped:
         parts.append(Section("Skipped files", [Table(["file and reason"], [[s] for s in recs.skipped])]))
     return [s for s in parts if s is not None]
@@ -294,6 +298,36 @@ def _speed(recs: Records) -> Section | None:
     if ok:
         sec.blocks.append(Figure("latency.png", figures.bench_bars(ok, "latency"), "Latency p50 per device profile, thread count and batch (whisker: p90)."))
         sec.blocks.append(Figure("throughput.png", figures.bench_bars(ok, "throughput"), "Throughput per device profile, thread count and batch."))
+    return sec
+
+
+def _teacher(recs: Records) -> Section | None:
+    """Teacher recipes (``benchmarks/teacher_search.py`` trials) per temporal fold, and ensembles."""
+    if not recs.trials and not recs.ensembles:
+        return None
+    sec = Section("Teacher recipes and ensembles (validation split)")
+    if recs.trials:
+        trials = sorted((r for _, r in recs.trials), key=lambda r: (r["fold"], r["recipe"]))
+        domains = sorted({d for r in trials for d in r["metrics"].get("per_domain", {})})
+        rows = [[r["recipe"], str(r["fold"]), str(r["best_epoch"]), f"{r['metrics']['accuracy']:.4f}", f"{r['metrics']['macro_f1']:.4f}",
+                 *(f"{r['metrics']['per_class'][c]['f1']:.3f}" for c in ("NEGATIVE", "NEUTRAL", "POSITIVE")),
+                 *(_fmt(r["metrics"].get("per_domain", {}).get(d, {}).get("macro_f1"), ".3f") for d in domains), f"{r['minutes']:.0f}"]
+                for r in trials]
+        sec.blocks.append(Table(["recipe", "fold", "best epoch", "accuracy", "macro-F1", "F1 NEG", "F1 NEU", "F1 POS",
+                                 *(f"{d} F1" for d in domains), "minutes"], rows,
+                                "Fold 0 validates on each entity's latest 15% of training tweets, fold 1 on the 15% before "
+                                "(training on earlier tweets only); per-domain columns are macro-F1."))
+    for path, e in recs.ensembles:
+        ood = e.get("out_of_domain", {}).get("scores", {})
+        rows = [[f"`{m['model']['path']}`", f"{m['metrics']['accuracy']:.4f}", f"{m['metrics']['macro_f1']:.4f}",
+                 f"{m['metrics']['per_class']['NEGATIVE']['f1']:.3f}",
+                 _fmt(ood.get(m["model"]["path"], {}).get("accuracy")), _fmt(ood.get(m["model"]["path"], {}).get("macro_f1"))]
+                for m in e["members"]]
+        rows.append(["**ensemble (mean probability)**", f"{e['ensemble']['accuracy']:.4f}", f"{e['ensemble']['macro_f1']:.4f}",
+                     f"{e['ensemble']['per_class']['NEGATIVE']['f1']:.3f}",
+                     _fmt(ood.get("ensemble", {}).get("accuracy")), _fmt(ood.get("ensemble", {}).get("macro_f1"))])
+        sec.blocks.append(Table(["member", "accuracy", "macro-F1", "F1 NEG", "out-of-domain acc", "out-of-domain macro-F1"], rows,
+                                f"`{path.name}`: out-of-domain = TweetEval sentiment val portion scored as polarity (never trained on)."))
     return sec
 
 
