@@ -23,7 +23,8 @@ def test_tiny_model_dir(tiny_model):
     info = json.loads((tiny_model / "edgerep_model.json").read_text())
     assert info["labels"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
     assert info["max_seq_len"] == 32 and info["train_size"] == 256
-    assert info["split"] == {"val_fraction": 0.15, "strategy": "temporal", "seed": 13}
+    assert info["split"] == {"val_fraction": 0.15, "strategy": "temporal", "seed": 13, "fold": 0}
+    assert info["entity_conditioned"] is False  # TINY_TRAIN: single tweets (tiny_entity_model covers pairs)
     assert info["data_report"]["kept"] == 26822
     assert (tiny_model / "tokenizer.json").is_file() and (tiny_model / "model.safetensors").is_file()
 
