@@ -5,6 +5,7 @@ intermediate sentiment task."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from edgerep.data import SplitConfig, load_split, split_train_validation
 from edgerep.errors import ConfigError, DataError
 
-TWEETEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "tweeteval-sentiment"
+TWEETEVAL = Path(os.environ.get("EDGEREP_TWEETEVAL", Path(__file__).resolve().parents[2] / "shared" / "data" / "tweeteval-sentiment"))
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,14 @@ def test_intermediate_sentiment_task_runs_once_before_polarity(tiny_pretrained, 
     with pytest.raises(DataError, match="not found"):
         train(data_root, tmp_path / "bad", TrainConfig(model=str(tiny_pretrained), sentiment_data=str(tmp_path / "nope")))
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_pretrain_and_train_bad_input_is_one_error_line(tmp_path):
+    from conftest import run_cli
+
+    for args in (("pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "p")),
+                 ("train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "t"), "--fold", "9")):
+        p = run_cli(*args)
+        err = p.stderr.decode()
+        assert p.returncode == 1 and "error:" in err and "Traceback" not in err, err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "t").exists()
