@@ -259,7 +259,7 @@ def _epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config: PretrainC
     import torch
     from transformers import DataCollatorForLanguageModeling
 
-    from edgerep.workstation.train import _batches
+    from edgerep.workstation.train import _batches, optimizer_step
 
     collator = DataCollatorForLanguageModeling(hf_tok, mlm_probability=config.mlm_probability, return_tensors="pt")
     model.train()
@@ -278,12 +278,7 @@ def _epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config: PretrainC
             if loss is None:
                 bar.advance(1)
                 continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(b)
+            loss_sum += optimizer_step(model, loss, optimizer, scheduler) * len(b)
             seen += len(b)
             bar.advance(1, info=f"mlm loss {loss_sum / seen:.4f}")
     seconds = time.perf_counter() - t0

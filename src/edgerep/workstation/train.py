@@ -262,21 +262,10 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     torch.manual_seed(config.seed * 1000)
-    t0, loss_sum, seen = time.perf_counter(), 0.0, 0
+    t0 = time.perf_counter()
     log(f"train: intermediate task, general sentiment on {len(ids)} TweetEval tweets ({data.to_dict()['label_counts']})")
-    with progress("intermediate (sentiment)", len(batches)) as bar:
-        for b in batches:
-            enc = tokenizer.pad([ids[i] for i in b])
-            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(b)
-            seen += len(b)
-            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
-    state = {"tweets": len(ids), "loss": round(loss_sum / max(seen, 1), 4), "seconds": round(time.perf_counter() - t0, 1)}
+    loss = _train_pass(model, tokenizer, ids, y, batches, loss_fn, optimizer, scheduler, "intermediate (sentiment)")
+    state = {"tweets": len(ids), "loss": round(loss, 4), "seconds": round(time.perf_counter() - t0, 1)}
     with atomic_directory(done, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
@@ -328,6 +317,37 @@ def _resume(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]
     return state["history"], state["epoch"] + 1
 
 
+def optimizer_step(model, loss, optimizer, scheduler) -> float:
+    """Backward pass, gradient-norm clipping to 1.0, optimizer and schedule step, gradients
+    cleared; returns the loss as a float. The one update rule of fine-tuning, the intermediate
+    task and pretraining."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def _train_pass(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, batches, loss_fn, optimizer, scheduler,
+                description: str) -> float:
+    """One pass of classification training over ``batches`` (index arrays into ``ids``/``y``);
+    returns the mean loss per tweet."""
+    import torch
+
+    loss_sum, seen = 0.0, 0
+    with progress(description, len(batches)) as bar:
+        for b in batches:
+            enc = tokenizer.pad([ids[i] for i in b])
+            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
+            loss_sum += optimizer_step(model, loss, optimizer, scheduler) * len(b)
+            seen += len(b)
+            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    return loss_sum / max(seen, 1)
+
+
 def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int) -> dict:
     """One pass over the training tweets, then validation; returns the epoch's history entry.
 
@@ -342,30 +362,18 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     batches = _batches(np.asarray([len(x) for x in data.train_ids]), config.batch_size, rng)
     weight = torch.from_numpy(class_weights(data.train_y, len(LABELS))) if config.class_weighted else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-    loss_sum, seen = 0.0, 0
     t_epoch = time.perf_counter()
-    with progress(f"epoch {epoch}/{config.epochs}", len(batches)) as bar:
-        for b in batches:
-            enc = tokenizer.pad([data.train_ids[i] for i in b])
-            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(data.train_y[b]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(b)
-            seen += len(b)
-            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler, f"epoch {epoch}/{config.epochs}")
     train_seconds = time.perf_counter() - t_epoch
     val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
     metrics = classification_report(data.val_y, val_logits.argmax(-1), LABELS)
     log(
-        f"epoch {epoch}: loss {loss_sum / max(seen, 1):.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+        f"epoch {epoch}: loss {train_loss:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f} ({train_seconds / 60:.1f} min)"
     )
     return {
         "epoch": epoch,
-        "train_loss": loss_sum / max(seen, 1),
+        "train_loss": train_loss,
         "train_seconds": round(train_seconds, 1),
         "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
     }
