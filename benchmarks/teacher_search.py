@@ -45,7 +45,7 @@ RECIPES: dict[str, tuple[dict, bool]] = {
 def run_trial(data: str, out: Path, recipe: str, fold: int, seed: int = 13) -> dict:
     """Train ``recipe`` on ``fold`` (resuming), evaluate its best epoch, write and return the trial record."""
     from edgerep.data import SplitConfig
-    from edgerep.measure.evaluate import evaluate
+    from edgerep.measure.evaluate import evaluate, out_of_domain_probabilities
     from edgerep.workstation.pretrain import PretrainConfig, pretrain
     from edgerep.workstation.train import TrainConfig, train
 
@@ -62,6 +62,7 @@ def run_trial(data: str, out: Path, recipe: str, fold: int, seed: int = 13) -> d
     model_dir = train(data, out / name, TrainConfig(model=model, split=split, seed=seed, **kwargs))
     info = json.loads((model_dir / "edgerep_model.json").read_text())
     evaluation = evaluate(model_dir, data, "training", "validation")
+    _, ood = out_of_domain_probabilities(model_dir, TWEETEVAL)
     history = json.loads((out / name / "history.json").read_text())
     rec = make_record("trial", {
         "recipe": recipe, "fold": fold, "seed": seed, "pretraining": dapt,
@@ -69,6 +70,7 @@ def run_trial(data: str, out: Path, recipe: str, fold: int, seed: int = 13) -> d
         "history": history,
         "best_epoch": info["best_epoch"],
         "metrics": {k: evaluation["metrics"][k] for k in ("accuracy", "macro_f1", "per_class", "per_domain", "n")},
+        "out_of_domain": ood,
         "minutes": round(sum(h["train_seconds"] for h in history) / 60 + info.get("intermediate_task", {}).get("seconds", 0) / 60, 1),
         "session_minutes": round((time.perf_counter() - t0) / 60, 1),
         "model_dir": str(model_dir),
@@ -84,10 +86,11 @@ def table(out: Path) -> str:
         r = read_record(p, "trial")
         m = r["metrics"]
         f1 = {c: m["per_class"][c]["f1"] for c in m["per_class"]}
+        ood = f"{r['out_of_domain']['macro_f1']:.4f}" if r.get("out_of_domain") else "–"
         rows.append(f"| {r['recipe']} | {r['fold']} | {r['best_epoch']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
-                    f"{f1['NEGATIVE']:.3f} | {f1['NEUTRAL']:.3f} | {f1['POSITIVE']:.3f} | {r['minutes']:.0f} |")
-    head = ("| recipe | fold | best epoch | accuracy | macro-F1 | F1 NEG | F1 NEU | F1 POS | minutes |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                    f"{f1['NEGATIVE']:.3f} | {f1['NEUTRAL']:.3f} | {f1['POSITIVE']:.3f} | {ood} | {r['minutes']:.0f} |")
+    head = ("| recipe | fold | best epoch | accuracy | macro-F1 | F1 NEG | F1 NEU | F1 POS | out-of-domain macro-F1 | minutes |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     return "\n".join([head, *rows])
 
 

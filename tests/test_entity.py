@@ -177,3 +177,26 @@ def test_evaluate_uses_each_tweets_entity(tiny_entity_bundles, tiny_entity_model
     torch_rec = evaluate(tiny_entity_model, data_root, "training", "validation", limit=80)
     assert bundle["model"]["entity_conditioned"] and torch_rec["model"]["entity_conditioned"]
     assert bundle["metrics"]["confusion_matrix"] == torch_rec["metrics"]["confusion_matrix"]
+
+
+def test_ensemble_averages_members_and_reports_out_of_domain(tiny_entity_model, tiny_model, data_root, tmp_path):
+    """A real ensemble of an entity-conditioned and a single-tweet model: its probabilities are
+    the members' mean, the TweetEval check is scored, and the report shows the record."""
+    from edgerep.app.report import build_report
+    from edgerep.device.runtime import softmax
+    from edgerep.measure.evaluate import _describe, evaluate_ensemble, model_logits, polarity_metrics, select_tweets
+    from edgerep.measure.records import write_record
+
+    tweeteval = data_root.parent / "tweeteval-sentiment"
+    rec = evaluate_ensemble([tiny_entity_model, tiny_model], data_root, limit=150, out_of_domain=tweeteval)
+    tweets = select_tweets(data_root, "training", "validation", _describe(tiny_model)[2])[0][:150]
+    probs = [softmax(model_logits(m, _describe(m)[1], [t.text for t in tweets], [t.entity_name for t in tweets]))
+             for m in (tiny_entity_model, tiny_model)]
+    assert rec["ensemble"]["accuracy"] == polarity_metrics(tweets, np.mean(probs, axis=0))["accuracy"]
+    assert [m["model"]["entity_conditioned"] for m in rec["members"]] == [True, False]
+    scores = rec["out_of_domain"]["scores"]
+    assert scores["ensemble"]["n"] == 2000 and set(scores) == {str(tiny_entity_model), str(tiny_model), "ensemble"}
+    write_record(tmp_path / "results" / "ensemble.json", rec)
+    build_report([tmp_path / "results"], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Teacher recipes and ensembles" in md and f"| {rec['ensemble']['macro_f1']:.4f} |" in md

@@ -164,6 +164,23 @@ def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: i
 OUT_OF_DOMAIN_ENTITY = "unknown"
 
 
+def out_of_domain_probabilities(path: str | os.PathLike, folder: str | os.PathLike, threads: int | None = None) -> tuple[np.ndarray, dict]:
+    """Softmax probabilities float32 [2000, 3] of a bundle or checkpoint on the TweetEval ``val``
+    portion (never trained on), scored as polarity, and the scores (``n``, accuracy, macro-F1,
+    F1 per class). Entity-conditioned models read :data:`OUT_OF_DOMAIN_ENTITY`.
+
+    Raises:
+        DataError: unreadable TweetEval folder. ModelLoadError, BundleError: as in :func:`evaluate`.
+    """
+    from edgerep.data.tweeteval import CHECK_PORTION, load_sentiment
+    from edgerep.device.runtime import softmax
+
+    ood = load_sentiment(folder, CHECK_PORTION)
+    _, info, _, _ = _describe(Path(path))
+    probs = softmax(model_logits(Path(path), info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads))
+    return probs, _short(classification_report(np.asarray(ood.label_ids), probs.argmax(-1), LABELS))
+
+
 def evaluate_ensemble(
     members: list[str | os.PathLike],
     data_root: str | os.PathLike,
@@ -209,16 +226,15 @@ def evaluate_ensemble(
     if out_of_domain is not None:
         from edgerep.data.tweeteval import CHECK_PORTION, load_sentiment
 
-        ood = load_sentiment(out_of_domain, CHECK_PORTION)
+        ood = load_sentiment(out_of_domain, CHECK_PORTION)  # an unreadable folder fails before any model runs
     rows, probs, ood_probs, ood_rows = [], [], [], {}
     for path, _kind, info, _split, _labels in described:
         logits = model_logits(path, info, texts, entities, threads)
         probs.append(softmax(logits))
         rows.append({"model": info, "metrics": polarity_metrics(tweets, logits)})
         if ood is not None:
-            o = model_logits(path, info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads)
-            ood_probs.append(softmax(o))
-            ood_rows[str(path)] = _short(classification_report(np.asarray(ood.label_ids), o.argmax(-1), LABELS))
+            p, ood_rows[str(path)] = out_of_domain_probabilities(path, out_of_domain, threads)
+            ood_probs.append(p)
     rec = {"members": rows, "ensemble": polarity_metrics(tweets, np.mean(probs, axis=0)), "data": data_info}
     if ood is not None:
         ood_rows["ensemble"] = _short(classification_report(np.asarray(ood.label_ids), np.mean(ood_probs, axis=0).argmax(-1), LABELS))

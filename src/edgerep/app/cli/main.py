@@ -538,18 +538,21 @@ def run(
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (the validated recipe; ~4 min more).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
 
-    Example: edgerep run --data ../shared/data/replab2013 --out runs/default
+    Example: edgerep run --data ../shared/data/replab2013 --sentiment-data ../shared/data/tweeteval-sentiment --out runs/default
     """
     from edgerep.app.pipeline import RunConfig, run as do_run
     from edgerep.registry import parse_quantizations
     from edgerep.workstation.train import TrainConfig
 
     modes = tuple(parse_quantizations(quantize))
-    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity), quantizations=modes))
+    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity,
+                                                                     sentiment_data=str(sentiment_data) if sentiment_data else None),
+                                              quantizations=modes))
     if as_json:
         _print_json(summary)
         return

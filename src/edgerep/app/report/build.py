@@ -311,10 +311,11 @@ def _teacher(recs: Records) -> Section | None:
         domains = sorted({d for r in trials for d in r["metrics"].get("per_domain", {})})
         rows = [[r["recipe"], str(r["fold"]), str(r["best_epoch"]), f"{r['metrics']['accuracy']:.4f}", f"{r['metrics']['macro_f1']:.4f}",
                  *(f"{r['metrics']['per_class'][c]['f1']:.3f}" for c in ("NEGATIVE", "NEUTRAL", "POSITIVE")),
-                 *(_fmt(r["metrics"].get("per_domain", {}).get(d, {}).get("macro_f1"), ".3f") for d in domains), f"{r['minutes']:.0f}"]
+                 *(_fmt(r["metrics"].get("per_domain", {}).get(d, {}).get("macro_f1"), ".3f") for d in domains),
+                 _fmt((r.get("out_of_domain") or {}).get("macro_f1")), f"{r['minutes']:.0f}"]
                 for r in trials]
         sec.blocks.append(Table(["recipe", "fold", "best epoch", "accuracy", "macro-F1", "F1 NEG", "F1 NEU", "F1 POS",
-                                 *(f"{d} F1" for d in domains), "minutes"], rows,
+                                 *(f"{d} F1" for d in domains), "out-of-domain macro-F1", "minutes"], rows,
                                 "Fold 0 validates on each entity's latest 15% of training tweets, fold 1 on the 15% before "
                                 "(training on earlier tweets only); per-domain columns are macro-F1."))
     for path, e in recs.ensembles:
