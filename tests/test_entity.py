@@ -200,3 +200,15 @@ def test_ensemble_averages_members_and_reports_out_of_domain(tiny_entity_model, 
     build_report([tmp_path / "results"], tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Teacher recipes and ensembles" in md and f"| {rec['ensemble']['macro_f1']:.4f} |" in md
+
+
+def test_ensemble_refuses_members_of_different_folds(tiny_pretrained, tiny_model, data_root, tmp_path):
+    from conftest import TINY_TRAIN
+    from edgerep.data import SplitConfig
+    from edgerep.errors import ConfigError
+    from edgerep.measure.evaluate import evaluate_ensemble
+    from edgerep.workstation.train import TrainConfig, train
+
+    fold1 = train(data_root, tmp_path / "f1", TrainConfig(model=str(tiny_pretrained), split=SplitConfig(fold=1), **TINY_TRAIN))
+    with pytest.raises(ConfigError, match="different splits.*fold=1"):
+        evaluate_ensemble([tiny_model, fold1], data_root, limit=10)
