@@ -538,7 +538,7 @@ def run(
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
-    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (the validated recipe; ~4 min more).")] = None,
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (~4 min more; better out of domain, lost on the second fold: README).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
