@@ -543,7 +543,7 @@ def run(
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
 
-    Example: edgerep run --data ../shared/data/replab2013 --sentiment-data ../shared/data/tweeteval-sentiment --out runs/default
+    Example: edgerep run --data ../shared/data/replab2013 --out runs/default
     """
     from edgerep.app.pipeline import RunConfig, run as do_run
     from edgerep.registry import parse_quantizations
