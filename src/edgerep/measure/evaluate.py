@@ -164,18 +164,19 @@ def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: i
 OUT_OF_DOMAIN_ENTITY = "unknown"
 
 
-def out_of_domain_probabilities(path: str | os.PathLike, folder: str | os.PathLike, threads: int | None = None) -> tuple[np.ndarray, dict]:
+def out_of_domain_probabilities(path: str | os.PathLike, folder, threads: int | None = None) -> tuple[np.ndarray, dict]:
     """Softmax probabilities float32 [2000, 3] of a bundle or checkpoint on the TweetEval ``val``
     portion (never trained on), scored as polarity, and the scores (``n``, accuracy, macro-F1,
-    F1 per class). Entity-conditioned models read :data:`OUT_OF_DOMAIN_ENTITY`.
+    F1 per class). Entity-conditioned models read :data:`OUT_OF_DOMAIN_ENTITY`. ``folder``: the
+    TweetEval folder, or its ``val`` portion already loaded (:class:`~edgerep.data.tweeteval.SentimentSet`).
 
     Raises:
         DataError: unreadable TweetEval folder. ModelLoadError, BundleError: as in :func:`evaluate`.
     """
-    from edgerep.data.tweeteval import CHECK_PORTION, load_sentiment
+    from edgerep.data.tweeteval import CHECK_PORTION, SentimentSet, load_sentiment
     from edgerep.device.runtime import softmax
 
-    ood = load_sentiment(folder, CHECK_PORTION)
+    ood = folder if isinstance(folder, SentimentSet) else load_sentiment(folder, CHECK_PORTION)
     _, info, _, _ = _describe(Path(path))
     probs = softmax(model_logits(Path(path), info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads))
     return probs, _short(classification_report(np.asarray(ood.label_ids), probs.argmax(-1), LABELS))
@@ -233,7 +234,7 @@ def evaluate_ensemble(
         probs.append(softmax(logits))
         rows.append({"model": info, "metrics": polarity_metrics(tweets, logits)})
         if ood is not None:
-            p, ood_rows[str(path)] = out_of_domain_probabilities(path, out_of_domain, threads)
+            p, ood_rows[str(path)] = out_of_domain_probabilities(path, ood, threads)
             ood_probs.append(p)
     rec = {"members": rows, "ensemble": polarity_metrics(tweets, np.mean(probs, axis=0)), "data": data_info}
     if ood is not None:
