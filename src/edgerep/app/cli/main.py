@@ -142,6 +142,75 @@ def pretrain(
     out.print(str(do_pretrain(data, out_dir, cfg)))
 
 
+# ----------------------------------------------------------------------------- compression
+
+
+def _layers_list(spec: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in spec.split(",") if x.strip() and x.strip() != "none")
+    except ValueError:
+        raise ConfigError(f"--layers {spec!r}: expected comma-separated layer counts (e.g. 2,3) or none") from None
+    return out
+
+
+@app.command()
+def distill(
+    data: DataDir,
+    teacher: Annotated[list[Path], typer.Option(help="Fine-tuned teacher model directory (repeat for an ensemble: probabilities averaged).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (teacher logits, checkpoints, student in OUT/model).")],
+    layers: Annotated[int, typer.Option(min=1, help="Student Transformer layers, copied from evenly spaced teacher layers.")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the transfer set.")] = 3,
+    temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 2.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
+    lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
+    unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most N transfer tweets (smoke runs).")] = None,
+    threads: Threads = None,
+) -> None:
+    """Knowledge distillation into a shallower student (DistilBERT-style initialisation); resumable per epoch.
+
+    Example: edgerep distill --data ../shared/data/replab2013 --teacher runs/default/train/model --layers 2 --out runs/k2
+    """
+    from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
+
+    cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
+                        learning_rate=lr, unlabelled=unlabelled, seed=seed, limit=limit, threads=threads)
+    out.print(str(do_distill(data, out_dir, cfg)))
+
+
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of `edgerep run` (or `edgerep train`) holding the fine-tuned model.")],
+    data: DataDir,
+    layers: Annotated[str, typer.Option(help="Student depths to distill, comma-separated (none: only pruning and recipes).")] = "2",
+    teacher: Annotated[Optional[list[Path]], typer.Option(help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable).")] = None,
+    quantize: Annotated[str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
+    prune_vocabulary: Annotated[bool, typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets.")] = True,
+    epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
+    accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Smoke runs: at most N distillation tweets and N/4 evaluation tweets.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Distill, prune the vocabulary, quantize with mixed recipes; evaluate and time every variant; recommend one.
+
+    Writes RUN/compress/compression.json (one row per variant, Pareto flags) and RUN/bundles/recommended/.
+    Example: edgerep compress runs/default --data ../shared/data/replab2013 --layers 2,3
+    """
+    from edgerep.app.compress import CompressConfig, compress as do_compress
+    from edgerep.registry import parse_quantizations
+
+    cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
+                         quantizations=tuple(parse_quantizations(quantize)), prune_vocabulary=prune_vocabulary, epochs=epochs,
+                         accuracy_budget=accuracy_budget, limit=limit)
+    rec = do_compress(data, run_dir, cfg)
+    if as_json:
+        _print_json(rec)
+        return
+    out.print(tables.compression_table(rec))
+    err.print(f"record written to {Path(run_dir) / 'compress' / 'compression.json'}")
+
+
 # ----------------------------------------------------------------------------- export
 
 

@@ -49,12 +49,13 @@ class Records:
     loads: list[tuple[Path, dict]] = field(default_factory=list)
     trials: list[tuple[Path, dict]] = field(default_factory=list)
     ensembles: list[tuple[Path, dict]] = field(default_factory=list)
+    compressions: list[tuple[Path, dict]] = field(default_factory=list)
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def results(self) -> list[tuple[Path, dict]]:
         """Every ``edgerep.*`` record (all but the bundle manifests)."""
-        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles
+        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles + self.compressions
 
     def count(self) -> int:
         return len(self.results()) + len(self.manifests)
@@ -71,6 +72,7 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
         "edgerep.evaluation": recs.evaluations, "edgerep.bench": recs.benches,
         "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries, "edgerep.load": recs.loads,
         "edgerep.trial": recs.trials, "edgerep.ensemble": recs.ensembles,
+        "edgerep.compression": recs.compressions,
     }
     for d in dirs:
         d = Path(d)
@@ -144,7 +146,8 @@ def _unique_names(names: dict[str, str]) -> dict[str, str]:
 def build_sections(recs: Records) -> list[Section]:
     """Turn records into report sections (tables, figures, text); pure, no I/O."""
     ref_mb, ref_source = _reference_mb(recs)
-    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_matrices(recs), _speed(recs),
+    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_compressions(recs),
+             *_matrices(recs), _speed(recs),
              _load(recs)]
     if recs.skipped:
         parts.append(Section("Skipped files", [Table(["file and reason"], [[s] for s in recs.skipped])]))
@@ -259,6 +262,32 @@ def _footprint(recs: Records, ref_mb: float, ref_source: str) -> Section | None:
         sec.blocks.append(Table(["bundle", "backend", "recipe", "max abs Δlogit", "label agreement", "tweets", "passed"], rows,
                                 "Export validation: each bundle run by the on-device runtime against PyTorch on the same validation tweets."))
     return sec
+
+
+def _compressions(recs: Records) -> list[Section]:
+    """One section per ``edgerep.compression`` record: the variants table and the Pareto figure."""
+    from edgerep.app.report.tables import compression_rows
+
+    out = []
+    for p, rec in recs.compressions:
+        ref = rec["reference"]
+        header, rows = compression_rows(rec)
+        sec = Section(f"Compression: distilled students, vocabulary pruning, mixed precision (`{p}`)")
+        sec.blocks.append(
+            f"Reference: the run's fine-tuned float32 model, accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}, "
+            f"NEGATIVE F1 {ref['negative_f1']:.3f} (`{ref['source']}`). BERT-large float32 {rec['bert_large_fp32_mb']:.1f} MB "
+            f"({rec['bert_large_source']}); the paper's 160x is {rec['paper_target_mb']:.1f} MB. Latency: one `edgerep bench` run, "
+            "single tweets, 1 thread, the same tweets for every variant and for the transformers float32 model"
+            + (f" (p50 {rec['transformers']['latency_p50_ms']:.2f} ms, {rec['transformers']['throughput_tweets_per_s']:.0f} tweets/s, "
+               f"peak RSS {rec['transformers']['peak_rss_mb']:.0f} MB)" if rec.get("transformers") else "") + ".")
+        sec.blocks.append(Table(header, rows, f"Recommended (bold): {rec['rule']}."))
+        timed = [r for r in rec["rows"] if r.get("latency_p50_ms") is not None]
+        if timed:
+            budget = rec["config"].get("accuracy_budget", 0.01)
+            sec.blocks.append(Figure(f"compression-{len(out)}.png", figures.compression_pareto(timed, ref, budget, rec["paper_target_mb"]),
+                                     "Every timed variant: accuracy against file size and against p50 latency (1 thread)."))
+        out.append(sec)
+    return out
 
 
 def _matrices(recs: Records) -> list[Section]:

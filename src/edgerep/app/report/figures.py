@@ -178,3 +178,51 @@ def confusion(evals: list[tuple[str, dict]]) -> bytes:
         ax.set_title(f"{title}\nacc {m['accuracy']:.4f}, n={m['n']}", fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def compression_pareto(rows: list[dict], reference: dict, budget: float, target_mb: float) -> bytes:
+    """Two panels of an ``edgerep.compression`` record's timed rows: accuracy against file size,
+    and accuracy against p50 latency at 1 thread. Colour = model (teacher or K-layer student),
+    marker = recipe; Pareto-optimal variants are ringed, the recommended one starred; the dashed
+    line is the float32 model's accuracy minus ``budget``, the dotted one the paper's 160x size.
+    """
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker as mt
+
+    models = sorted({r["model"] for r in rows})
+    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    quants = sorted({r["quantization"] for r in rows})
+    shapes = dict(zip(quants, "osD^vP<>X*"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, key, label in ((axes[0], "size_mb", "model file (MB)"), (axes[1], "latency_p50_ms", "p50 latency, 1 thread (ms)")):
+        for r in rows:
+            ax.scatter(r[key], r["accuracy"], s=60, color=colors[r["model"]], marker=shapes[r["quantization"]], edgecolor="black",
+                       linewidth=0.5, zorder=3)
+            if r.get("pareto"):
+                ax.scatter(r[key], r["accuracy"], s=220, facecolor="none", edgecolor="black", linewidth=0.8, zorder=2)
+            if r.get("recommended"):
+                ax.scatter(r[key], r["accuracy"], s=260, marker="*", color="gold", edgecolor="black", zorder=4)
+        ax.axhline(reference["accuracy"] - budget, ls="--", color="grey", lw=1)
+        ax.text(max(r[key] for r in rows), reference["accuracy"] - budget,
+                f" float32 - {100 * budget:.1f} pt", fontsize=7, va="bottom", ha="right", color="grey")
+        if key == "size_mb":
+            ax.axvline(target_mb, ls=":", color="crimson", lw=1)
+            ax.text(target_mb, ax.get_ylim()[0], f" 160x = {target_mb:.1f} MB", fontsize=7, color="crimson", rotation=90, va="bottom")
+        ax.set_xlim(0, max(r[key] for r in rows) * 1.15)
+        ax.xaxis.set_major_locator(mt.MaxNLocator(nbins=6))
+        ax.set_xlabel(label)
+        ax.grid(True, alpha=0.3)
+    accs = [r["accuracy"] for r in rows] + [reference["accuracy"]]
+    mid, half = (max(accs) + min(accs)) / 2, max(0.02, (max(accs) - min(accs)) / 2 + 0.01)
+    axes[0].set_ylim(mid - half, mid + half)
+    axes[0].yaxis.set_major_locator(mt.MaxNLocator(nbins=6))
+    axes[0].set_ylabel("accuracy (validation split)")
+    for m in models:
+        axes[1].scatter([], [], color=colors[m], marker="o", label=m)
+    for q in quants:
+        axes[1].scatter([], [], color="white", edgecolor="black", marker=shapes[q], label=q)
+    axes[1].scatter([], [], s=120, facecolor="none", edgecolor="black", label="Pareto-optimal")
+    axes[1].scatter([], [], s=160, marker="*", color="gold", edgecolor="black", label="recommended")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle("Compression variants: accuracy vs size and vs latency", fontsize=11)
+    return _png(fig)

@@ -42,3 +42,32 @@ def bench_name(cell: dict) -> str:
     if cell["kind"] == "pytorch":
         return "pytorch fp32"
     return f"{cell.get('backend', '?')} {cell.get('quantization', '?')}"
+
+
+#: Columns of a compression record, in order.
+COMPRESSION_COLUMNS = (
+    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", "F1 NEG",
+    "p50 ms (1 thread)", "tweets/s", "x transformers", "x ORT int8", "peak RSS MB", "Pareto",
+)
+
+
+def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of an ``edgerep.compression`` record; the recommended variant's name is
+    wrapped in ``mark`` (Markdown bold; ``[bold]`` markup for rich gives ``("[bold]", "[/]")``)."""
+    left, right = (mark, mark) if isinstance(mark, str) else mark
+    rec = (record.get("recommended") or {}).get("variant")
+
+    def f(x, spec):
+        return "–" if x is None else format(x, spec)
+
+    rows = []
+    for r in sorted(record["rows"], key=lambda r: (r["backend"] != "pytorch", -(r.get("layers") or 0), r["model"], r["quantization"])):
+        name = f"{left}{r['variant']}{right}" if r["variant"] == rec else r["variant"]
+        rows.append([
+            name, f(r.get("layers"), "d"), r["backend"], f"{r['size_mb']:.1f}", f"{r['x_smaller_than_bert_large']:.0f}",
+            f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['negative_f1']:.3f}", f(r.get("latency_p50_ms"), ".2f"),
+            f(r.get("throughput_tweets_per_s"), ".0f"), f(r.get("speedup_vs_transformers"), ".1f"),
+            f(r.get("speedup_vs_onnxruntime_int8"), ".2f"), f(r.get("peak_rss_mb"), ".0f"),
+            {True: "yes", False: "", None: "–"}[r.get("pareto")],
+        ])
+    return list(COMPRESSION_COLUMNS), rows

@@ -32,6 +32,12 @@ def _build_recipe(spec: Recipe):
             algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
         )
         return rm.get_quantization_recipe()
+    if spec.recipe == "mixed_emb4_dynamic_wi8":
+        # Per-op recipe (ai_edge_quantizer RecipeManager): the first matching rule wins per op.
+        rm = recipe_manager.RecipeManager()
+        rm.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.EMBEDDING_LOOKUP, num_bits=4)
+        rm.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=8)
+        return rm.get_quantization_recipe()
     return getattr(recipe, spec.recipe)()
 
 

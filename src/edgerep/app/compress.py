@@ -1,0 +1,348 @@
+"""``edgerep compress RUN``: distilled students, vocabulary pruning and mixed-precision recipes,
+each variant validated, evaluated and benchmarked, and the recommended bundle chosen on the
+validation split.
+
+Stages and outputs under ``RUN/compress/`` (each kept when present, so an interrupted run
+continues)::
+
+    config.json                        resolved CompressConfig
+    distill/k<K>/                      the K-layer student (:mod:`edgerep.workstation.compress.distill`)
+    models/<model>/                    teacher and students with pruned vocabulary and position table
+    bundles/<model>/<quantization>/    validated LiteRT bundles (+ onnx-dynamic-int8 for comparison)
+    results/evaluation-<variant>.json  validation accuracy, macro-F1, per class and domain
+    results/bench.json                 one `edgerep bench` run: every variant, ONNX Runtime and the
+                                       transformers float32 model, 1 thread, same tweets
+    compression.json                   the ``edgerep.compression`` record: one row per variant,
+                                       Pareto flags, the recommendation and how it was chosen
+
+The recommended bundle is copied to ``RUN/bundles/recommended/`` and named in
+``RUN/summary.json`` when that exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgerep.errors import ConfigError
+from edgerep.io import atomic_directory, check_or_write_config
+from edgerep.log import log
+from edgerep.measure.records import make_record, read_record, write_record
+from edgerep.registry import MB, MODEL_INFO_FILE, PROFILES, Backend, BERT_LARGE_PARAMETERS, Quantization, parse_quantizations
+
+#: Default mixed-precision variants of every compressed model.
+DEFAULT_QUANTIZATIONS = (Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT8_EMB4, Quantization.DYNAMIC_INT4)
+
+#: The size target of the study: 1/160 of BERT-large float32 (the paper's headline ratio).
+PAPER_RATIO = 160.0
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Settings of ``edgerep compress``.
+
+    Attributes:
+        layers: student depths to distill (empty: no distillation, only pruning and recipes).
+        teachers: extra fine-tuned models averaged with the run's own as an ensemble teacher.
+        quantizations: LiteRT recipes built for every compressed model.
+        prune_vocabulary: keep only the WordPiece tokens of the training split's English tweets.
+        epochs: distillation epochs.
+        temperature: distillation temperature.
+        alpha: weight of the distillation term (1 - alpha: gold labels).
+        accuracy_budget: the recommendation stays within this many accuracy (and macro-F1)
+            points of the run's fine-tuned float32 model (fraction: 0.01 = 1.0 point).
+        latency_tweets: validation tweets timed one by one per variant.
+        threads: inference threads of the benchmark (1 = a single edge core).
+        limit: smoke runs: at most this many distillation tweets and evaluation tweets.
+    """
+
+    layers: tuple[int, ...] = (2,)
+    teachers: tuple[str, ...] = ()
+    quantizations: tuple[Quantization, ...] = DEFAULT_QUANTIZATIONS
+    prune_vocabulary: bool = True
+    epochs: int = 3
+    temperature: float = 2.0
+    alpha: float = 0.5
+    accuracy_budget: float = 0.01
+    latency_tweets: int = 300
+    threads: int = 1
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
+        object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
+        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        if any(k < 1 for k in self.layers):
+            raise ConfigError(f"student layers must be >= 1, got {list(self.layers)}")
+        if Quantization.FULL_INT8 in self.quantizations:
+            raise ConfigError("full-int8 needs calibration and lost >10% label agreement on MiniLM; valid here: "
+                              + ", ".join(q.value for q in Quantization if q is not Quantization.FULL_INT8))
+        if not 0 <= self.accuracy_budget < 1:
+            raise ConfigError(f"accuracy_budget must be in [0, 1), got {self.accuracy_budget}")
+        if self.latency_tweets < 2:
+            raise ConfigError("latency_tweets must be >= 2")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["quantizations"] = [q.value for q in self.quantizations]
+        d["layers"], d["teachers"] = list(self.layers), list(self.teachers)
+        return d
+
+
+def bert_large_mb(run_dir: Path | None = None) -> tuple[float, str]:
+    """BERT-large float32 size in MB and where the figure comes from: the LiteRT file measured by
+    ``edgerep matrix`` (``runs/matrix/matrix.json`` beside the run) when present, else 4 bytes
+    per parameter of :data:`edgerep.registry.BERT_LARGE_PARAMETERS`."""
+    for cand in ([run_dir.parent / "matrix" / "matrix.json"] if run_dir else []):
+        try:
+            rec = json.loads(cand.read_text())
+            if rec.get("bert_large_fp32_mb"):
+                return float(rec["bert_large_fp32_mb"]), f"{cand}: {rec.get('bert_large_fp32_source', 'edgerep matrix')}"
+        except (OSError, ValueError):
+            pass
+    return round(BERT_LARGE_PARAMETERS * 4 / MB, 1), "bert-large-uncased parameters x 4 bytes"
+
+
+def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig()) -> dict:
+    """Compress the fine-tuned model of ``run_dir`` (an ``edgerep run`` or ``edgerep train`` output);
+    return the ``edgerep.compression`` record (see the module docstring).
+
+    Raises:
+        ModelLoadError: ``run_dir`` holds no fine-tuned model, or a teacher is not one.
+        ConfigError: a student deeper than the teacher, teachers that disagree, settings that
+            differ from an earlier compress of this run.
+        DataError: unreadable corpus.
+    """
+    from edgerep.workstation.compress.distill import _teachers, DistillConfig
+    from edgerep.workstation.models import read_model_info
+
+    run = Path(run_dir)
+    teacher = _find_model(run)
+    info = read_model_info(teacher)
+    _teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(config.layers, default=1)))  # checks first
+    out = run / "compress"
+    out.mkdir(parents=True, exist_ok=True)
+    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+
+    log("[bold]compress 1/4 models[/] (distillation, vocabulary pruning)")
+    models = _models(data_root, teacher, out, config)
+    log("[bold]compress 2/4 export[/]")
+    bundles = _export(data_root, models, out / "bundles", config, info)
+    log("[bold]compress 3/4 evaluate[/] (validation split)")
+    evals = _evaluate(data_root, out / "results", bundles, models, config)
+    log(f"[bold]compress 4/4 bench[/] (single tweet, {config.threads} thread, one run)")
+    cells = _bench(data_root, out / "results" / "bench.json", bundles, teacher, config, info)
+    record = _record(data_root, run, teacher, models, evals, cells, config)
+    write_record(out / "compression.json", record)
+    rec = record.get("recommended")
+    if rec:
+        _install_recommended(run, Path(rec["path"]), record)
+    return record
+
+
+def _find_model(run: Path) -> Path:
+    from edgerep.errors import ModelLoadError
+
+    for cand in (run / "train" / "model", run / "model", run):
+        if (cand / MODEL_INFO_FILE).is_file():
+            return cand
+    raise ModelLoadError(f"{run}: no fine-tuned model (expected {run / 'train' / 'model'}; run `edgerep run` or `edgerep train` first)")
+
+
+def _models(data_root, teacher: Path, out: Path, config: CompressConfig) -> dict[str, Path]:
+    """``{name: fine-tuned model dir}``: the teacher and each student, vocabulary-pruned."""
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+
+    sources = {"teacher": teacher}
+    for k in config.layers:
+        dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
+                             temperature=config.temperature, alpha=config.alpha, limit=config.limit)
+        sources[f"k{k}"] = distill(data_root, out / "distill" / f"k{k}", dcfg)
+    if not config.prune_vocabulary:
+        return sources
+    from edgerep.data.replab import entity_names, load_texts
+    from edgerep.workstation.compress.vocab import prune_checkpoint
+
+    texts = None
+    models = {}
+    for name, src in sources.items():
+        dst = out / "models" / f"{name}-pruned"
+        if not (dst / MODEL_INFO_FILE).is_file():
+            if texts is None:
+                texts = [r.text for r in load_texts(data_root, "training")[0]]
+                names = sorted(set(entity_names(data_root).values()))
+            entry = prune_checkpoint(src, dst, texts, names)
+            log(f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
+                f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}")
+        models[f"{name}-pruned"] = dst
+    return models
+
+
+def _export(data_root, models: dict[str, Path], out: Path, config: CompressConfig, info: dict) -> dict[str, Path]:
+    """``{variant: bundle dir}``; variant = ``<model>/<quantization>``, plus ``<student>/onnx-dynamic-int8``."""
+    from edgerep.data import SplitConfig, part_texts
+    from edgerep.workstation.export import export_bundles
+
+    val = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(500 if config.limit is None else 50)
+    bundles = {}
+    for name, path in models.items():
+        for r in export_bundles(path, out / name, list(config.quantizations), val):
+            bundles[f"{name}/{r.mode}"] = Path(r.path)
+        if name != "teacher-pruned" or not config.layers:
+            for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME):
+                bundles[f"{name}/{r.mode}"] = Path(r.path)
+    return bundles
+
+
+def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[str, Path], config: CompressConfig) -> dict[str, dict]:
+    from edgerep.measure.evaluate import evaluate
+
+    evals = {}
+    targets = {**{f"{n}/pytorch": p for n, p in models.items()}, **bundles}
+    for variant, path in targets.items():
+        rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
+        if rec_path.is_file():
+            rec = read_record(rec_path, "evaluation")
+        else:
+            rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
+            write_record(rec_path, rec)
+        evals[variant] = rec
+        m = rec["metrics"]
+        log(f"evaluate {variant}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})")
+    return evals
+
+
+def _bench(data_root, path: Path, bundles: dict[str, Path], teacher: Path, config: CompressConfig, info: dict) -> dict[str, dict]:
+    """Single-tweet latency of every bundle and of the transformers float32 teacher in one
+    :func:`edgerep.measure.bench.bench` run; ``{variant or "transformers": cell}``."""
+    from edgerep.data import SplitConfig, part_texts
+    from edgerep.measure.bench import bench
+
+    if path.is_file():
+        rec = read_record(path, "bench")
+    else:
+        tweets = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(config.latency_tweets)
+        rec = bench(list(bundles.values()), tweets.texts, threads=(config.threads,), profiles=(PROFILES["host"],), baseline=teacher,
+                    warmup=10, entities=tweets.entities, checkpoint=path.with_suffix(".partial.json"))
+        write_record(path, rec)
+        path.with_suffix(".partial.json").unlink(missing_ok=True)
+    by_path = {str(p): v for v, p in bundles.items()}
+    cells = {}
+    for c in rec["cells"]:
+        if "error" in c:
+            log(f"[red]bench {c['path']}[/]: {c['error']}")
+            continue
+        name = "transformers" if c["kind"] == "pytorch" else by_path.get(c["path"])
+        if name:
+            cells[name] = c
+    return cells
+
+
+def pareto_front(rows: list[dict], keys: tuple[str, ...] = ("size_mb", "latency_p50_ms", "error")) -> list[bool]:
+    """Whether each row is Pareto-optimal: no other row is at least as good in every key (lower
+    is better) and better in one."""
+    def dominates(a, b):
+        return all(a[k] <= b[k] for k in keys) and any(a[k] < b[k] for k in keys)
+
+    return [not any(dominates(o, r) for o in rows if o is not r) for r in rows]
+
+
+def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | None, str]:
+    """The recommended row: among LiteRT variants within ``budget`` of ``reference``'s accuracy
+    and macro-F1 (validation split), the fastest (p50 at 1 thread); variants within 5% of that
+    latency count as ties, broken by the smaller size. Returns ``(row or None, rule in words)``."""
+    rule = (f"LiteRT variants within {100 * budget:.1f} points of the fine-tuned float32 model "
+            f"(accuracy >= {reference['accuracy'] - budget:.4f}, macro-F1 >= {reference['macro_f1'] - budget:.4f}, validation split); "
+            "the fastest p50 at 1 thread, ties within 5% broken by the smaller file")
+    ok = [r for r in rows if r["backend"] == "litert" and r.get("latency_p50_ms") is not None
+          and r["accuracy"] >= reference["accuracy"] - budget and r["macro_f1"] >= reference["macro_f1"] - budget]
+    if not ok:
+        return None, rule + ": none qualifies"
+    fastest = min(r["latency_p50_ms"] for r in ok)
+    return min((r for r in ok if r["latency_p50_ms"] <= 1.05 * fastest), key=lambda r: (r["size_mb"], r["latency_p50_ms"])), rule
+
+
+def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals: dict, cells: dict, config: CompressConfig) -> dict:
+    from edgerep.workstation.models import read_model_info
+
+    ref_path = run / "results" / "evaluation-pytorch.json"
+    if ref_path.is_file():
+        reference = read_record(ref_path, "evaluation")["metrics"]
+        ref_source = str(ref_path)
+    else:
+        from edgerep.measure.evaluate import evaluate
+
+        rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
+        write_record(ref_path, rec)  # an `edgerep train` output has no results/ yet
+        reference, ref_source = rec["metrics"], str(ref_path)
+    large_mb, large_source = bert_large_mb(run)
+    base = cells.get("transformers")
+    rows = []
+    for variant, rec in evals.items():
+        model, mode = variant.split("/", 1)
+        m = rec["metrics"]
+        row = {"variant": variant, "model": model, "quantization": mode,
+               "backend": "pytorch" if mode == "pytorch" else ("onnxruntime" if mode.startswith("onnx-") else "litert"),
+               "path": rec["model"]["path"], "size_mb": rec["model"]["size_mb"],
+               "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
+               "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+               "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
+               "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _layers(models[model])}
+        c = cells.get(variant)
+        if c is not None:
+            row.update(latency_p50_ms=c["latency"]["p50_ms"], latency_p90_ms=c["latency"]["p90_ms"],
+                       throughput_tweets_per_s=c["throughput_tweets_per_s"], peak_rss_mb=c["peak_rss_mb"])
+            if base is not None:
+                row["speedup_vs_transformers"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2)
+        rows.append(row)
+    for r in rows:  # vs ONNX Runtime dynamic int8 of the same model, same run
+        ort = next((o for o in rows if o["model"] == r["model"] and o["quantization"] == "onnx-dynamic-int8"), None)
+        if ort is not None and r["backend"] == "litert" and "throughput_tweets_per_s" in r and "throughput_tweets_per_s" in ort:
+            r["speedup_vs_onnxruntime_int8"] = round(r["throughput_tweets_per_s"] / ort["throughput_tweets_per_s"], 2)
+    timed = [r for r in rows if "latency_p50_ms" in r]
+    for r, front in zip(timed, pareto_front(timed)):
+        r["pareto"] = front
+    chosen, rule = choose(rows, reference, config.accuracy_budget)
+    if chosen is not None:
+        chosen["recommended"] = True
+    payload = {
+        "run": str(run),
+        "config": config.to_dict(),
+        "reference": {"source": ref_source, "accuracy": reference["accuracy"], "macro_f1": reference["macro_f1"],
+                      "negative_f1": reference["per_class"]["NEGATIVE"]["f1"]},
+        "bert_large_fp32_mb": large_mb,
+        "bert_large_source": large_source,
+        "paper_target_mb": round(large_mb / PAPER_RATIO, 2),
+        "transformers": None if base is None else {"latency_p50_ms": base["latency"]["p50_ms"],
+                                                   "throughput_tweets_per_s": base["throughput_tweets_per_s"],
+                                                   "peak_rss_mb": base["peak_rss_mb"], "size_mb": base["model_size_mb"]},
+        "rows": rows,
+        "rule": rule,
+        "recommended": chosen and {k: chosen[k] for k in ("variant", "path", "size_mb", "accuracy", "macro_f1", "latency_p50_ms")},
+    }
+    return make_record("compression", payload)
+
+
+def _layers(model_dir: Path) -> int | None:
+    try:
+        return int(json.loads((model_dir / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _install_recommended(run: Path, bundle: Path, record: dict) -> None:
+    """Copy the recommended bundle to ``RUN/bundles/recommended`` and name it in ``summary.json``."""
+    target = run / "bundles" / "recommended"
+    with atomic_directory(target, overwrite=True) as tmp:
+        for f in bundle.iterdir():
+            shutil.copy2(f, tmp / f.name)
+    summary = run / "summary.json"
+    if summary.is_file():
+        rec = read_record(summary, "summary")
+        rec["recommended"] = {**record["recommended"], "installed": str(target)}
+        write_record(summary, rec)
+    log(f"[green]compress[/]: recommended {record['recommended']['variant']} "
+        f"({record['recommended']['size_mb']:.1f} MB, accuracy {record['recommended']['accuracy']:.4f}) -> {target}")

@@ -1,0 +1,381 @@
+"""Knowledge distillation of a fine-tuned teacher (or an ensemble of them) into a shallower
+student (heavy: torch + transformers).
+
+The student is the teacher's architecture with ``layers`` of its Transformer layers, copied from
+evenly spaced teacher layers (DistilBERT-style initialisation, Sanh et al., 2019: the student
+starts from the teacher's own weights, not from scratch). It is trained on the teacher's
+temperature-softened probabilities (Hinton et al., 2015):
+
+    loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(gold)
+
+where the cross-entropy term applies to labelled tweets only. The transfer set is the training
+part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
+tweets without a polarity label), minus the validation tweets: never the test split. With
+several teachers (an ensemble, e.g. seeds) the target is the mean of their softened
+probabilities.
+
+Output layout under ``out_dir``::
+
+    config.json                   resolved DistillConfig
+    teacher-logits.npz            the teachers' logits on the transfer set (computed once)
+    checkpoints/epoch-K/          as ``edgerep train`` (resumes per epoch)
+    history.json                  per-epoch loss and validation metrics
+    model/                        best epoch on validation, a fine-tuned model directory
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerep import LABELS, __version__
+from edgerep.data import SplitConfig
+from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.errors import ConfigError
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, sha256_tree
+from edgerep.log import log, progress
+from edgerep.measure.metrics import classification_report
+from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation settings; the resolved copy is saved as ``config.json``.
+
+    Attributes:
+        teachers: fine-tuned model directories (``edgerep train`` output); several form an
+            ensemble whose softened probabilities are averaged.
+        layers: student depth K (1 <= K <= the teacher's layers).
+        epochs: passes over the transfer set.
+        batch_size: tweets per optimizer step.
+        learning_rate: AdamW peak learning rate (linear warm-up, linear decay).
+        weight_decay: AdamW decoupled weight decay.
+        warmup_ratio: share of steps with linear warm-up.
+        temperature: distillation temperature T (Hinton et al., 2015).
+        alpha: weight of the distillation term; ``1 - alpha`` weighs the gold labels.
+        unlabelled: add the training split's other English tweets (no polarity label) to the
+            transfer set.
+        seed: batch order and dropout.
+        limit: at most this many transfer tweets (smoke tests); ``None`` = all.
+        threads: torch intra-op threads; ``None`` = all cores.
+    """
+
+    teachers: tuple[str, ...] = ()
+    layers: int = 2
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    temperature: float = 2.0
+    alpha: float = 0.5
+    unlabelled: bool = True
+    seed: int = 13
+    limit: int | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        if not self.teachers:
+            raise ConfigError("distillation needs at least one teacher model directory")
+        if self.layers < 1:
+            raise ConfigError(f"layers must be >= 1, got {self.layers}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["teachers"] = list(self.teachers)
+        return d
+
+
+def student_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """Teacher layer index copied into each student layer: evenly spaced from the first to the
+    last (6 -> 2: [0, 5]; 6 -> 3: [0, 2, 5]; 12 -> 6: [0, 2, 4, 7, 9, 11]).
+
+    Raises:
+        ConfigError: ``student_layers`` not in [1, teacher_layers].
+    """
+    if not 1 <= student_layers <= teacher_layers:
+        raise ConfigError(f"student layers {student_layers}: must be in 1..{teacher_layers} (the teacher's layers)")
+    if student_layers == 1:
+        return [teacher_layers - 1]
+    return [int(round(i * (teacher_layers - 1) / (student_layers - 1))) for i in range(student_layers)]
+
+
+_LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
+
+
+def init_student(teacher, layers: int):
+    """A ``layers``-deep copy of a sequence classifier: embeddings, pooler and head copied, and
+    Transformer layer i copied from teacher layer :func:`student_layer_map` [i]. Works for any
+    encoder whose layers are named ``*.layer.<i>.*`` (BERT, MobileBERT).
+
+    Returns:
+        ``(student, layer_map)``.
+
+    Raises:
+        ConfigError: ``layers`` larger than the teacher's, or weights that do not fit.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    n = int(teacher.config.num_hidden_layers)
+    mapping = student_layer_map(n, layers)
+    config = teacher.config.__class__.from_dict(teacher.config.to_dict())
+    config.num_hidden_layers = layers
+    inverse = {t: s for s, t in enumerate(mapping)}
+    state = {}
+    for k, v in teacher.state_dict().items():
+        m = _LAYER.match(k)
+        if m is None:
+            state[k] = v.clone()
+        elif int(m.group(2)) in inverse:
+            state[f"{m.group(1)}{inverse[int(m.group(2))]}{m.group(3)}"] = v.clone()
+    student = AutoModelForSequenceClassification.from_config(config)
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ConfigError(f"student weights do not fit: missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
+    return student, mapping
+
+
+@dataclass
+class _Transfer:
+    """The transfer set: ids int32 [n_tokens] per tweet, gold label id or -1 (unlabelled) int64 [n]."""
+
+    ids: list[np.ndarray]
+    y: np.ndarray
+    val_ids: list[np.ndarray]
+    val_y: np.ndarray
+    counts: dict = field(default_factory=dict)
+
+
+def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig) -> _Transfer:
+    from edgerep.data import training_tweets
+    from edgerep.data.replab import entity_names, load_texts
+
+    train, val, _ = training_tweets(data_root, split)
+    texts = [t.text for t in train]
+    entities = [t.entity_name for t in train]
+    y = [t.label_id for t in train]
+    counts = {"labelled": len(train)}
+    if config.unlabelled:
+        raw, _ = load_texts(data_root, "training")
+        names = entity_names(data_root)
+        taken = {t.tweet_id for t in train} | {t.tweet_id for t in val}
+        extra = [r for r in raw if r.tweet_id not in taken]
+        texts += [r.text for r in extra]
+        entities += [names.get(r.entity_id, r.entity_id) for r in extra]
+        y += [-1] * len(extra)
+        counts["unlabelled"] = len(extra)
+    counts["validation_left_out"] = len(val)
+    y = np.asarray(y, dtype=np.int64)
+    if config.limit is not None and config.limit < len(texts):
+        keep = np.sort(np.random.default_rng(config.seed).permutation(len(texts))[: config.limit])
+        texts, entities, y = [texts[i] for i in keep], [entities[i] for i in keep], y[keep]
+        val = val[: max(8, config.limit // 4)]
+    counts["transfer"] = len(texts)
+    cond = tokenizer.entity_conditioned
+    return _Transfer(tokenizer.ids(texts, entities if cond else None), y,
+                     tokenizer.ids([t.text for t in val], [t.entity_name for t in val] if cond else None),
+                     np.asarray([t.label_id for t in val], dtype=np.int64), counts)
+
+
+def _teachers(config: DistillConfig) -> list[dict]:
+    """Each teacher's info; all must share labels, tokenizer, max_seq_len, entity conditioning
+    and validation split, and be deeper than or as deep as the student.
+
+    Raises:
+        ModelLoadError: a directory that is not a fine-tuned model. ConfigError: teachers that
+            disagree, or a student deeper than a teacher.
+    """
+    from edgerep.workstation.models import read_model_info
+
+    infos = []
+    for t in config.teachers:
+        info = read_model_info(t)
+        cfg = json.loads((Path(t) / "config.json").read_text())
+        info["_layers"] = int(cfg.get("num_hidden_layers", 0))
+        info["_vocab"] = json.loads((Path(t) / TOKENIZER_FILE).read_text())["model"].get("vocab")
+        infos.append(info)
+    first = infos[0]
+    for path, info in zip(config.teachers[1:], infos[1:]):
+        for key in ("labels", "max_seq_len", "entity_conditioned", "split", "_vocab"):
+            if info.get(key) != first.get(key):
+                raise ConfigError(f"teacher {path} differs from {config.teachers[0]} in {key.strip('_')}; an ensemble needs the same")
+    for path, info in zip(config.teachers, infos):
+        if config.layers > info["_layers"]:
+            raise ConfigError(f"student layers {config.layers}: must be in 1..{info['_layers']} (teacher {path} has {info['_layers']})")
+    for info in infos:
+        info.pop("_vocab")
+    return infos
+
+
+def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer, data: _Transfer) -> np.ndarray:
+    """float32 [n_teachers, n_transfer, n_labels], cached in ``teacher-logits.npz``."""
+    import torch
+
+    from edgerep.workstation.inference import ids_logits
+    from edgerep.workstation.models import load_finetuned
+
+    path = out / "teacher-logits.npz"
+    key = {"teachers": [sha256_tree(t) for t in config.teachers], "n": len(data.ids), "limit": config.limit,
+           "unlabelled": config.unlabelled}
+    if path.is_file():
+        with np.load(path) as z:
+            if json.loads(str(z["key"])) == key:
+                log(f"distill: teacher logits from {path}")
+                return z["logits"]
+    all_logits = []
+    for i, t in enumerate(config.teachers):
+        model, _ = load_finetuned(t)
+        with torch.inference_mode():
+            all_logits.append(ids_logits(model, tokenizer, data.ids, description=f"teacher {i + 1}/{len(config.teachers)} logits"))
+    logits = np.stack(all_logits)
+    tmp = out / ".teacher-logits.tmp.npz"
+    np.savez(tmp, logits=logits, key=np.asarray(json.dumps(key)))
+    os.replace(tmp, path)
+    return logits
+
+
+def soft_targets(teacher_logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Ensemble target: mean over teachers of softmax(logits / T): float32 [n, n_labels] from
+    ``teacher_logits`` float32 [n_teachers, n, n_labels] (Hinton et al., 2015)."""
+    z = teacher_logits / temperature
+    z = z - z.max(-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(-1, keepdims=True)
+    return p.mean(0).astype(np.float32)
+
+
+def distillation_loss(student_logits, targets, labels, temperature: float, alpha: float):
+    """``alpha * T^2 * KL(targets || softmax(student / T)) + (1 - alpha) * CE(student, labels)``,
+    averaged over the batch; the CE term over labelled rows only (``labels`` = -1 elsewhere).
+
+    Args:
+        student_logits: float32 [batch, n_labels].
+        targets: float32 [batch, n_labels] soft targets (:func:`soft_targets`).
+        labels: int64 [batch], -1 for unlabelled tweets.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(student_logits / temperature, dim=-1)
+    kl = (targets * (torch.log(targets.clamp_min(1e-12)) - log_p)).sum(-1).mean()
+    loss = alpha * temperature**2 * kl
+    labelled = labels >= 0
+    if alpha < 1.0 and bool(labelled.any()):
+        loss = loss + (1.0 - alpha) * F.cross_entropy(student_logits[labelled], labels[labelled])
+    return loss
+
+
+def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
+    """Distill ``config.teachers`` into a ``config.layers``-layer student; return ``out_dir/model``.
+
+    Resumes from the latest finished epoch; returns at once when ``model/`` is complete.
+
+    Raises:
+        ModelLoadError: a teacher directory that is not a fine-tuned model. ConfigError: a student
+            deeper than a teacher, teachers that disagree, or ``out_dir`` made with other settings.
+        DataError: unreadable corpus.
+    """
+    import torch
+
+    from edgerep.workstation.inference import ids_logits, model_inputs
+    from edgerep.workstation.models import load_finetuned
+    from edgerep.workstation.train import _batches, _latest_checkpoint, _optimizer, _resume, _save_checkpoint, optimizer_step
+
+    out = Path(out_dir)
+    final = out / "model"
+    if (final / MODEL_INFO_FILE).is_file():
+        log(f"[green]distill[/]: finished student found at {final}, skipping")
+        return final
+    infos = _teachers(config)  # every user mistake is found before anything is written
+    info0 = infos[0]
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    split = SplitConfig(**info0.get("split", {}))
+    tokenizer = TweetTokenizer(Path(config.teachers[0]) / TOKENIZER_FILE, int(info0["max_seq_len"]),
+                               bool(info0.get("entity_conditioned", False)))
+    data = _transfer_set(data_root, split, tokenizer, config)
+    out.mkdir(parents=True, exist_ok=True)
+    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    targets = soft_targets(_teacher_logits(out, config, tokenizer, data), config.temperature)
+
+    teacher, _ = load_finetuned(config.teachers[0])
+    student, mapping = init_student(teacher, config.layers)
+    latest = _latest_checkpoint(out / "checkpoints")
+    if latest is not None:
+        from transformers import AutoModelForSequenceClassification
+
+        student = AutoModelForSequenceClassification.from_pretrained(str(latest))
+    del teacher
+    steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
+    optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+    history, start = _resume(latest, optimizer, scheduler)
+    log(
+        f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
+        f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
+        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}; {config.epochs} epochs x {steps_per_epoch} steps"
+    )
+    t_start = time.perf_counter()
+    for epoch in range(start, config.epochs + 1):
+        student.train()
+        torch.manual_seed(config.seed * 1000 + epoch)
+        rng = np.random.default_rng(config.seed * 1000 + epoch)
+        batches = _batches(np.asarray([len(x) for x in data.ids]), config.batch_size, rng)
+        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+        with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
+            for b in batches:
+                enc = tokenizer.pad([data.ids[i] for i in b])
+                logits = student(**model_inputs(student, enc)).logits
+                loss = distillation_loss(logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
+                loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
+                seen += len(b)
+                bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+        seconds = time.perf_counter() - t0
+        metrics = classification_report(data.val_y, ids_logits(student, tokenizer, data.val_ids).argmax(-1), LABELS)
+        log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+            f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)")
+        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1),
+                        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}})
+        _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
+
+    best = max(history, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
+    info = {k: v for k, v in info0.items() if not k.startswith("_")}
+    info.update(
+        edgerep_version=__version__, best_epoch=best["epoch"], validation=best["validation"],
+        train_seconds=round(sum(h["train_seconds"] for h in history), 1),
+        distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
+                      "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
+                      "temperature": config.temperature, "alpha": config.alpha, "transfer": data.counts, "config": config.to_dict()},
+    )
+    info.pop("train_config", None)
+    for i in infos:
+        i.pop("_layers", None)
+    atomic_write_json(out / "history.json", history)
+    with atomic_directory(final, overwrite=True) as tmp:
+        for f in (out / "checkpoints" / f"epoch-{best['epoch']}").iterdir():
+            if f.name not in ("optimizer.pt", "state.json"):
+                shutil.copy2(f, tmp / f.name)
+        for name in (TOKENIZER_FILE, "tokenizer_config.json"):
+            if (Path(config.teachers[0]) / name).is_file():
+                shutil.copy2(Path(config.teachers[0]) / name, tmp / name)
+        (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    log(f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
+        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]")
+    return final

@@ -1,0 +1,323 @@
+"""Compression (issue: compress past the paper's 160x): vocabulary pruning, distillation into a
+shallower student, mixed-precision recipes, ``edgerep compress`` and the MobileBERT path.
+
+Real data everywhere: the RepLab 2013 training split's tweets and the MiniLM WordPiece
+tokenizer; models are the tiny seeded BERT of conftest (trained by the real code) and a tiny
+MobileBERT built from its published config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_tiny_pretrained, run_cli
+from edgerep.errors import ConfigError, ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def corpus(data_root):
+    """Every English tweet text of the training split and the entity names (the pruning corpus)."""
+    from edgerep.data.replab import entity_names, load_texts
+
+    return [r.text for r in load_texts(data_root, "training")[0]], sorted(set(entity_names(data_root).values()))
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer() -> Path:
+    from edgerep.data.stats import default_tokenizer_json
+
+    return default_tokenizer_json()
+
+
+@pytest.fixture(scope="module")
+def pruned_tokenizer(tmp_path_factory, minilm_tokenizer, corpus):
+    from edgerep.workstation.compress.vocab import kept_token_ids, write_pruned_tokenizer
+
+    texts, names = corpus
+    pv = kept_token_ids(minilm_tokenizer, texts, names)
+    path = write_pruned_tokenizer(minilm_tokenizer, pv, tmp_path_factory.mktemp("pruned-tok") / "tokenizer.json")
+    return pv, path
+
+
+# ----------------------------------------------------------------------------- vocabulary pruning
+
+
+def test_kept_vocabulary_covers_corpus_specials_and_characters(pruned_tokenizer, minilm_tokenizer, corpus):
+    from edgerep.device.tokenizer import TweetTokenizer
+
+    pv, path = pruned_tokenizer
+    vocab = json.loads(Path(minilm_tokenizer).read_text())["model"]["vocab"]
+    kept = set(pv.kept_ids.tolist())
+    assert 10_000 < pv.size < pv.original_size == 30522
+    assert all(vocab[t] in kept for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##a", "z", "##z", "7", "##7"))
+    assert all(i in kept for t, i in vocab.items() if len(t.removeprefix("##")) == 1)
+    # every corpus tweet tokenizes to the same pieces, renumbered
+    remap = pv.remap()
+    orig, new = TweetTokenizer(minilm_tokenizer, 64), TweetTokenizer(path, 64)
+    sample = corpus[0][::50]
+    for a, b in zip(orig.ids(sample), new.ids(sample)):
+        assert np.array_equal(remap[a], b)
+    assert new.pad_id == 0 and new.sep_id == remap[orig.sep_id]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(["bmw", "audi", "bank", "lost", "great", "#music", "@user", "http://t.co/x", "ünïcødé",
+                                       "qzxv", "hyperloop", "😀", "日本", "supercalifragilistic", "!!", "42"]), min_size=1, max_size=12),
+       noise=st.text(min_size=0, max_size=12))
+def test_pruned_tokenizer_matches_wherever_tokens_were_kept(pruned_tokenizer, minilm_tokenizer, words, noise):
+    """Property: for any text, the pruned tokenizer gives the remapped original ids when every
+    original token was kept; otherwise every word still decomposes (no more [UNK] than before)."""
+    from edgerep.device.tokenizer import TweetTokenizer
+
+    pv, path = pruned_tokenizer
+    text = " ".join(words) + " " + noise
+    if not text.strip():
+        return
+    remap = pv.remap()
+    a = TweetTokenizer(minilm_tokenizer, 128).ids([text])[0]
+    b = TweetTokenizer(path, 128).ids([text])[0]
+    unk_a, unk_b = 100, int(remap[100])
+    if (remap[a] >= 0).all():
+        assert np.array_equal(remap[a], b)
+    else:
+        assert int((b == unk_b).sum()) <= int((a == unk_a).sum()) + len(text.split())
+        assert len(b) >= len(a)  # dropped pieces split into smaller kept ones
+
+
+@pytest.mark.usefixtures("tiny_entity_model")
+def test_pruned_model_gives_the_same_logits(tiny_entity_model, tmp_path, corpus, data_root):
+    """Pruned checkpoint + pruned tokenizer = original logits on real tweets with their entities
+    (kept rows are copied bit for bit), with fewer embedding rows and a position table cut to
+    max_seq_len."""
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.vocab import prune_checkpoint
+    from edgerep.workstation.inference import torch_logits
+    from edgerep.workstation.models import load_finetuned
+
+    texts, names = corpus
+    entry = prune_checkpoint(tiny_entity_model, tmp_path / "pruned", texts, names)
+    tweets = sample_texts(data_root, "validation", 200)
+    m0, info = load_finetuned(tiny_entity_model)
+    m1, info1 = load_finetuned(tmp_path / "pruned")
+    L = int(info["max_seq_len"])
+    l0 = torch_logits(m0, TweetTokenizer(tiny_entity_model / "tokenizer.json", L, True), tweets.texts, entities=tweets.entities)
+    l1 = torch_logits(m1, TweetTokenizer(tmp_path / "pruned" / "tokenizer.json", L, True), tweets.texts, entities=tweets.entities)
+    np.testing.assert_allclose(l0, l1, atol=1e-5)
+    assert m1.config.vocab_size == entry["kept_vocabulary"] < 30522
+    assert m1.bert.embeddings.position_embeddings.weight.shape[0] == L == entry["position_rows"]
+    assert info1["vocabulary_pruning"]["embedding_parameters_after"] < info1["vocabulary_pruning"]["embedding_parameters_before"]
+
+
+def test_pruning_refuses_a_non_wordpiece_tokenizer(tmp_path, minilm_tokenizer):
+    from edgerep.workstation.compress.vocab import kept_token_ids
+
+    spec = json.loads(Path(minilm_tokenizer).read_text())
+    spec["model"] = {"type": "BPE", "vocab": {"a": 0}, "merges": []}
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match="WordPiece.*got 'BPE'"):
+        kept_token_ids(bad, ["hello"])
+
+
+def test_unk_rate_counts_unknown_pieces(minilm_tokenizer):
+    from edgerep.workstation.compress.vocab import unk_rate
+
+    assert unk_rate(minilm_tokenizer, ["bmw is great"]) == 0.0
+    assert 0 < unk_rate(minilm_tokenizer, ["bmw \u2fd5 great"]) < 1  # a Kangxi radical outside the vocabulary
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def test_student_layer_map():
+    from edgerep.workstation.compress.distill import student_layer_map
+
+    assert student_layer_map(6, 2) == [0, 5]
+    assert student_layer_map(6, 3) == [0, 2, 5]
+    assert student_layer_map(6, 6) == list(range(6))
+    assert student_layer_map(24, 1) == [23]
+    with pytest.raises(ConfigError, match="must be in 1..6"):
+        student_layer_map(6, 7)
+
+
+def test_soft_targets_and_loss():
+    import torch
+
+    from edgerep.workstation.compress.distill import distillation_loss, soft_targets
+
+    logits = np.array([[[2.0, 0.0, -2.0]], [[0.0, 0.0, 0.0]]], dtype=np.float32)  # two teachers, one tweet
+    p = soft_targets(logits, 1.0)
+    e = np.exp([2.0, 0.0, -2.0])
+    np.testing.assert_allclose(p[0], (e / e.sum() + 1 / 3) / 2, rtol=1e-6)
+    t = torch.from_numpy(p)
+    # a student equal to the target has zero KL; the CE term applies to labelled rows only
+    student = torch.log(t) * 1.0
+    assert float(distillation_loss(student, t, torch.tensor([-1]), 1.0, 0.5)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(student, t, torch.tensor([0]), 1.0, 0.0)) == pytest.approx(-float(torch.log_softmax(student, -1)[0, 0]))
+
+
+def test_init_student_copies_evenly_spaced_layers(tiny_entity_model):
+    import torch
+
+    from edgerep.workstation.compress.distill import init_student
+    from edgerep.workstation.models import load_finetuned
+
+    teacher, _ = load_finetuned(tiny_entity_model)
+    student, mapping = init_student(teacher, 1)
+    assert mapping == [1] and student.config.num_hidden_layers == 1
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, teacher.bert.encoder.layer[1].attention.self.query.weight)
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+
+
+def test_distill_resumes_after_interruption(tiny_entity_model, data_root, tmp_path, monkeypatch):
+    """An interrupted distillation resumes from the last finished epoch and ends with the same
+    student as an uninterrupted one; the student is a fine-tuned model directory."""
+    import torch
+
+    import edgerep.workstation.train as train_mod
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.models import load_finetuned
+
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=2, limit=160, batch_size=32)
+    full = distill(data_root, tmp_path / "full", cfg)
+    real = train_mod._save_checkpoint
+
+    def interrupted(root, epoch, *a, **k):
+        real(root, epoch, *a, **k)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        distill(data_root, tmp_path / "resumed", cfg)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real)
+    resumed = distill(data_root, tmp_path / "resumed", cfg)
+    a, info = load_finetuned(full)
+    b, _ = load_finetuned(resumed)
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(v, w, atol=1e-6), k
+    d = info["distillation"]
+    assert d["layers"] == 1 and d["teacher_layers"] == 2 and d["transfer"]["unlabelled"] > 0
+    assert d["transfer"]["validation_left_out"] > 0 and info["entity_conditioned"] is True
+
+
+def test_distill_bad_input_is_one_clear_error(tiny_entity_model, data_root, tmp_path):
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+
+    with pytest.raises(ConfigError, match="student layers 3: must be in 1..2"):
+        distill(data_root, tmp_path / "deep", DistillConfig(teachers=(str(tiny_entity_model),), layers=3))
+    assert not (tmp_path / "deep").exists()
+    with pytest.raises(ModelLoadError, match="not an edgerep fine-tuned model"):
+        distill(data_root, tmp_path / "bad", DistillConfig(teachers=(str(tmp_path),), layers=1))
+    assert not (tmp_path / "bad").exists()
+    r = run_cli("distill", "--data", str(data_root), "--teacher", str(tmp_path / "nope"), "--out", str(tmp_path / "x"))
+    assert r.returncode == 1 and r.stderr.decode().startswith("error:") and b"Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- recipes and compress
+
+
+def test_mixed_precision_recipes_are_registered():
+    from edgerep.registry import RECIPES, Quantization, parse_quantizations
+
+    assert parse_quantizations("dynamic-int8-emb4,dynamic-int4") == [Quantization.DYNAMIC_INT8_EMB4, Quantization.DYNAMIC_INT4]
+    assert RECIPES[Quantization.DYNAMIC_INT4].recipe == "dynamic_wi4_afp32"
+    with pytest.raises(ConfigError, match="valid: fp32"):
+        parse_quantizations("int3")
+
+
+def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_root, tmp_path):
+    """`edgerep compress` on a run: a 1-layer student and the teacher, vocabulary-pruned, each
+    with two recipes and ONNX Runtime int8; every bundle validated and evaluated, one bench run,
+    a Pareto record, the recommended bundle installed, and a report section."""
+    from edgerep.app.compress import CompressConfig, compress
+    from edgerep.app.report import build_report
+    from edgerep.device.runtime import PolarityClassifier
+    from edgerep.measure.records import read_record
+    from edgerep.registry import Quantization
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_entity_model, run / "train" / "model")
+    cfg = CompressConfig(layers=(1,), quantizations=(Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT4), epochs=1, limit=200,
+                         latency_tweets=20, accuracy_budget=0.5)
+    rec = compress(data_root, run, cfg)
+    variants = {r["variant"] for r in rec["rows"]}
+    assert {"teacher-pruned/dynamic-int8", "teacher-pruned/dynamic-int4", "k1-pruned/dynamic-int8", "k1-pruned/dynamic-int4",
+            "k1-pruned/onnx-dynamic-int8", "k1-pruned/pytorch", "teacher-pruned/pytorch"} <= variants
+    litert = [r for r in rec["rows"] if r["backend"] == "litert"]
+    assert all(r["latency_p50_ms"] > 0 and r["throughput_tweets_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in litert)
+    assert all("speedup_vs_transformers" in r for r in litert)
+    assert any(r.get("pareto") for r in litert)
+    k1 = {r["quantization"]: r for r in rec["rows"] if r["model"] == "k1-pruned"}
+    assert k1["dynamic-int4"]["size_mb"] < k1["dynamic-int8"]["size_mb"]
+    assert "speedup_vs_onnxruntime_int8" in k1["dynamic-int8"]
+    teacher = {r["quantization"]: r for r in rec["rows"] if r["model"] == "teacher-pruned"}
+    assert k1["dynamic-int8"]["size_mb"] < teacher["dynamic-int8"]["size_mb"]
+    # the recommendation follows the rule, is installed and named in the record
+    chosen = rec["recommended"]
+    assert chosen is not None and (run / "bundles" / "recommended" / "manifest.json").is_file()
+    clf = PolarityClassifier(run / "bundles" / "recommended")
+    assert clf.classify("BMW recalls thousands of cars", entity="BMW").label in ("POSITIVE", "NEUTRAL", "NEGATIVE")
+    assert read_record(run / "compress" / "compression.json", "compression")["recommended"]["variant"] == chosen["variant"]
+    # a second call keeps every artifact and gives the same record rows
+    again = compress(data_root, run, cfg)
+    assert [r["variant"] for r in again["rows"]] == [r["variant"] for r in rec["rows"]]
+    rep = build_report([run], tmp_path / "report")
+    md = Path(rep["markdown"]).read_text()
+    assert "Compression: distilled students" in md and chosen["variant"] in md
+    assert any(p.name.startswith("compression-") for p in (tmp_path / "report" / "figures").iterdir())
+
+
+def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
+    from edgerep.app.compress import CompressConfig, compress
+
+    with pytest.raises(ModelLoadError, match="no fine-tuned model"):
+        compress(data_root, tmp_path, CompressConfig(layers=(1,)))
+    run = tmp_path / "run"
+    shutil.copytree(tiny_entity_model, run / "train" / "model")
+    with pytest.raises(ConfigError, match="student layers 5: must be in 1..2"):
+        compress(data_root, run, CompressConfig(layers=(5,)))
+    assert not (run / "compress").exists()
+    r = run_cli("compress", str(run), "--data", str(data_root), "--quantize", "int3")
+    assert r.returncode == 1 and b"unknown quantization 'int3'" in r.stderr and b"valid:" in r.stderr
+
+
+# ----------------------------------------------------------------------------- MobileBERT
+
+
+def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
+    """A tiny MobileBERT built from google/mobilebert-uncased's config, saved to a directory, is
+    fine-tuned, distilled into, pruned and exported by path, like `--model google/mobilebert-uncased`."""
+    from edgerep import LABELS
+    from edgerep.data import sample_texts
+    from edgerep.device.runtime import PolarityClassifier
+    from edgerep.registry import Quantization
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.compress.vocab import prune_checkpoint
+    from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.models import build_from_config
+    from edgerep.workstation.train import TrainConfig, train
+
+    src = make_tiny_pretrained(tmp_path / "tok")  # for the tokenizer files
+    mb = tmp_path / "mobilebert"
+    build_from_config("mobilebert", LABELS, tiny=True).base_model.save_pretrained(mb)
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        if (src / f).exists():
+            shutil.copy2(src / f, mb / f)
+    teacher = train(data_root, tmp_path / "t", TrainConfig(model=str(mb), epochs=1, limit=128, max_seq_len=32, learning_rate=1e-3))
+    student = distill(data_root, tmp_path / "s", DistillConfig(teachers=(str(teacher),), layers=1, epochs=1, limit=128))
+    prune_checkpoint(student, tmp_path / "p", corpus[0], corpus[1])
+    tweets = sample_texts(data_root, "validation", 40)
+    res = export_bundles(tmp_path / "p", tmp_path / "b", [Quantization.DYNAMIC_INT8], tweets)
+    assert res[0].validation["passed"]
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["model_type"] == "mobilebert"
+    clf = PolarityClassifier(res[0].path)
+    assert len(clf.logits(tweets.texts[:5], entities=tweets.entities[:5])) == 5
