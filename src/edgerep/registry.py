@@ -35,7 +35,7 @@ class Quantization(str, Enum):
     fly, float32 in and out); ``full-int8`` is full-integer quantization (int8 weights and
     activations, ranges calibrated on a representative dataset). Terms as in the LiteRT
     post-training quantization guide. ``dynamic-int8-emb4`` is mixed precision: the embedding
-    table int4 weight-only (a lookup dequantizes one row per token, no compute), everything else
+    table int4 (the lookup kernel reads int4 rows; no float copy of the table), everything else
     dynamic-range int8. ``dynamic-int4`` is dynamic-range with int4 weights (XNNPACK runs it with
     integer kernels on int8 activations: measured faster than int8 on an AVX2-only core).
     """
@@ -111,7 +111,7 @@ RECIPES: dict[Quantization, Recipe] = {
     Quantization.DYNAMIC_INT8_EMB4: Recipe(
         Quantization.DYNAMIC_INT8_EMB4,
         "mixed_emb4_dynamic_wi8",
-        "mixed: int4 per-channel embedding table (weight-only), int8 dynamic-range fully-connected layers",
+        "mixed: int4 per-channel embedding table (read row by row by the lookup), int8 dynamic-range fully-connected layers",
         Tolerance(1.5, 0.93),
     ),
     Quantization.DYNAMIC_INT4: Recipe(
