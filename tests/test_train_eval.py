@@ -125,7 +125,10 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
     bench = json.loads((tmp_path / "run" / "results" / "bench.json").read_text())  # the one latency path: edgerep bench's worker
     assert bench["schema"] == "edgerep.bench" and {c["quantization"] for c in bench["cells"]} == {"fp32", "dynamic-int8"}
     log = (tmp_path / "run" / "edgerep.log").read_text()
-    assert "1/5 fine-tune" in log and "5/5 report" in log and "[bold]" not in log  # plain lines, markup stripped
+    assert "1/6 fine-tune" in log and "5/6 compress" in log and "6/6 report" in log and "[bold]" not in log  # plain lines, markup stripped
+    comp = json.loads((tmp_path / "run" / "compress" / "compression.json").read_text())
+    assert {r["model"] for r in comp["rows"]} == {"teacher-pruned", "k2-pruned"}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["compression"]["rule"] == comp["rule"]
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Accuracy" in report and f"{summary['rows'][0]['accuracy']:.4f}" in report
     rebuilt = ("summary.json", "report", "edgerep.log")  # rewritten (the log: appended to) by every run

@@ -126,6 +126,12 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    if (out / "compression.json").is_file():
+        record = read_record(out / "compression.json", "compression")
+        log(f"[green]compress[/]: {out / 'compression.json'} exists, keeping it")
+        if record.get("recommended") and not (run / "bundles" / "recommended" / "manifest.json").is_file():
+            _install_recommended(run, Path(record["recommended"]["path"]), record)
+        return record
 
     log("[bold]compress 1/4 models[/] (distillation, vocabulary pruning)")
     models = _models(data_root, teacher, out, config)

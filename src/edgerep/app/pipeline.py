@@ -7,6 +7,8 @@ Stages and their outputs under ``out_dir``::
     bundles/<quantization>/              validated LiteRT bundles
     results/evaluation-<model>.json      accuracy, macro-F1, per class, confusion matrix
     results/bench.json                   single-tweet latency of each bundle (``edgerep bench``'s cells)
+    compress/                            distilled student, pruned vocabulary, mixed recipes (``edgerep compress``)
+    bundles/recommended/                 the smallest, fastest variant within 1.0 point of the float32 model
     summary.json                         the figures above in one record
     report/                              report.md, report.html, figures/ (``edgerep report``)
     edgerep.log                          every log and progress line of the run, with times
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgerep.data import Samples, part_texts
@@ -27,6 +29,7 @@ from edgerep.io import check_or_write_config
 from edgerep.log import configure, log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
+from edgerep.app.compress import CompressConfig
 from edgerep.workstation.train import TrainConfig
 
 
@@ -40,6 +43,7 @@ class RunConfig:
         export_validation_tweets: validation tweets compared between PyTorch and each bundle.
         latency_tweets: validation tweets timed one by one per bundle.
         latency_threads: LiteRT threads for the latency figure (1 = a single edge core).
+        compress: the compression stage (:func:`edgerep.app.compress.compress`); ``None`` skips it.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -47,6 +51,7 @@ class RunConfig:
     export_validation_tweets: int = 500
     latency_tweets: int = 300
     latency_threads: int = 1
+    compress: CompressConfig | None = field(default_factory=CompressConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
@@ -56,6 +61,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["quantizations"] = [q.value for q in self.quantizations]
+        d["compress"] = None if self.compress is None else self.compress.to_dict()
         return d
 
 
@@ -75,21 +81,35 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     check_or_write_config(out / "config.json", cfg, ConfigError)
     configure(log_file=out / "edgerep.log")
 
-    log("[bold]1/5 fine-tune[/]")
+    n = 6 if config.compress is not None else 5
+    log(f"[bold]1/{n} fine-tune[/]")
     model_dir = train(data_root, out / "train", config.train)
     val_texts = part_texts(data_root, config.train.split)["validation"]
-    log("[bold]2/5 export[/]")
+    log(f"[bold]2/{n} export[/]")
     exports = _export(model_dir, out / "bundles", config, val_texts.spread(config.export_validation_tweets))
-    log("[bold]3/5 evaluate[/] (validation split)")
+    log(f"[bold]3/{n} evaluate[/] (validation split)")
     results = out / "results"
     evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
-    log(f"[bold]4/5 latency[/] (single tweet, {config.latency_threads} thread)")
+    log(f"[bold]4/{n} latency[/] (single tweet, {config.latency_threads} thread)")
     cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
                      val_texts.spread(config.latency_tweets), config.latency_threads)
     summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
     write_record(out / "summary.json", summary)
+    if config.compress is not None:
+        from edgerep.app.compress import compress
 
-    log("[bold]5/5 report[/]")
+        log("[bold]5/6 compress[/] (distillation, vocabulary pruning, mixed precision)")
+        ccfg = config.compress
+        if config.train.limit is not None and ccfg.limit is None:  # smoke runs stay small
+            ccfg = replace(ccfg, limit=config.train.limit, latency_tweets=min(ccfg.latency_tweets, config.latency_tweets))
+        record = compress(data_root, out, ccfg)
+        summary = read_record(out / "summary.json", "summary")
+        summary["compression"] = {"record": str(out / "compress" / "compression.json"), "rule": record["rule"]}
+        if record.get("recommended"):
+            summary["recommended"] = {**record["recommended"], "installed": str(out / "bundles" / "recommended")}
+        write_record(out / "summary.json", summary)
+
+    log(f"[bold]{n}/{n} report[/]")
     try:
         from edgerep.app.report import build_report
 

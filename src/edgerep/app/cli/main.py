@@ -608,12 +608,15 @@ def run(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
     sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (~4 min more; better out of domain, lost on the second fold: README).")] = None,
+    compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
+    student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated (none: no distillation).")] = "2",
     as_json: JsonFlag = False,
 ) -> None:
-    """Fine-tune, export, quantize, validate, evaluate, time and report — the whole study, resumable.
+    """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
 
     Example: edgerep run --data ../shared/data/replab2013 --out runs/default
     """
+    from edgerep.app.compress import CompressConfig
     from edgerep.app.pipeline import RunConfig, run as do_run
     from edgerep.registry import parse_quantizations
     from edgerep.workstation.train import TrainConfig
@@ -621,7 +624,8 @@ def run(
     modes = tuple(parse_quantizations(quantize))
     summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity,
                                                                      sentiment_data=str(sentiment_data) if sentiment_data else None),
-                                              quantizations=modes))
+                                              quantizations=modes,
+                                              compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None))
     if as_json:
         _print_json(summary)
         return
@@ -630,6 +634,9 @@ def run(
     out.print(f"model:    {a['model']}")
     for mode, p in a["bundles"].items():
         out.print(f"bundle:   {p}  ({mode})")
+    if summary.get("recommended"):
+        r = summary["recommended"]
+        out.print(f"recommended: {r['installed']}  ({r['variant']}, {r['size_mb']:.1f} MB, accuracy {r['accuracy']:.4f}, p50 {r['latency_p50_ms']:.2f} ms)")
     out.print(f"results:  {a['results']}")
     out.print(f"summary:  {Path(out_dir) / 'summary.json'}")
     if (Path(out_dir) / "report" / "report.html").is_file():
