@@ -200,7 +200,7 @@ def test_third_party_noise_is_silenced_by_default_and_shown_with_verbose():
 def test_registry_names_and_errors():
     from edgerep.registry import Backend, Quantization, bundle_name, parse_architectures, parse_backends
 
-    assert [q.value for q in Quantization] == ["fp32", "fp16", "dynamic-int8", "full-int8", "int4-weights"]
+    assert [q.value for q in Quantization] == ["fp32", "fp16", "dynamic-int8", "full-int8", "int4-weights", "dynamic-int8-emb4", "dynamic-int4"]
     assert bundle_name(Backend.ONNXRUNTIME, Quantization.DYNAMIC_INT8) == "onnx-dynamic-int8"
     assert parse_backends("onnxruntime,litert") == [Backend.LITERT, Backend.ONNXRUNTIME]
     with pytest.raises(ConfigError, match="unknown architecture 'gpt2'; valid: mobilebert, bert-base, bert-large, none"):

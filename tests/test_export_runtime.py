@@ -195,7 +195,7 @@ def test_manifest_mismatch_rejected(tiny_bundles, tmp_path):
 def test_parse_quantizations():
     assert parse_quantizations("dynamic-int8,fp32") == [Quantization.FP32, Quantization.DYNAMIC_INT8]
     assert parse_quantizations("all") == list(Quantization)
-    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, fp16, dynamic-int8, full-int8, int4-weights, all"):
+    with pytest.raises(ConfigError, match="unknown quantization 'int3'; valid: fp32, fp16, dynamic-int8, full-int8, int4-weights, dynamic-int8-emb4, dynamic-int4, all"):
         parse_quantizations("fp32,int3")
     with pytest.raises(ConfigError, match="'int8' is now 'full-int8'"):  # the full-integer mode's old name
         parse_quantizations("int8")
