@@ -54,6 +54,10 @@ class CompressConfig:
         alpha: weight of the distillation term (1 - alpha: gold labels).
         accuracy_budget: the recommendation stays within this many accuracy (and macro-F1)
             points of the run's fine-tuned float32 model (fraction: 0.01 = 1.0 point).
+        bucket_step: sequence-length buckets of the compressed bundles every this many tokens from
+            16 to max_seq_len (16, 24, ..., 56 at 8): less padding per tweet than the powers of two
+            of a plain export, at the cost of one more signature (and XNNPACK's packed copy of the
+            weights) per bucket; 0 = the export default.
         latency_tweets: validation tweets timed one by one per variant.
         threads: inference threads of the benchmark (1 = a single edge core).
         limit: smoke runs: at most this many distillation tweets and evaluation tweets.
@@ -67,6 +71,7 @@ class CompressConfig:
     temperature: float = 2.0
     alpha: float = 0.5
     accuracy_budget: float = 0.01
+    bucket_step: int = 8
     latency_tweets: int = 300
     threads: int = 1
     limit: int | None = None
@@ -82,6 +87,8 @@ class CompressConfig:
                               + ", ".join(q.value for q in Quantization if q is not Quantization.FULL_INT8))
         if not 0 <= self.accuracy_budget < 1:
             raise ConfigError(f"accuracy_budget must be in [0, 1), got {self.accuracy_budget}")
+        if self.bucket_step < 0 or 0 < self.bucket_step < 4:
+            raise ConfigError(f"bucket_step must be 0 (export default) or >= 4 tokens, got {self.bucket_step}")
         if self.latency_tweets < 2:
             raise ConfigError("latency_tweets must be >= 2")
 
@@ -90,6 +97,13 @@ class CompressConfig:
         d["quantizations"] = [q.value for q in self.quantizations]
         d["layers"], d["teachers"] = list(self.layers), list(self.teachers)
         return d
+
+
+def step_buckets(max_seq_len: int, step: int) -> tuple[int, ...]:
+    """Buckets every ``step`` tokens from 16 (or ``max_seq_len`` when shorter) to ``max_seq_len``:
+    ``step_buckets(56, 8) == (16, 24, 32, 40, 48, 56)``."""
+    first = min(16, max_seq_len)
+    return tuple(range(first, max_seq_len, step)) + (max_seq_len,)
 
 
 def bert_large_mb(run_dir: Path | None = None) -> tuple[float, str]:
@@ -174,15 +188,20 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig) -> dict
 
     texts = None
     models = {}
+    from edgerep.data import SplitConfig, part_texts
+    from edgerep.workstation.models import read_model_info
+
+    val = part_texts(data_root, SplitConfig(**read_model_info(teacher).get("split", {})))["validation"].texts
     for name, src in sources.items():
         dst = out / "models" / f"{name}-pruned"
         if not (dst / MODEL_INFO_FILE).is_file():
             if texts is None:
                 texts = [r.text for r in load_texts(data_root, "training")[0]]
                 names = sorted(set(entity_names(data_root).values()))
-            entry = prune_checkpoint(src, dst, texts, names)
+            entry = prune_checkpoint(src, dst, texts, names, check_texts=val)
             log(f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
-                f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}")
+                f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}; "
+                f"[UNK] rate on validation {entry['unk_rate']['before']:.4%} -> {entry['unk_rate']['after']:.4%}")
         models[f"{name}-pruned"] = dst
     return models
 
@@ -191,14 +210,16 @@ def _export(data_root, models: dict[str, Path], out: Path, config: CompressConfi
     """``{variant: bundle dir}``; variant = ``<model>/<quantization>``, plus ``<student>/onnx-dynamic-int8``."""
     from edgerep.data import SplitConfig, part_texts
     from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.models import read_model_info
 
     val = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(500 if config.limit is None else 50)
     bundles = {}
     for name, path in models.items():
-        for r in export_bundles(path, out / name, list(config.quantizations), val):
+        buckets = step_buckets(int(read_model_info(path)["max_seq_len"]), config.bucket_step) if config.bucket_step else None
+        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets):
             bundles[f"{name}/{r.mode}"] = Path(r.path)
         if name != "teacher-pruned" or not config.layers:
-            for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME):
+            for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME, buckets=buckets):
                 bundles[f"{name}/{r.mode}"] = Path(r.path)
     return bundles
 
@@ -325,11 +346,30 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
         "transformers": None if base is None else {"latency_p50_ms": base["latency"]["p50_ms"],
                                                    "throughput_tweets_per_s": base["throughput_tweets_per_s"],
                                                    "peak_rss_mb": base["peak_rss_mb"], "size_mb": base["model_size_mb"]},
+        "models": {name: _model_entry(path) for name, path in models.items()},
         "rows": rows,
         "rule": rule,
         "recommended": chosen and {k: chosen[k] for k in ("variant", "path", "size_mb", "accuracy", "macro_f1", "latency_p50_ms")},
     }
     return make_record("compression", payload)
+
+
+def _model_entry(model_dir: Path) -> dict:
+    """What a compressed model is: depth, vocabulary pruning, and its distillation (teachers,
+    best epoch, the student's own validation figures, minutes)."""
+    from edgerep.workstation.models import read_model_info
+
+    info = read_model_info(model_dir)
+    d = info.get("distillation")
+    return {
+        "path": str(model_dir),
+        "layers": _layers(model_dir),
+        "vocabulary_pruning": info.get("vocabulary_pruning"),
+        "distillation": None if d is None else {
+            "teachers": d["teachers"], "layer_map": d["layer_map"], "temperature": d["temperature"], "alpha": d["alpha"],
+            "transfer": d["transfer"], "best_epoch": info.get("best_epoch"), "validation": info.get("validation"),
+            "minutes": round(info.get("train_seconds", 0) / 60, 1)},
+    }
 
 
 def _layers(model_dir: Path) -> int | None:

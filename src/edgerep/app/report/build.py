@@ -101,6 +101,8 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
                 recs.skipped.append(f"{p}: an interrupted bench (partial record)")
             elif rec.get("schema_version", 0) > SCHEMA_VERSION:
                 recs.skipped.append(f"{p}: schema_version {rec['schema_version']} is newer than this edgerep reads")
+            elif schema in ("edgerep.evaluation", "edgerep.bench") and "compress" in p.relative_to(d).parts[:-1]:
+                continue  # a compression variant's: shown in the compression section, not beside the run's own models
             elif schema in kinds:
                 kinds[schema].append((p, rec))
             else:

@@ -191,7 +191,7 @@ def prune_model(model, pruned: PrunedVocabulary | None, max_seq_len: int | None)
 
 
 def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (),
-                     cut_positions: bool = True) -> dict:
+                     cut_positions: bool = True, check_texts: Sequence[str] = ()) -> dict:
     """Prune a fine-tuned model directory (``edgerep train`` / ``edgerep distill`` output) into
     ``out_dir`` (written atomically): remapped weights, pruned ``tokenizer.json``, and
     ``edgerep_model.json`` with a ``vocabulary_pruning`` entry.
@@ -202,10 +202,12 @@ def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, t
         texts: the corpus whose tokens are kept (every English tweet of the training split).
         extra_words: more strings whose pieces are kept (the entity names).
         cut_positions: also cut the position table to the model's ``max_seq_len``.
+        check_texts: texts whose ``[UNK]`` rate is recorded before and after (e.g. validation
+            tweets, or out-of-domain ones the corpus does not contain).
 
     Returns:
         The ``vocabulary_pruning`` entry: original and kept sizes, tokens the corpus used,
-        embedding parameters before and after.
+        embedding parameters before and after, ``unk_rate`` before/after on ``check_texts``.
 
     Raises:
         ModelLoadError: not a fine-tuned model. ConfigError: not a WordPiece tokenizer.
@@ -230,6 +232,9 @@ def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, t
     with atomic_directory(out_dir, overwrite=True) as tmp:
         small.save_pretrained(tmp)
         write_pruned_tokenizer(model_dir / TOKENIZER_FILE, pruned, tmp / TOKENIZER_FILE)
+        if check_texts:
+            entry["unk_rate"] = {"texts": len(check_texts), "before": round(unk_rate(model_dir / TOKENIZER_FILE, check_texts), 6),
+                                 "after": round(unk_rate(tmp / TOKENIZER_FILE, check_texts), 6)}
         if (model_dir / "tokenizer_config.json").is_file():
             shutil.copy2(model_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
         (tmp / MODEL_INFO_FILE).write_text(json.dumps({**info, "vocabulary_pruning": entry}, indent=2) + "\n")
