@@ -22,7 +22,8 @@ from edgerep.device.runtime import PolarityClassifier
 
 
 def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
-    assert sorted(tiny_bundles) == sorted(["fp32", "fp16", "dynamic-int8", "full-int8", "int4-weights", "onnx-fp32", "onnx-dynamic-int8"])
+    assert sorted(tiny_bundles) == sorted(["fp32", "fp16", "dynamic-int8", "full-int8", "int4-weights", "dynamic-int8-emb4", "dynamic-int4",
+                                           "onnx-fp32", "onnx-dynamic-int8"])
     for name, path in tiny_bundles.items():
         m = Manifest.read(path)
         assert sorted(p.name for p in path.iterdir()) == sorted(["manifest.json", m.model_file, "tokenizer.json"])
