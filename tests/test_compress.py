@@ -321,3 +321,24 @@ def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
     assert json.loads((tmp_path / "p" / "config.json").read_text())["model_type"] == "mobilebert"
     clf = PolarityClassifier(res[0].path)
     assert len(clf.logits(tweets.texts[:5], entities=tweets.entities[:5])) == 5
+
+
+def test_pareto_front_and_recommendation_rule():
+    from edgerep.app.compress import choose, pareto_front, step_buckets
+
+    rows = [
+        {"variant": "t/int8", "backend": "litert", "size_mb": 20.0, "latency_p50_ms": 7.0, "error": 0.24, "accuracy": 0.76, "macro_f1": 0.73},
+        {"variant": "t/int4", "backend": "litert", "size_mb": 9.0, "latency_p50_ms": 5.0, "error": 0.245, "accuracy": 0.755, "macro_f1": 0.726},
+        {"variant": "k2/int8", "backend": "litert", "size_mb": 7.5, "latency_p50_ms": 2.6, "error": 0.25, "accuracy": 0.75, "macro_f1": 0.71},
+        {"variant": "k2/int4", "backend": "litert", "size_mb": 5.8, "latency_p50_ms": 2.55, "error": 0.26, "accuracy": 0.74, "macro_f1": 0.70},
+        {"variant": "k2/ort", "backend": "onnxruntime", "size_mb": 6.0, "latency_p50_ms": 1.0, "error": 0.25, "accuracy": 0.75, "macro_f1": 0.71},
+        {"variant": "t/slow", "backend": "litert", "size_mb": 21.0, "latency_p50_ms": 8.0, "error": 0.25, "accuracy": 0.75, "macro_f1": 0.72},
+    ]
+    assert pareto_front(rows) == [True, True, False, True, True, False]  # k2/int8 loses to k2/ort, t/slow to t/int8
+    ref = {"accuracy": 0.76, "macro_f1": 0.73}
+    chosen, rule = choose(rows, ref, 0.01)
+    assert chosen["variant"] == "t/int4" and "within 1.0 points" in rule  # k2 misses macro-F1; ORT is not a candidate
+    chosen, _ = choose(rows, ref, 0.03)
+    assert chosen["variant"] == "k2/int4"  # 2.55 ms is within 5% of 2.6 ms: the smaller file wins
+    assert choose(rows, {"accuracy": 0.9, "macro_f1": 0.9}, 0.01)[0] is None
+    assert step_buckets(56, 8) == (16, 24, 32, 40, 48, 56) and step_buckets(12, 8) == (12,)

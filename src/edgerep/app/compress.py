@@ -120,7 +120,8 @@ def bert_large_mb(run_dir: Path | None = None) -> tuple[float, str]:
     return round(BERT_LARGE_PARAMETERS * 4 / MB, 1), "bert-large-uncased parameters x 4 bytes"
 
 
-def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig()) -> dict:
+def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig(),
+             log_file: bool = False) -> dict:
     """Compress the fine-tuned model of ``run_dir`` (an ``edgerep run`` or ``edgerep train`` output);
     return the ``edgerep.compression`` record (see the module docstring).
 
@@ -129,6 +130,9 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
         ConfigError: a student deeper than the teacher, teachers that disagree, settings that
             differ from an earlier compress of this run.
         DataError: unreadable corpus.
+
+    ``log_file``: also append every log and progress line to ``RUN/compress/edgerep.log`` (the
+    command line; ``edgerep run`` keeps its own log).
     """
     from edgerep.workstation.compress.distill import _teachers, DistillConfig
     from edgerep.workstation.models import read_model_info
@@ -140,6 +144,10 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    if log_file:
+        from edgerep.log import configure
+
+        configure(log_file=out / "edgerep.log")
     if (out / "compression.json").is_file():
         record = read_record(out / "compression.json", "compression")
         log(f"[green]compress[/]: {out / 'compression.json'} exists, keeping it")
@@ -248,9 +256,12 @@ def _bench(data_root, path: Path, bundles: dict[str, Path], teacher: Path, confi
     from edgerep.data import SplitConfig, part_texts
     from edgerep.measure.bench import bench
 
-    if path.is_file():
-        rec = read_record(path, "bench")
-    else:
+    rec = read_record(path, "bench") if path.is_file() else None
+    wanted = {str(p) for p in bundles.values()} | {str(teacher)}
+    if rec is not None and not wanted <= {c["path"] for c in rec["cells"]}:
+        log(f"compress: {path} lacks some variants; timing all of them again (figures compared come from one run)")
+        rec = None
+    if rec is None:
         tweets = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(config.latency_tweets)
         rec = bench(list(bundles.values()), tweets.texts, threads=(config.threads,), profiles=(PROFILES["host"],), baseline=teacher,
                     warmup=10, entities=tweets.entities, checkpoint=path.with_suffix(".partial.json"))

@@ -203,7 +203,7 @@ def compress(
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
                          quantizations=tuple(parse_quantizations(quantize)), prune_vocabulary=prune_vocabulary, epochs=epochs,
                          accuracy_budget=accuracy_budget, limit=limit)
-    rec = do_compress(data, run_dir, cfg)
+    rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:
         _print_json(rec)
         return
