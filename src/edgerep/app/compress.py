@@ -56,8 +56,10 @@ class CompressConfig:
             points of the run's fine-tuned float32 model (fraction: 0.01 = 1.0 point).
         bucket_step: sequence-length buckets of the compressed bundles every this many tokens from
             16 to max_seq_len (16, 24, ..., 56 at 8): less padding per tweet than the powers of two
-            of a plain export, at the cost of one more signature (and XNNPACK's packed copy of the
-            weights) per bucket; 0 = the export default.
+            of a plain export (0, the default: 16, 32, max_seq_len), at a cost per signature of
+            ~0.5 MB of file (each subgraph repeats the per-channel quantization parameters: 20,899
+            embedding rows x 12 bytes alone) and one more packed copy of the weights in memory.
+            Compressed bundles carry no batch signature (the same cost, for ``--batch 8`` only).
         latency_tweets: validation tweets timed one by one per variant.
         threads: inference threads of the benchmark (1 = a single edge core).
         limit: smoke runs: at most this many distillation tweets and evaluation tweets.
@@ -71,7 +73,7 @@ class CompressConfig:
     temperature: float = 2.0
     alpha: float = 0.5
     accuracy_budget: float = 0.01
-    bucket_step: int = 8
+    bucket_step: int = 0
     latency_tweets: int = 300
     threads: int = 1
     limit: int | None = None
@@ -224,10 +226,11 @@ def _export(data_root, models: dict[str, Path], out: Path, config: CompressConfi
     bundles = {}
     for name, path in models.items():
         buckets = step_buckets(int(read_model_info(path)["max_seq_len"]), config.bucket_step) if config.bucket_step else None
-        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets):
+        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets, batch_size=1):
             bundles[f"{name}/{r.mode}"] = Path(r.path)
         if name != "teacher-pruned" or not config.layers:
-            for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME, buckets=buckets):
+            for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME, buckets=buckets,
+                                    batch_size=1):
                 bundles[f"{name}/{r.mode}"] = Path(r.path)
     return bundles
 
@@ -239,7 +242,8 @@ def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[s
     targets = {**{f"{n}/pytorch": p for n, p in models.items()}, **bundles}
     for variant, path in targets.items():
         rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
-        if rec_path.is_file():
+        marker = path / ("manifest.json" if (path / "manifest.json").is_file() else MODEL_INFO_FILE)
+        if rec_path.is_file() and rec_path.stat().st_mtime >= marker.stat().st_mtime:  # else the variant was rebuilt since
             rec = read_record(rec_path, "evaluation")
         else:
             rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))

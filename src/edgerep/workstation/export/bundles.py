@@ -2,7 +2,7 @@
 litert-torch, ai-edge-quantizer; ONNX Runtime for that backend).
 
 Steps per bundle: the float32 model is converted once (:mod:`.convert`), each mode is made from
-it (:mod:`.quantize`), the bundle is assembled under a temporary name (model file, tokenizer,
+it (:mod:`.quantize`), LiteRT tensor names are shortened (:func:`.quantize.strip_tensor_names`), the bundle is assembled under a temporary name (model file, tokenizer,
 manifest), the on-device runtime (:class:`edgerep.device.runtime.PolarityClassifier`)
 classifies real validation tweets with it, and its logits are compared with PyTorch's on the same
 inputs (:mod:`.validate`). A failure raises :class:`~edgerep.errors.ExportValidationError` and
@@ -33,7 +33,7 @@ from edgerep.registry import (
     LOGITS_OUTPUT, MANIFEST_FILE, MB, MODEL_FILES, RECIPES, TOKENIZER_FILE, Backend, Quantization, bundle_name, check_combinations,
 )
 from edgerep.workstation.export.convert import convert_float32, convert_onnx
-from edgerep.workstation.export.quantize import quantize_onnx, quantize_tflite, representative_dataset
+from edgerep.workstation.export.quantize import quantize_onnx, quantize_tflite, representative_dataset, strip_tensor_names
 from edgerep.workstation.export.validate import judge
 
 
@@ -253,6 +253,8 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
                                          entities=calibration_texts.entities_for(src.entity_conditioned)) if spec.calibrated else None
             quantize_tflite(float_path, mode, tmp / model_file, rep)
             recipe_name = f"ai_edge_quantizer:{spec.recipe}"
+        if backend is Backend.LITERT:
+            strip_tensor_names(tmp / model_file)
         shutil.copy2(src.tokenizer_json, tmp / TOKENIZER_FILE)
         manifest = Manifest(
             labels=src.labels,
