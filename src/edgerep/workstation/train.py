@@ -401,11 +401,18 @@ def _write_final(out: Path, final: Path, best: dict, history: list[dict], config
     if (out / "intermediate" / "state.json").is_file():
         info["intermediate_task"] = json.loads((out / "intermediate" / "state.json").read_text())
     atomic_write_json(out / "history.json", history)
+    install_model(final, out / "checkpoints" / f"epoch-{best['epoch']}", list((out / "tokenizer").iterdir()), info)
+
+
+def install_model(final: Path, checkpoint: Path, tokenizer_files: list[Path], info: dict) -> None:
+    """Write a fine-tuned model directory atomically: the checkpoint's weights and config (not its
+    optimizer state), the tokenizer files, and ``edgerep_model.json`` = ``info``. Shared by
+    fine-tuning and distillation."""
     with atomic_directory(final, overwrite=True) as tmp:
-        for f in (out / "checkpoints" / f"epoch-{best['epoch']}").iterdir():
+        for f in checkpoint.iterdir():
             if f.name not in ("optimizer.pt", "state.json"):
                 shutil.copy2(f, tmp / f.name)
-        for f in (out / "tokenizer").iterdir():
+        for f in tokenizer_files:
             shutil.copy2(f, tmp / f.name)
         (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 

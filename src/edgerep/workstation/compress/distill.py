@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, sha256_tree
+from edgerep.io import atomic_write_json, check_or_write_config, sha256_tree
 from edgerep.log import log, progress
 from edgerep.measure.metrics import classification_report
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE
@@ -297,7 +296,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
     from edgerep.workstation.inference import ids_logits, model_inputs
     from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import _batches, _latest_checkpoint, _optimizer, _resume, _save_checkpoint, optimizer_step
+    from edgerep.workstation.train import _batches, _latest_checkpoint, _optimizer, _resume, _save_checkpoint, install_model, optimizer_step
 
     out = Path(out_dir)
     final = out / "model"
@@ -368,14 +367,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     for i in infos:
         i.pop("_layers", None)
     atomic_write_json(out / "history.json", history)
-    with atomic_directory(final, overwrite=True) as tmp:
-        for f in (out / "checkpoints" / f"epoch-{best['epoch']}").iterdir():
-            if f.name not in ("optimizer.pt", "state.json"):
-                shutil.copy2(f, tmp / f.name)
-        for name in (TOKENIZER_FILE, "tokenizer_config.json"):
-            if (Path(config.teachers[0]) / name).is_file():
-                shutil.copy2(Path(config.teachers[0]) / name, tmp / name)
-        (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    tokenizer_files = [Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()]
+    install_model(final, out / "checkpoints" / f"epoch-{best['epoch']}", tokenizer_files, info)
     log(f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
         f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]")
     return final
