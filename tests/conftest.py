@@ -12,6 +12,7 @@ model"`` is the fast lane (the code that needs no converted model), ``pytest`` t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -137,3 +138,27 @@ def run_cli(*args: str, input: bytes | None = None, env: dict | None = None):
     e.pop("EDGEREP_DEBUG", None)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "edgerep", *args], input=input, capture_output=True, env=e, timeout=600)
+
+
+class Interrupted(Exception):
+    """Raised by :func:`interrupt_after_epoch_1` to simulate Ctrl-C after a checkpoint."""
+
+
+@contextlib.contextmanager
+def interrupt_after_epoch_1(monkeypatch):
+    """Within the block, training and distillation raise :class:`Interrupted` right after the
+    epoch-1 checkpoint is saved (the real saving code runs first)."""
+    import edgerep.workstation.train as T
+
+    save = T._save_checkpoint
+
+    def save_then_interrupt(root, epoch, *args, **kwargs):
+        save(root, epoch, *args, **kwargs)
+        if epoch == 1:
+            raise Interrupted
+
+    monkeypatch.setattr(T, "_save_checkpoint", save_then_interrupt)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(T, "_save_checkpoint", save)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_tiny_pretrained, run_cli
+from conftest import Interrupted, interrupt_after_epoch_1, make_tiny_pretrained, run_cli
 from edgerep.errors import ConfigError, ModelLoadError
 
 
@@ -182,23 +182,13 @@ def test_distill_resumes_after_interruption(tiny_entity_model, data_root, tmp_pa
     student as an uninterrupted one; the student is a fine-tuned model directory."""
     import torch
 
-    import edgerep.workstation.train as train_mod
     from edgerep.workstation.compress.distill import DistillConfig, distill
     from edgerep.workstation.models import load_finetuned
 
     cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=2, limit=160, batch_size=32)
     full = distill(data_root, tmp_path / "full", cfg)
-    real = train_mod._save_checkpoint
-
-    def interrupted(root, epoch, *a, **k):
-        real(root, epoch, *a, **k)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_mod, "_save_checkpoint", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_after_epoch_1(monkeypatch), pytest.raises(Interrupted):
         distill(data_root, tmp_path / "resumed", cfg)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", real)
     resumed = distill(data_root, tmp_path / "resumed", cfg)
     a, info = load_finetuned(full)
     b, _ = load_finetuned(resumed)

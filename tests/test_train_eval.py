@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY_TRAIN, run_cli
+from conftest import TINY_TRAIN, Interrupted, interrupt_after_epoch_1, run_cli
 from edgerep.errors import ConfigError
 from edgerep.workstation.train import TrainConfig, choose_max_seq_len, train
 
@@ -34,25 +34,11 @@ def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_pat
     with the same weights as an uninterrupted one."""
     from safetensors.numpy import load_file
 
-    import edgerep.workstation.train as T
-
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 96})
     full = train(data_root, tmp_path / "a", cfg)
 
-    class Interrupted(Exception):
-        pass
-
-    save = T._save_checkpoint
-
-    def save_then_interrupt(root, epoch, *args, **kwargs):
-        save(root, epoch, *args, **kwargs)
-        if epoch == 1:
-            raise Interrupted
-
-    monkeypatch.setattr(T, "_save_checkpoint", save_then_interrupt)
-    with pytest.raises(Interrupted):
+    with interrupt_after_epoch_1(monkeypatch), pytest.raises(Interrupted):
         train(data_root, tmp_path / "b", cfg)
-    monkeypatch.setattr(T, "_save_checkpoint", save)
     assert not (tmp_path / "b" / "model").exists()
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["epoch-1"]
     resumed = train(data_root, tmp_path / "b", cfg)
