@@ -207,7 +207,8 @@ def compression_pareto(rows: list[dict], reference: dict, budget: float, target_
                 f" float32 - {100 * budget:.1f} pt", fontsize=7, va="bottom", ha="right", color="grey")
         if key == "size_mb":
             ax.axvline(target_mb, ls=":", color="crimson", lw=1)
-            ax.text(target_mb, ax.get_ylim()[0], f" 160x = {target_mb:.1f} MB", fontsize=7, color="crimson", rotation=90, va="bottom")
+            ax.text(target_mb, 0.02, f" 160x = {target_mb:.1f} MB ", fontsize=7, color="crimson", rotation=90, va="bottom", ha="right",
+                    transform=ax.get_xaxis_transform())
         ax.set_xlim(0, max(r[key] for r in rows) * 1.15)
         ax.xaxis.set_major_locator(mt.MaxNLocator(nbins=6))
         ax.set_xlabel(label)
