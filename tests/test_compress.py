@@ -332,3 +332,34 @@ def test_pareto_front_and_recommendation_rule():
     assert chosen["variant"] == "k2/int4"  # 2.55 ms is within 5% of 2.6 ms: the smaller file wins
     assert choose(rows, {"accuracy": 0.9, "macro_f1": 0.9}, 0.01)[0] is None
     assert step_buckets(56, 8) == (16, 24, 32, 40, 48, 56) and step_buckets(12, 8) == (12,)
+
+
+def test_runtime_profile_script(tiny_entity_bundles, data_root, tmp_path):
+    """benchmarks/runtime_profile.py on a real bundle: RSS grows step by step to a peak, MACs
+    follow the architecture and bucket widths, and the report shows the record."""
+    import importlib.util
+    import sys
+
+    from edgerep.app.report import build_report
+    from edgerep.data import sample_texts
+    from edgerep.measure.records import make_record, write_record
+
+    spec = importlib.util.spec_from_file_location("runtime_profile", Path(__file__).parents[1] / "benchmarks" / "runtime_profile.py")
+    rp = importlib.util.module_from_spec(spec)
+    sys.modules["runtime_profile"] = rp
+    spec.loader.exec_module(rp)
+    bert = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6}
+    assert rp.macs_per_tweet(bert, 32) == 6 * (4 * 32 * 384**2 + 2 * 32 * 384 * 1536 + 2 * 32**2 * 384) + 384**2 + 384 * 3
+    tweets = sample_texts(data_root, "validation", 30)
+    bundle = tiny_entity_bundles["dynamic-int8"]
+    mem = rp.memory_breakdown(bundle, tweets.texts, tweets.entities)
+    assert mem[0]["step"] == "python interpreter" and mem[-1]["peak_mb"] >= max(m["rss_mb"] for m in mem) > 20
+    comp = rp.achieved(bundle, tweets.texts, tweets.entities, repeats=1)
+    assert comp["achieved_gmac_per_s"] > 0 and 16 <= comp["mean_width"] <= 32
+    peak = rp.kernel_peak(rows=8, k=64, n=64, repeats=3)
+    assert set(peak["gmac_per_s"]) == {"float32", "int8 (dynamic_wi8_afp32)", "int4 (dynamic_wi4_afp32)"}
+    comp["share_of_int8_peak"] = 0.5
+    write_record(tmp_path / "res" / "profile.json", make_record("runtime_profile", {"kernel_peak": peak, "bundles": [
+        {"bundle": str(bundle), "memory": mem, "compute": comp}]}))
+    md = Path(build_report([tmp_path / "res"], tmp_path / "rep")["markdown"]).read_text()
+    assert "Where memory and time go" in md and "allocate_tensors" in md

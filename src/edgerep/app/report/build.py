@@ -50,12 +50,13 @@ class Records:
     trials: list[tuple[Path, dict]] = field(default_factory=list)
     ensembles: list[tuple[Path, dict]] = field(default_factory=list)
     compressions: list[tuple[Path, dict]] = field(default_factory=list)
+    profiles: list[tuple[Path, dict]] = field(default_factory=list)
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def results(self) -> list[tuple[Path, dict]]:
         """Every ``edgerep.*`` record (all but the bundle manifests)."""
-        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles + self.compressions
+        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles + self.compressions + self.profiles
 
     def count(self) -> int:
         return len(self.results()) + len(self.manifests)
@@ -72,7 +73,7 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
         "edgerep.evaluation": recs.evaluations, "edgerep.bench": recs.benches,
         "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries, "edgerep.load": recs.loads,
         "edgerep.trial": recs.trials, "edgerep.ensemble": recs.ensembles,
-        "edgerep.compression": recs.compressions,
+        "edgerep.compression": recs.compressions, "edgerep.runtime_profile": recs.profiles,
     }
     for d in dirs:
         d = Path(d)
@@ -148,7 +149,7 @@ def _unique_names(names: dict[str, str]) -> dict[str, str]:
 def build_sections(recs: Records) -> list[Section]:
     """Turn records into report sections (tables, figures, text); pure, no I/O."""
     ref_mb, ref_source = _reference_mb(recs)
-    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_compressions(recs),
+    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_compressions(recs), _profiles(recs),
              *_matrices(recs), _speed(recs),
              _load(recs)]
     if recs.skipped:
@@ -290,6 +291,27 @@ def _compressions(recs: Records) -> list[Section]:
                                      "Every timed variant: accuracy against file size and against p50 latency (1 thread)."))
         out.append(sec)
     return out
+
+
+def _profiles(recs: Records) -> Section | None:
+    """``benchmarks/runtime_profile.py`` records: RSS after each loading step, and achieved GMAC/s
+    against the kernels' own peak on this CPU."""
+    if not recs.profiles:
+        return None
+    sec = Section("Where memory and time go (runtime profile)")
+    for p, rec in recs.profiles:
+        peak = rec["kernel_peak"]
+        sec.blocks.append(f"`{p}`: one fully-connected layer {' x '.join(map(str, peak['shape']))} in LiteRT at 1 thread: "
+                          + ", ".join(f"{k} {v:.1f} GMAC/s" for k, v in peak["gmac_per_s"].items()) + ".")
+        rows = []
+        for b in rec["bundles"]:
+            c = b["compute"]
+            rows.append([f"`{b['bundle']}`", str(c["layers"]), f"{c['mean_width']:.1f}", f"{c['gmac_per_tweet']:.3f}", f"{c['ms_per_tweet']:.2f}",
+                         f"{c['achieved_gmac_per_s']:.1f}", f"{100 * c['share_of_int8_peak']:.0f}%", f"{b['memory'][-1]['peak_mb']:.0f}",
+                         "; ".join(f"{m['step']} {m['delta_mb']:+.0f}" for m in b["memory"])])
+        sec.blocks.append(Table(["bundle", "layers", "mean bucket width", "GMAC / tweet", "ms / tweet", "GMAC/s", "of int8 peak",
+                                 "peak RSS MB", "RSS by step (MB)"], rows))
+    return sec
 
 
 def _matrices(recs: Records) -> list[Section]:
