@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Interrupted, interrupt_after_epoch_1, make_tiny_pretrained, run_cli
-from edgerep.errors import ConfigError, ModelLoadError
+from edgerep.errors import ConfigError, DataError, ModelLoadError
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +275,8 @@ def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
     shutil.copytree(tiny_entity_model, run / "train" / "model")
     with pytest.raises(ConfigError, match="student layers 5: must be in 1..2"):
         compress(data_root, run, CompressConfig(layers=(5,)))
+    with pytest.raises(DataError):
+        compress(tmp_path / "no-corpus", run, CompressConfig(layers=(1,)))
     assert not (run / "compress").exists()
     r = run_cli("compress", str(run), "--data", str(data_root), "--quantize", "int3")
     assert r.returncode == 1 and b"unknown quantization 'int3'" in r.stderr and b"valid:" in r.stderr

@@ -137,13 +137,16 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     ``log_file``: also append every log and progress line to ``RUN/compress/edgerep.log`` (the
     command line; ``edgerep run`` keeps its own log).
     """
-    from edgerep.workstation.compress.distill import _teachers, DistillConfig
+    from edgerep.data import SplitConfig, part_texts
+    from edgerep.data.replab import find_split_dir
+    from edgerep.workstation.compress.distill import DistillConfig, check_teachers
     from edgerep.workstation.models import read_model_info
 
     run = Path(run_dir)
     teacher = _find_model(run)
     info = read_model_info(teacher)
-    _teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(config.layers, default=1)))  # checks first
+    check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(config.layers, default=1)))  # checks first
+    find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
@@ -158,14 +161,15 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
             _install_recommended(run, Path(record["recommended"]["path"]), record)
         return record
 
+    val = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"]  # read once, for every stage
     log("[bold]compress 1/4 models[/] (distillation, vocabulary pruning)")
-    models = _models(data_root, teacher, out, config)
+    models = _models(data_root, teacher, out, config, val.texts)
     log("[bold]compress 2/4 export[/]")
-    bundles = _export(data_root, models, out / "bundles", config, info)
+    bundles = _export(models, out / "bundles", config, val)
     log("[bold]compress 3/4 evaluate[/] (validation split)")
     evals = _evaluate(data_root, out / "results", bundles, models, config)
     log(f"[bold]compress 4/4 bench[/] (single tweet, {config.threads} thread, one run)")
-    cells = _bench(data_root, out / "results" / "bench.json", bundles, teacher, config, info)
+    cells = _bench(out / "results" / "bench.json", bundles, teacher, config, val)
     record = _record(data_root, run, teacher, models, evals, cells, config)
     write_record(out / "compression.json", record)
     rec = record.get("recommended")
@@ -183,7 +187,7 @@ def _find_model(run: Path) -> Path:
     raise ModelLoadError(f"{run}: no fine-tuned model (expected {run / 'train' / 'model'}; run `edgerep run` or `edgerep train` first)")
 
 
-def _models(data_root, teacher: Path, out: Path, config: CompressConfig) -> dict[str, Path]:
+def _models(data_root, teacher: Path, out: Path, config: CompressConfig, val_texts: list[str]) -> dict[str, Path]:
     """``{name: fine-tuned model dir}``: the teacher and each student, vocabulary-pruned."""
     from edgerep.workstation.compress.distill import DistillConfig, distill
 
@@ -199,17 +203,14 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig) -> dict
 
     texts = None
     models = {}
-    from edgerep.data import SplitConfig, part_texts
-    from edgerep.workstation.models import read_model_info
 
-    val = part_texts(data_root, SplitConfig(**read_model_info(teacher).get("split", {})))["validation"].texts
     for name, src in sources.items():
         dst = out / "models" / f"{name}-pruned"
         if not (dst / MODEL_INFO_FILE).is_file():
             if texts is None:
                 texts = [r.text for r in load_texts(data_root, "training")[0]]
                 names = sorted(set(entity_names(data_root).values()))
-            entry = prune_checkpoint(src, dst, texts, names, check_texts=val)
+            entry = prune_checkpoint(src, dst, texts, names, check_texts=val_texts)
             log(f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
                 f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}; "
                 f"[UNK] rate on validation {entry['unk_rate']['before']:.4%} -> {entry['unk_rate']['after']:.4%}")
@@ -217,13 +218,13 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig) -> dict
     return models
 
 
-def _export(data_root, models: dict[str, Path], out: Path, config: CompressConfig, info: dict) -> dict[str, Path]:
-    """``{variant: bundle dir}``; variant = ``<model>/<quantization>``, plus ``<student>/onnx-dynamic-int8``."""
-    from edgerep.data import SplitConfig, part_texts
+def _export(models: dict[str, Path], out: Path, config: CompressConfig, validation) -> dict[str, Path]:
+    """``{variant: bundle dir}``; variant = ``<model>/<quantization>``, plus ``<student>/onnx-dynamic-int8``.
+    ``validation``: the validation part's :class:`~edgerep.data.Samples` (a spread is compared with PyTorch)."""
     from edgerep.workstation.export import export_bundles
     from edgerep.workstation.models import read_model_info
 
-    val = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(500 if config.limit is None else 50)
+    val = validation.spread(500 if config.limit is None else 50)
     bundles = {}
     for name, path in models.items():
         buckets = step_buckets(int(read_model_info(path)["max_seq_len"]), config.bucket_step) if config.bucket_step else None
@@ -255,10 +256,9 @@ def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[s
     return evals
 
 
-def _bench(data_root, path: Path, bundles: dict[str, Path], teacher: Path, config: CompressConfig, info: dict) -> dict[str, dict]:
+def _bench(path: Path, bundles: dict[str, Path], teacher: Path, config: CompressConfig, validation) -> dict[str, dict]:
     """Single-tweet latency of every bundle and of the transformers float32 teacher in one
     :func:`edgerep.measure.bench.bench` run; ``{variant or "transformers": cell}``."""
-    from edgerep.data import SplitConfig, part_texts
     from edgerep.measure.bench import bench
 
     rec = read_record(path, "bench") if path.is_file() else None
@@ -267,7 +267,7 @@ def _bench(data_root, path: Path, bundles: dict[str, Path], teacher: Path, confi
         log(f"compress: {path} lacks some variants; timing all of them again (figures compared come from one run)")
         rec = None
     if rec is None:
-        tweets = part_texts(data_root, SplitConfig(**info.get("split", {})))["validation"].spread(config.latency_tweets)
+        tweets = validation.spread(config.latency_tweets)
         rec = bench(list(bundles.values()), tweets.texts, threads=(config.threads,), profiles=(PROFILES["host"],), baseline=teacher,
                     warmup=10, entities=tweets.entities, checkpoint=path.with_suffix(".partial.json"))
         write_record(path, rec)

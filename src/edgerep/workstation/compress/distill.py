@@ -194,7 +194,7 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
                      np.asarray([t.label_id for t in val], dtype=np.int64), counts)
 
 
-def _teachers(config: DistillConfig) -> list[dict]:
+def check_teachers(config: DistillConfig) -> list[dict]:
     """Each teacher's info; all must share labels, tokenizer, max_seq_len, entity conditioning
     and validation split, and be deeper than or as deep as the student.
 
@@ -303,7 +303,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     if (final / MODEL_INFO_FILE).is_file():
         log(f"[green]distill[/]: finished student found at {final}, skipping")
         return final
-    infos = _teachers(config)  # every user mistake is found before anything is written
+    infos = check_teachers(config)  # every user mistake is found before anything is written
     info0 = infos[0]
     if config.threads:
         torch.set_num_threads(config.threads)
