@@ -19,6 +19,17 @@ def test_profiles():
         parse_profiles("host,rpi9")
 
 
+def test_board_profiles_say_what_they_do_not_emulate():
+    """A board profile caps cores and memory only; its note names this machine's flags and what
+    the board's CPU lacks (no dot products on a Pi 4's Cortex-A72; a Pi 5's A76 has them)."""
+    rpi4 = PROFILES["rpi4"].isa_note(["avx2", "fma", "avx512_vnni"])
+    assert "clock and instruction set are this machine's (avx2 fma avx512_vnni)" in rpi4
+    assert "Cortex-A72" in rpi4 and "lacks asimddp (int8 dot products" in rpi4
+    rpi5 = PROFILES["rpi5"].isa_note([])
+    assert "asimddp" in rpi5.split(" lacks ")[0] and "lacks i8mm" in rpi5 and "no int8/fp16 flags read" in rpi5
+    assert PROFILES["host"].isa_note(["avx2"]) is None and PROFILES["single-core"].isa_note(["avx2"]) is None
+
+
 def test_bench_cells_with_baseline_and_profile(tiny_bundles, tiny_model, validation_texts):
     rec = bench(
         [tiny_bundles["dynamic-int8"], tiny_bundles["onnx-dynamic-int8"]], validation_texts[:12], threads=[1],
@@ -138,6 +149,7 @@ def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validati
     pid = int((cg / "cgroup.procs").read_text())
     assert pid != __import__("os").getpid()  # the worker joined, not the parent
     assert cell["profile"]["memory_cap"].startswith("cgroup v2 memory.max") and cell["profile"]["memory_cap_mib"] == 1024
+    assert cell["profile"]["not_emulated"].startswith("rpi3b emulates 4 cores and 1024 MiB only: clock and instruction set are this machine's")
 
 
 def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation_texts):

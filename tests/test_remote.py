@@ -92,3 +92,28 @@ def test_bench_cli_over_ssh(sshd, tiny_bundles, tmp_path):
     assert b"on " in proc.stdout and json.loads(out.read_text())["cells"][0]["latency"]["n"] == 4
     bad = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--host", "nobody@127.0.0.1:1", "--samples", "2")
     assert bad.returncode == 1 and b"cannot connect" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("answer, message", [
+    ("echo armv7l 3 11", "armv7l is not supported: ai-edge-litert publishes wheels for 64-bit Linux only (aarch64, x86_64); install a 64-bit OS"),
+    ("echo aarch64 3 9", "is Python 3.9; edgerep needs 3.10+"),
+    ('case "$2" in *ai_edge_litert*) exit 1;; esac; echo aarch64 3 11', "packages (numpy, tokenizers, ai-edge-litert) are missing"),
+    ("exit 127", "no working"),
+])
+def test_unsupported_device_is_one_line_and_leaves_nothing(sshd, tiny_bundles, tmp_path, answer, message):
+    """An armv7 board, an old Python, a device without the runtime's packages or without Python:
+    one line from the CLI, and no temporary folder made on the device (checked before copying)."""
+    import glob
+
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{answer}\n")
+    fake.chmod(0o755)
+    f = tmp_path / "t.txt"
+    f.write_text("great car\nawful bank\n")
+    before = set(glob.glob("/tmp/edgerep.*"))
+    proc = run_cli("bench", str(tiny_bundles["fp32"]), "--tweets", str(f), "--samples", "2", "--warmup", "0", "--threads", "1",
+                   "--host", sshd["host"], "--key", str(sshd["key"]), "--known-hosts", str(sshd["known_hosts"]), "--remote-python", str(fake))
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and message in err and "Traceback" not in err, err
+    assert len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1
+    assert set(glob.glob("/tmp/edgerep.*")) == before

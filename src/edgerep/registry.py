@@ -279,24 +279,54 @@ def parse_architectures(spec: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """An emulated edge board: ``cores`` (CPU affinity), ``memory_mib`` (memory cap, MiB = 2^20 bytes)."""
+    """An emulated edge board: ``cores`` (CPU affinity), ``memory_mib`` (memory cap, MiB = 2^20 bytes).
+
+    A profile emulates the board's core count and memory only: clock speed and instruction set
+    stay this machine's. ``board_isa`` lists the board CPU's features among
+    :data:`edgerep.measure.records.KEY_CPU_FLAGS` (Linux hwcap names), so :meth:`isa_note` can
+    say what the board lacks that this machine may have; ``None`` = not a board (this machine).
+    """
 
     name: str
     cores: int | None
     memory_mib: int | None
     description: str
+    board_isa: tuple[str, ...] | None = None
+
+    def isa_note(self, host_flags: Sequence[str]) -> str | None:
+        """One line: what this profile does not emulate, e.g. ``"emulates 4 cores and 2048 MiB
+        only: clock and instruction set are this machine's (avx2 fma); the board's Cortex-A72
+        lacks asimddp (int8 dot products), ..."``; ``None`` for profiles that are not boards."""
+        if self.board_isa is None:
+            return None
+        what = " and ".join(x for x in (f"{self.cores} cores" if self.cores else "", f"{self.memory_mib} MiB" if self.memory_mib else "") if x)
+        missing = [f"{f} ({BOARD_FEATURES[f]})" for f in BOARD_FEATURES if f not in self.board_isa]
+        cpu = self.description.split(": ", 1)[-1].split(",")[0]
+        return (f"{self.name} emulates {what} only: clock and instruction set are this machine's "
+                f"({' '.join(host_flags) or 'no int8/fp16 flags read'}); the board ({cpu}) has {' '.join(self.board_isa)}"
+                + (f" and lacks {', '.join(missing)}" if missing else ""))
 
 
-#: Board figures from the vendors' product briefs (Raspberry Pi Ltd, NVIDIA); RAM in MiB.
+#: The ARM features that decide int8/fp16 speed, and what they are (Arm Architecture Reference
+#: Manual; Linux ``Documentation/arch/arm64/elf_hwcaps.rst``).
+BOARD_FEATURES = {
+    "asimddp": "int8 dot products, SDOT/UDOT",
+    "i8mm": "int8 matrix multiply",
+    "asimdhp": "fp16 arithmetic",
+}
+
+#: Board figures from the vendors' product briefs (Raspberry Pi Ltd, NVIDIA); RAM in MiB. ISA:
+#: Cortex-A53/A57/A72 are Armv8.0-A (NEON, no dot products, no fp16 arithmetic); Cortex-A76 is
+#: Armv8.2-A with dot products and fp16 arithmetic, without i8mm (Arm's Technical Reference Manuals).
 PROFILES: dict[str, DeviceProfile] = {
     p.name: p
     for p in (
         DeviceProfile("host", None, None, "this machine, unrestricted"),
-        DeviceProfile("pi-zero-2w", 4, 512, "Raspberry Pi Zero 2 W: 4x Cortex-A53 @ 1 GHz, 512 MiB"),
-        DeviceProfile("rpi3b", 4, 1024, "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz, 1 GiB"),
-        DeviceProfile("rpi4", 4, 2048, "Raspberry Pi 4 Model B 2 GiB: 4x Cortex-A72 @ 1.5 GHz"),
-        DeviceProfile("rpi5", 4, 4096, "Raspberry Pi 5 4 GiB: 4x Cortex-A76 @ 2.4 GHz"),
-        DeviceProfile("jetson-nano", 4, 4096, "Jetson Nano: 4x Cortex-A57 @ 1.43 GHz, 4 GiB shared with the GPU"),
+        DeviceProfile("pi-zero-2w", 4, 512, "Raspberry Pi Zero 2 W: 4x Cortex-A53 @ 1 GHz, 512 MiB", ("asimd",)),
+        DeviceProfile("rpi3b", 4, 1024, "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz, 1 GiB", ("asimd",)),
+        DeviceProfile("rpi4", 4, 2048, "Raspberry Pi 4 Model B 2 GiB: 4x Cortex-A72 @ 1.5 GHz", ("asimd",)),
+        DeviceProfile("rpi5", 4, 4096, "Raspberry Pi 5 4 GiB: 4x Cortex-A76 @ 2.4 GHz", ("asimd", "asimddp", "fphp", "asimdhp")),
+        DeviceProfile("jetson-nano", 4, 4096, "Jetson Nano: 4x Cortex-A57 @ 1.43 GHz, 4 GiB shared with the GPU", ("asimd",)),
         DeviceProfile("single-core", 1, 1024, "one core, 1 GiB: the smallest useful target"),
     )
 }

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from edgerep.errors import ConfigError
+from edgerep.measure.records import cpu_flags
 from edgerep.registry import MB, PROFILES, DeviceProfile
 
 #: A cell is unstable when its repeated runs' medians spread (max - min) more than this share of
@@ -155,6 +156,9 @@ def remove_cgroup(cg: Path) -> None:
 
 def _apply_profile(profile: DeviceProfile, cgroup: str | None = None, note: str | None = None) -> dict:
     applied: dict = {"profile": profile.name}
+    isa = profile.isa_note(cpu_flags())
+    if isa:
+        applied["not_emulated"] = isa
     if profile.cores:
         available = sorted(os.sched_getaffinity(0))
         cpus = set(available[: profile.cores])

@@ -48,10 +48,14 @@ def _git_commit() -> str | None:
 #: Packages whose versions change timings; two records are compared only when these agree.
 COMPARED_PACKAGES = ("ai-edge-litert", "numpy", "tokenizers", "onnxruntime", "torch", "transformers")
 
-#: CPU features that decide how fast int8 and float kernels run (x86: /proc/cpuinfo ``flags``;
-#: ARM: ``Features``, e.g. ``asimddp`` = the SDOT/UDOT dot-product instructions).
-KEY_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_tile",
-                 "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
+#: CPU features that decide how fast int8, fp16 and float kernels run, in the Linux names of
+#: /proc/cpuinfo (x86: ``flags``; ARM: ``Features``). x86: AVX2/FMA (float and int8 without
+#: dot products), F16C (fp16 conversion), AVX-512 and its VNNI/BF16/FP16 extensions, AVX-VNNI,
+#: AMX. ARM: ``asimd`` (NEON), ``asimddp`` (SDOT/UDOT int8 dot products, Armv8.2), ``i8mm``
+#: (int8 matrix multiply, Armv8.6), ``fphp``/``asimdhp`` (fp16 arithmetic, Armv8.2), ``bf16``,
+#: SVE/SVE2/SME (Linux ``Documentation/arch/arm64/elf_hwcaps.rst``).
+KEY_CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+                 "amx_int8", "amx_tile", "asimd", "asimddp", "i8mm", "fphp", "asimdhp", "bf16", "sve", "sve2", "sme")
 
 
 def cpu_flags(cpuinfo: str | None = None) -> list[str]:

@@ -1,8 +1,10 @@
 """Benchmark on a real device over SSH (paramiko): copy the light runtime and the bundles,
 run the same worker as :mod:`edgerep.measure.bench` there, bring back the JSON.
 
-The device needs Python 3.10+ with numpy, tokenizers and ai-edge-litert (``pip install
-edgerep`` installs them); nothing else is installed or left behind: the files go to a temporary
+The device needs a 64-bit OS (aarch64 or x86_64: ai-edge-litert has no 32-bit ARM wheels) and
+Python 3.10+ with numpy, tokenizers and ai-edge-litert (``pip install edgerep`` installs them);
+:meth:`Device.preflight` checks that before anything is copied. Nothing else is installed or left
+behind: the files go to a temporary
 directory that is removed at the end. Unknown host keys are refused unless ``accept_new_host_key``
 (OpenSSH's ``StrictHostKeyChecking=accept-new``).
 """
@@ -19,6 +21,10 @@ from typing import Sequence
 from edgerep.errors import RemoteError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+#: ``platform.machine()`` values of the CPU architectures ai-edge-litert publishes Linux wheels
+#: for (PyPI, ai-edge-litert 2.3.0: manylinux_2_27 aarch64 and x86_64; none for armv7l/armv6l).
+SUPPORTED_MACHINES = {"aarch64": "aarch64", "arm64": "aarch64", "x86_64": "x86_64", "AMD64": "x86_64"}
 
 #: What the device gets: the package's top-level modules and its light layers (the worker needs
 #: no workstation or application code).
@@ -81,8 +87,41 @@ class Device:
         self.workdir: str | None = None
 
     def __enter__(self) -> "Device":
+        try:
+            self.preflight()
+        except BaseException:
+            self._client.close()
+            raise
         self.workdir = self.run("mktemp -d -t edgerep.XXXXXX").strip()
         return self
+
+    def preflight(self) -> dict:
+        """Check the device before anything is copied: a CPU architecture that ai-edge-litert
+        publishes wheels for, Python 3.10+, and the runtime's packages. Returns ``{"machine",
+        "python"}``.
+
+        Raises:
+            RemoteError: one line naming what is missing (no ``remote_python``, an armv7l/armv6l
+                board, an old Python, packages not installed).
+        """
+        py = shlex.quote(self.remote_python)
+        try:
+            arch, major, minor = self.run(f"{py} -c 'import platform, sys; print(platform.machine(), *sys.version_info[:2])'").split()[:3]
+        except (RemoteError, ValueError):
+            raise RemoteError(f"{self.host}: no working {self.remote_python} on the device; install Python 3.10+ or pass --remote-python") from None
+        if arch not in SUPPORTED_MACHINES:
+            raise RemoteError(
+                f"{self.host}: {arch} is not supported: ai-edge-litert publishes wheels for 64-bit Linux only "
+                f"({', '.join(sorted(set(SUPPORTED_MACHINES.values())))}); install a 64-bit OS, e.g. Raspberry Pi OS (64-bit) on a Pi 3, 4, 5 or Zero 2 W"
+            )
+        if (int(major), int(minor)) < (3, 10):
+            raise RemoteError(f"{self.host}: {self.remote_python} is Python {major}.{minor}; edgerep needs 3.10+ (--remote-python picks another interpreter)")
+        try:
+            self.run(f"{py} -c 'import numpy, tokenizers, ai_edge_litert.interpreter'")
+        except RemoteError:
+            raise RemoteError(f"{self.host}: the runtime's packages (numpy, tokenizers, ai-edge-litert) are missing for {self.remote_python}: "
+                              "run `pip install edgerep` on the device") from None
+        return {"machine": SUPPORTED_MACHINES[arch], "python": f"{major}.{minor}"}
 
     def __exit__(self, *exc) -> None:
         try:

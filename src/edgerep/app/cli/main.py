@@ -407,6 +407,7 @@ def classify(
     entity: Annotated[Optional[str], typer.Option(help="The entity the tweets are about (entity-conditioned bundles; a JSON line's \"entity\" overrides it).")] = None,
     threads: Threads = None,
     as_json: JsonFlag = False,
+    logits: Annotated[bool, typer.Option("--logits", help="With --json: add each tweet's raw logits (float32, in label order) to its line.")] = False,
 ) -> None:
     """Classify tweets on this device with the light LiteRT runtime (no torch).
 
@@ -421,6 +422,8 @@ def classify(
 
     if text is not None and file is not None:
         raise typer.BadParameter("give TEXT or --file, not both")
+    if logits and not as_json:
+        raise typer.BadParameter("--logits adds a field to the JSON lines: give --json too")
     if text is None and file is None and sys.stdin.isatty():
         raise typer.BadParameter("give TEXT, --file, or JSON lines on stdin")
     clf = PolarityClassifier(bundle, num_threads=threads)
@@ -447,7 +450,10 @@ def classify(
                 sys.stdout.write(json.dumps({"input": where, "error": error}) + "\n")
             continue
         if as_json:
-            sys.stdout.write(json.dumps({"input": where, **pred.to_dict()}, ensure_ascii=False) + "\n")
+            line = {"input": where, **pred.to_dict()}
+            if logits:
+                line["logits"] = [float(v) for v in pred.logits]
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
             preview = s if len(s) <= 60 else s[:57] + "..."
             table.add_row(where, pred.label, *(f"{pred.probabilities[lab]:.3f}" for lab in LABELS), preview)
@@ -534,6 +540,8 @@ def bench(
         _print_json(rec)
         return
     out.print(tables.bench_table(rec))
+    for note in dict.fromkeys(c["profile"].get("not_emulated") for c in rec["cells"] if c.get("profile", {}).get("not_emulated")):
+        err.print(f"note: {note}")
     for c in rec["cells"]:
         for w in c.get("warnings", []):
             err.print(f"warning: {Path(c['path']).name} t{c['threads']} {c['profile']['profile']}: {w}")
