@@ -164,6 +164,36 @@ def test_soft_targets_and_loss():
     assert float(distillation_loss(student, t, torch.tensor([0]), 1.0, 0.0)) == pytest.approx(-float(torch.log_softmax(student, -1)[0, 0]))
 
 
+def test_hidden_state_loss_counts_real_tokens_of_mapped_layers():
+    """MSE between student layer i and teacher layer mapping[i] outputs, padding ignored."""
+    import torch
+
+    from edgerep.workstation.compress.distill import hidden_state_loss
+
+    emb = torch.zeros(1, 3, 2)
+    teacher = (emb, torch.ones(1, 3, 2), torch.full((1, 3, 2), 2.0), torch.full((1, 3, 2), 5.0))
+    mask = torch.tensor([[1, 1, 0]])
+    student = (emb, torch.full((1, 3, 2), 2.0))  # one layer copied from teacher layer 1
+    assert float(hidden_state_loss(student, teacher, [1], mask)) == 0.0
+    assert float(hidden_state_loss(student, teacher, [2], mask)) == pytest.approx(9.0)
+    padded = (emb, torch.tensor([[[2.0, 2.0], [2.0, 2.0], [100.0, 100.0]]]))  # the pad position differs
+    assert float(hidden_state_loss(padded, teacher, [1], mask)) == 0.0
+    two = (emb, torch.full((1, 3, 2), 2.0), torch.full((1, 3, 2), 4.0))
+    assert float(hidden_state_loss(two, teacher, [1, 2], mask)) == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_distill_with_hidden_state_term(tiny_entity_model, data_root, tmp_path):
+    """The hidden-state term trains and is recorded; a negative weight is refused."""
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.models import load_finetuned
+
+    with pytest.raises(ConfigError, match="hidden_weight must be >= 0"):
+        DistillConfig(teachers=(str(tiny_entity_model),), hidden_weight=-1.0)
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=1, limit=96, batch_size=32, hidden_weight=1.0)
+    _, info = load_finetuned(distill(data_root, tmp_path / "hidden", cfg))
+    assert info["distillation"]["hidden_weight"] == 1.0 and np.isfinite(info["validation"]["accuracy"])
+
+
 def test_init_student_copies_evenly_spaced_layers(tiny_entity_model):
     import torch
 

@@ -162,6 +162,7 @@ def distill(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the transfer set.")] = 3,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 2.0,
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
+    hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. Runs the teacher on every batch (~2x the epoch time).")] = 0.0,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
     unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
@@ -175,7 +176,7 @@ def distill(
     from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
-                        learning_rate=lr, unlabelled=unlabelled, seed=seed, limit=limit, threads=threads)
+                        hidden_weight=hidden_weight, learning_rate=lr, unlabelled=unlabelled, seed=seed, limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
 

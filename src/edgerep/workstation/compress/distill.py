@@ -7,8 +7,10 @@ starts from the teacher's own weights, not from scratch). It is trained on the t
 temperature-softened probabilities (Hinton et al., 2015):
 
     loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(gold)
+           [+ hidden_weight * MSE(student layer outputs, their teacher layers' outputs)]
 
-where the cross-entropy term applies to labelled tweets only. The transfer set is the training
+where the cross-entropy term applies to labelled tweets only; the optional hidden-state term
+(TinyBERT-style, Jiao et al., 2020) uses the first teacher. The transfer set is the training
 part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
 tweets without a polarity label), minus the validation tweets: never the test split. With
 several teachers (an ensemble, e.g. seeds) the target is the mean of their softened
@@ -60,6 +62,9 @@ class DistillConfig:
         warmup_ratio: share of steps with linear warm-up.
         temperature: distillation temperature T (Hinton et al., 2015).
         alpha: weight of the distillation term; ``1 - alpha`` weighs the gold labels.
+        hidden_weight: weight of the hidden-state term (:func:`hidden_state_loss`, TinyBERT-style
+            intermediate-layer distillation, Jiao et al., 2020) added to the loss; 0 = logits
+            only. It runs the first teacher on every batch (about twice the epoch time).
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
         seed: batch order and dropout.
@@ -76,6 +81,7 @@ class DistillConfig:
     warmup_ratio: float = 0.06
     temperature: float = 2.0
     alpha: float = 0.5
+    hidden_weight: float = 0.0
     unlabelled: bool = True
     seed: int = 13
     limit: int | None = None
@@ -91,6 +97,8 @@ class DistillConfig:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not self.hidden_weight >= 0.0:
+            raise ConfigError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if not self.learning_rate > 0:
@@ -282,6 +290,24 @@ def distillation_loss(student_logits, targets, labels, temperature: float, alpha
     return loss
 
 
+def hidden_state_loss(student_hidden, teacher_hidden, mapping: list[int], attention_mask):
+    """Mean squared error between each student layer's output and the output of the teacher
+    layer it was copied from (:func:`student_layer_map`), over real (non-padding) tokens and
+    hidden units, averaged over the student's layers (TinyBERT, Jiao et al., 2020, without the
+    projection: student and teacher share the hidden size).
+
+    Args:
+        student_hidden / teacher_hidden: the models' ``hidden_states`` (embeddings, then each
+            layer's output), float32 [batch, seq_len, hidden] each.
+        mapping: teacher layer index per student layer.
+        attention_mask: int64 [batch, seq_len], 1 on real tokens.
+    """
+    mask = attention_mask[..., None].to(student_hidden[0].dtype)
+    denom = mask.sum() * student_hidden[0].shape[-1]
+    terms = [(((student_hidden[i + 1] - teacher_hidden[m + 1]) ** 2) * mask).sum() / denom for i, m in enumerate(mapping)]
+    return sum(terms) / len(terms)
+
+
 def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
     """Distill ``config.teachers`` into a ``config.layers``-layer student; return ``out_dir/model``.
 
@@ -322,14 +348,20 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         from transformers import AutoModelForSequenceClassification
 
         student = AutoModelForSequenceClassification.from_pretrained(str(latest))
-    del teacher
+    if config.hidden_weight > 0:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    else:
+        del teacher
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
     optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
     history, start = _resume(latest, optimizer, scheduler)
     log(
         f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
         f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
-        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}; {config.epochs} epochs x {steps_per_epoch} steps"
+        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}; "
+        f"{config.epochs} epochs x {steps_per_epoch} steps"
     )
     t_start = time.perf_counter()
     for epoch in range(start, config.epochs + 1):
@@ -341,8 +373,13 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
             for b in batches:
                 enc = tokenizer.pad([data.ids[i] for i in b])
-                logits = student(**model_inputs(student, enc)).logits
-                loss = distillation_loss(logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
+                inputs = model_inputs(student, enc)
+                out_s = student(**inputs, output_hidden_states=config.hidden_weight > 0)
+                loss = distillation_loss(out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
+                if config.hidden_weight > 0:
+                    with torch.no_grad():
+                        out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
+                    loss = loss + config.hidden_weight * hidden_state_loss(out_s.hidden_states, out_t.hidden_states, mapping, inputs["attention_mask"])
                 loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
                 seen += len(b)
                 bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
@@ -361,7 +398,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         train_seconds=round(sum(h["train_seconds"] for h in history), 1),
         distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
                       "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
-                      "temperature": config.temperature, "alpha": config.alpha, "transfer": data.counts, "config": config.to_dict()},
+                      "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
+                      "transfer": data.counts, "config": config.to_dict()},
     )
     info.pop("train_config", None)
     for i in infos:
