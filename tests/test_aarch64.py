@@ -62,6 +62,7 @@ def test_device_path_on_aarch64_matches_x86(tiny_bundles, tiny_entity_bundles, d
     bundles = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"], tiny_entity_bundles["fp32"]]
     payload = A.check(bundles, sample.texts, sample.entities, tmp_path / "work", ["cortex-a72", "cortex-a76", "max"], log=lambda *_: None)
 
+    print(f"aarch64 check: {payload['check_seconds']:.0f} s")
     assert payload["passed"], [r for r in payload["results"] if r["decides"] and not r["passed"]]
     by = {(Path(r["bundle"]).parent.name + "/" + Path(r["bundle"]).name, r["cpu"]): r for r in payload["results"]}
     assert len(by) == 9 and all(r["tweets"] == 50 for r in payload["results"])

@@ -466,6 +466,43 @@ def classify(
         raise typer.Exit(1)
 
 
+# ----------------------------------------------------------------------------- batch
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[Path], typer.Argument(help="Input files: .jsonl/.ndjson/.json (JSON lines), .csv, .parquet, .txt (one tweet a line).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory: one Parquet file per shard, _edgerep_batch.json, summary.json.")],
+    bundle: Annotated[Path, typer.Option(help="Bundle directory (LiteRT or ONNX Runtime).")],
+    text_field: Annotated[str, typer.Option(help="Column/key holding the tweet text.")] = "text",
+    id_field: Annotated[str, typer.Option(help="Column/key holding the tweet id (absent: FILE:LINE).")] = "id",
+    entity_field: Annotated[str, typer.Option(help="Column/key holding the entity name (entity-conditioned bundles).")] = "entity",
+    entity: Annotated[Optional[str], typer.Option(help="Entity for rows that name none (entity-conditioned bundles).")] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="Rows per output shard (the unit of resumption).")] = 50_000,
+    engine: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray Data actors; pip install 'edgerep[ray]').")] = "local",
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes or Ray actors, 1 LiteRT thread each (default: cores).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local one).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Classify a tweet archive into Parquet shards, resumably, on this machine or a Ray cluster.
+
+    Re-running the same command skips finished shards; rows with unusable text are written with
+    an error, never dropped.
+    Example: edgerep batch archive.jsonl -o runs/archive --bundle runs/default/bundles/recommended --entity BMW
+    """
+    from edgerep.app.batch import BatchConfig, run_batch
+
+    cfg = BatchConfig(text_field=text_field, id_field=id_field, entity_field=entity_field, entity=entity, shard_size=shard_size,
+                      engine=engine, workers=workers, address=address)
+    summary = run_batch(inputs, output, bundle, cfg)
+    if as_json:
+        _print_json(summary)
+        return
+    labels = ", ".join(f"{k} {v:,}" for k, v in summary["labels"].items())
+    rate = f", {summary['tweets_per_s_this_run']:,.0f} tweets/s" if summary["tweets_per_s_this_run"] else ""
+    out.print(f"{summary['rows']:,} rows in {output} ({labels}; {summary['errors']:,} with an error){rate}", highlight=False)
+
+
 # ----------------------------------------------------------------------------- bench
 
 

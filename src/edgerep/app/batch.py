@@ -1,0 +1,540 @@
+"""Bulk classification of a tweet archive: ``edgerep batch INPUT... -o OUTPUT --bundle BUNDLE``.
+
+Inputs are read in order (JSONL, CSV, Parquet, or plain text with one tweet a line) and cut
+into shards of ``shard_size`` rows; shard k is rows ``[k * shard_size, (k + 1) * shard_size)`` of
+the inputs taken one after another, so the cut is the same on every run. Each shard becomes one
+Parquet file, written atomically (a temporary name, then a rename)::
+
+    OUTPUT/
+      _edgerep_batch.json     what the output was made from: bundle SHA-256, inputs (path,
+                              bytes, SHA-256), fields, shard size; a re-run must match it
+      part-00000.parquet      columns: id, label, p_negative, p_neutral, p_positive, error;
+      part-00001.parquet      file metadata: edgerep.bundle_sha256, edgerep.bundle, edgerep.version
+      summary.json            rows, labels, errors, tweets/s, engine, workers (written at the end)
+
+Re-running the same command skips the finished shards and does the rest; another bundle, input
+or setting for the same output directory is refused. A row whose text is unusable (missing
+field, not a string, empty after normalization, no entity for an entity-conditioned bundle,
+a JSONL line that is not JSON) is written with its ``error`` and no label: never dropped.
+
+Engines (identical labels and probabilities for the same input):
+
+* ``local``: N worker processes (N = cores by default), each a
+  :class:`~edgerep.device.runtime.PolarityClassifier` with 1 LiteRT thread, one shard at a time.
+* ``ray``: Ray Data (``edgerep[ray]``), one pipeline per wave of :data:`RAY_WAVE_SHARDS` shards:
+  ``ray.data.from_arrow`` -> ``map_batches`` with an actor class that loads the bundle once per
+  actor (``concurrency`` = N actors, 1 CPU each; the bundle's bytes travel through Ray's object
+  store) -> ``iter_batches`` in input order (``preserve_order``); the driver writes each shard
+  as soon as its rows are back. ``address``: ``auto`` or
+  ``ray://host:port`` joins an existing cluster; none starts a local one with N CPUs. The driver
+  reads the inputs for both engines: the row-level checks and the deterministic shard cut live in
+  one reader; parsing costs microseconds a tweet next to milliseconds of inference.
+
+Needs ``pyarrow`` (``edgerep[batch]``); the light runtime imports neither pyarrow nor ray.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from edgerep import LABELS, __version__
+from edgerep.errors import ConfigError, DataError, EdgerepError, InputTextError
+from edgerep.io import atomic_write_json
+from edgerep.log import log, progress
+
+#: File suffix -> input format.
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+ENGINES = ("local", "ray")
+MANIFEST = "_edgerep_batch.json"
+COLUMNS = ("id", "label", "p_negative", "p_neutral", "p_positive", "error")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Settings of one batch job (saved in the output's ``_edgerep_batch.json``).
+
+    Attributes:
+        text_field / id_field / entity_field: column (CSV, Parquet) or key (JSONL) names; a row
+            without an id gets ``FILE:LINE`` (text files always).
+        entity: the entity for every row that has none (entity-conditioned bundles).
+        shard_size: rows per output file.
+        engine: ``local`` or ``ray``.
+        workers: worker processes or Ray actors; ``None`` = this machine's cores.
+        address: Ray cluster to join (``auto``, ``ray://host:port``); ``None`` starts a local one.
+        batch_size: rows per Ray ``map_batches`` call.
+    """
+
+    text_field: str = "text"
+    id_field: str = "id"
+    entity_field: str = "entity"
+    entity: str | None = None
+    shard_size: int = 50_000
+    engine: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
+        if self.shard_size < 1 or self.batch_size < 1 or (self.workers is not None and self.workers < 1):
+            raise ConfigError("shard_size, batch_size and workers must be >= 1")
+        if self.address is not None and self.engine != "ray":
+            raise ConfigError("--address joins a Ray cluster: give --engine ray too")
+
+    @property
+    def n_workers(self) -> int:
+        """``workers``, else the cores this process may run on."""
+        if self.workers:
+            return self.workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Row:
+    """One input row: ``id`` (str), ``text`` and ``entity`` (str or None), ``error`` (why the row
+    cannot be classified, or None)."""
+
+    id: str
+    text: str | None
+    entity: str | None
+    error: str | None = None
+
+
+def input_format(path: Path) -> str:
+    """The format of an input file, from its suffix.
+
+    Raises:
+        ConfigError: an unknown suffix (the message lists the known ones).
+    """
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown input format {path.suffix or '(no suffix)'!r}; valid: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _row(path: Path, line: int, rec: dict, cfg: BatchConfig) -> Row:
+    rid = rec.get(cfg.id_field)
+    rid = f"{path.name}:{line}" if rid is None or rid == "" else str(rid)
+    text, entity = rec.get(cfg.text_field), rec.get(cfg.entity_field)
+    entity = entity if isinstance(entity, str) and entity.strip() else cfg.entity
+    if text is None:
+        return Row(rid, None, entity, f"no {cfg.text_field!r} field")
+    if not isinstance(text, str):
+        return Row(rid, None, entity, f"{cfg.text_field!r} is {type(text).__name__}, not a string")
+    return Row(rid, text, entity)
+
+
+def read_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
+    """The rows of one input file, in order.
+
+    Raises:
+        DataError: a missing or unreadable file, a text column that does not exist (CSV,
+            Parquet), a CSV row with broken quoting: the message names the file and row.
+    """
+    fmt = input_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: input file not found")
+    if fmt == "parquet":
+        yield from _parquet_rows(path, cfg)
+        return
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        if fmt == "text":
+            for i, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                yield Row(f"{path.name}:{i}", line, cfg.entity)
+        elif fmt == "jsonl":
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield Row(f"{path.name}:{i}", None, None, f"line {i} is not JSON ({exc.msg})")
+                    continue
+                yield _row(path, i, rec, cfg) if isinstance(rec, dict) else Row(f"{path.name}:{i}", None, None, f"line {i} is not a JSON object")
+        else:
+            reader = csv.DictReader(f, strict=True)
+            if reader.fieldnames is None or cfg.text_field not in reader.fieldnames:
+                raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {', '.join(reader.fieldnames or []) or 'none'}); see --text-field")
+            while True:
+                start = reader.line_num + 1  # the line the next row starts on
+                try:
+                    rec = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    raise DataError(f"{path}: row starting on line {start}: broken CSV ({exc})") from None
+                yield _row(path, start, rec, cfg)
+
+
+def _parquet_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+        raise DataError(f"{path}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
+    names = pf.schema_arrow.names
+    if cfg.text_field not in names:
+        raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {', '.join(names)}); see --text-field")
+    cols = [c for c in (cfg.id_field, cfg.text_field, cfg.entity_field) if c in names]
+    line = 0
+    for batch in pf.iter_batches(columns=cols, batch_size=8192):
+        for rec in batch.to_pylist():
+            line += 1
+            yield _row(path, line, rec, cfg)
+
+
+def read_inputs(paths: Sequence[Path], cfg: BatchConfig) -> Iterator[Row]:
+    """The rows of every input, one file after another (see :func:`read_rows`)."""
+    for p in paths:
+        yield from read_rows(Path(p), cfg)
+
+
+def shards(rows: Iterator[Row], size: int) -> Iterator[tuple[int, list[Row]]]:
+    """``(k, rows of shard k)`` for consecutive blocks of ``size`` rows."""
+    k, block = 0, []
+    for r in rows:
+        block.append(r)
+        if len(block) == size:
+            yield k, block
+            k, block = k + 1, []
+    if block:
+        yield k, block
+
+
+# ----------------------------------------------------------------------------- classifying
+
+
+def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
+    """Columns of :data:`COLUMNS` for ``rows`` with a loaded classifier (one tweet at a time, the
+    runtime's fastest path on one thread); an unusable row gets ``error`` and no label."""
+    out: dict[str, list] = {c: [] for c in COLUMNS}
+    for r in rows:
+        err, pred = r.error, None
+        if err is None:
+            try:
+                pred = clf.classify(r.text, r.entity if clf.entity_conditioned else None)
+            except InputTextError as exc:
+                err = str(exc)
+        out["id"].append(r.id)
+        out["error"].append(err)
+        out["label"].append(pred.label if pred else None)
+        for lab in LABELS:
+            out[f"p_{lab.lower()}"].append(pred.probabilities[lab] if pred else None)
+    return out
+
+
+def _table(columns: dict[str, list], meta: dict[str, str]):
+    import pyarrow as pa
+
+    schema = pa.schema([("id", pa.string()), ("label", pa.string()), ("p_negative", pa.float32()), ("p_neutral", pa.float32()),
+                        ("p_positive", pa.float32()), ("error", pa.string())], metadata={k.encode(): v.encode() for k, v in meta.items()})
+    return pa.Table.from_pydict({c: columns[c] for c in COLUMNS}, schema=schema)
+
+
+def write_shard(path: Path, columns: dict[str, list], meta: dict[str, str]) -> tuple[int, int]:
+    """Write one shard atomically; returns ``(rows, rows with an error)``."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(_table(columns, meta), tmp)
+    os.replace(tmp, path)
+    return len(columns["id"]), sum(e is not None for e in columns["error"])
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(bundle: str, queue) -> None:
+    from edgerep.device.runtime import PolarityClassifier
+
+    _WORKER["clf"] = PolarityClassifier(bundle, num_threads=1)
+    _WORKER["queue"] = queue
+
+
+def _local_shard(path: str, rows: list[Row], meta: dict[str, str], step: int = 200) -> tuple[int, int]:
+    clf, queue = _WORKER["clf"], _WORKER["queue"]
+    parts: dict[str, list] = {c: [] for c in COLUMNS}
+    for i in range(0, len(rows), step):
+        for c, v in classify_rows(clf, rows[i:i + step]).items():
+            parts[c].extend(v)
+        queue.put(min(step, len(rows) - i))
+    return write_shard(Path(path), parts, meta)
+
+
+class _RayClassifier:
+    """Ray Data actor: loads the bundle once, classifies NumPy batches of rows. The bundle's files
+    travel as bytes (Ray's object store), so cluster nodes need no shared file system."""
+
+    def __init__(self, files: dict[str, bytes]):
+        import tempfile
+
+        from edgerep.device.runtime import PolarityClassifier
+
+        self._dir = tempfile.TemporaryDirectory(prefix="edgerep-bundle-")
+        for name, data in files.items():
+            Path(self._dir.name, name).write_bytes(data)
+        self.clf = PolarityClassifier(self._dir.name, num_threads=1)
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        rows = [Row(str(i), t, e, err) for i, t, e, err in zip(batch["id"], batch["text"], batch["entity"], batch["error"])]
+        cols = classify_rows(self.clf, rows)
+        return {"id": np.asarray(cols["id"], dtype=object), "label": np.asarray(cols["label"], dtype=object),
+                **{f"p_{lab.lower()}": np.asarray([np.nan if v is None else v for v in cols[f"p_{lab.lower()}"]], dtype=np.float32) for lab in LABELS},
+                "error": np.asarray(cols["error"], dtype=object)}
+
+
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast on a Ray address that does not answer (``ray.init`` itself waits for minutes):
+    a TCP connection to ``HOST:PORT`` (``ray://HOST:PORT`` or a GCS address) within ``timeout_s``.
+    ``None`` and ``auto`` are left to Ray.
+
+    Raises:
+        ConfigError: a malformed address, or no answer (the message names the address).
+    """
+    import socket
+
+    if address is None or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"Ray cluster at {address} does not answer ({exc.strerror or exc}); start it with `ray start --head` or fix --address") from None
+
+
+def _ray_init(cfg: BatchConfig):
+    import logging
+
+    import ray
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ core: warnings only when they are errors
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        if cfg.address is None:
+            ray.init(num_cpus=cfg.n_workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token"
+                if cfg.address else "")
+        raise ConfigError(f"cannot use the Ray cluster at {cfg.address or '(a new local one)'}: {str(exc).splitlines()[0][:300]}{hint}") from None
+    ctx = ray.data.DataContext.get_current()  # imports ray.data, which sets up its own loggers
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False  # edgerep's own bar counts the rows
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return ray
+
+
+#: Shards classified by one Ray Data pipeline (one actor pool): bounds the rows held in Ray's
+#: object store at a time (8 x 50,000 short tweets: about 100 MB) while actor start-up is paid
+#: once per wave, not per shard.
+RAY_WAVE_SHARDS = 8
+
+
+def _ray_run(ray, files: dict[str, bytes], pending, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
+    wave: list = []
+    for item in pending:
+        wave.append(item)
+        if len(wave) == RAY_WAVE_SHARDS:
+            _ray_wave(ray, files, wave, out, meta, cfg, advance)
+            wave = []
+    if wave:
+        _ray_wave(ray, files, wave, out, meta, cfg, advance)
+
+
+def _ray_wave(ray, files: dict[str, bytes], wave: list, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
+    """One Ray Data pipeline over the rows of ``wave`` shards, in input order; each shard is
+    written as soon as its last row is back."""
+    import pyarrow as pa
+
+    rows = [r for _, rs in wave for r in rs]
+    src = pa.table({"id": [r.id for r in rows], "text": [r.text for r in rows], "entity": [r.entity for r in rows], "error": [r.error for r in rows]},
+                   schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("entity", pa.string()), ("error", pa.string())]))
+    step = max(1, min(4 * cfg.batch_size, -(-len(rows) // cfg.n_workers)))
+    # blocks made here, not by a repartition task: the actors hold every CPU of a local cluster
+    ds = ray.data.from_arrow([src.slice(i, step) for i in range(0, len(rows), step)]).map_batches(
+        _RayClassifier, fn_constructor_args=(files,), batch_size=cfg.batch_size, concurrency=cfg.n_workers, num_cpus=1, batch_format="numpy")
+    buf: dict[str, list] = {c: [] for c in COLUMNS}
+    queue = list(wave)
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        cols = batch.to_pydict()
+        for lab in LABELS:  # NaN marks a row without probabilities inside Ray's numpy batches
+            key = f"p_{lab.lower()}"
+            cols[key] = [None if e is not None else v for v, e in zip(cols[key], cols["error"])]
+        for c in COLUMNS:
+            buf[c].extend(cols[c])
+        advance(batch.num_rows)
+        while queue and len(buf["id"]) >= len(queue[0][1]):
+            k, rs = queue.pop(0)
+            n = len(rs)
+            write_shard(out / f"part-{k:05d}.parquet", {c: v[:n] for c, v in buf.items()}, meta)
+            buf = {c: v[n:] for c, v in buf.items()}
+    if queue or buf["id"]:
+        raise EdgerepError(f"Ray returned {sum(len(rs) for _, rs in wave) - sum(len(rs) for _, rs in queue) + len(buf['id'])} rows for {len(rows)}")
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_output(out: Path, identity: dict) -> None:
+    path = out / MANIFEST
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise ConfigError(f"{path}: unreadable; remove {out} or choose another output directory") from None
+        diff = [k for k in sorted(set(identity) | set(old)) if identity.get(k) != old.get(k)]
+        if diff:
+            raise ConfigError(f"{out} holds the output of another job ({', '.join(diff)} differ); choose another output directory")
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not an edgerep batch output; choose another output directory")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, identity)
+
+
+def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bundle: str | os.PathLike,
+              cfg: BatchConfig = BatchConfig(), show_progress: bool = True) -> dict:
+    """Classify every row of ``inputs`` into Parquet shards under ``output``; return the summary.
+
+    Resumes: finished shards (``part-K.parquet``) are skipped.
+
+    Raises:
+        DataError: a missing or unreadable input, a missing text column, broken CSV quoting
+            (file and row named; finished shards are kept).
+        ConfigError: the output directory belongs to another job; an unknown format or engine;
+            a Ray address that does not answer. BundleError: an invalid bundle.
+    """
+    from edgerep.device.manifest import Manifest
+    from edgerep.io import sha256_tree
+
+    paths = [Path(p) for p in inputs]
+    for p in paths:
+        input_format(p)
+        if not p.is_file():
+            raise DataError(f"{p}: input file not found")
+    manifest = Manifest.read(bundle)
+    if cfg.entity is not None and not manifest.entity_conditioned:
+        raise ConfigError(f"--entity: {bundle} was trained without entity conditioning and takes no entity")
+    if cfg.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--engine ray needs Ray: pip install 'edgerep[ray]'") from None
+        check_ray_address(cfg.address)
+    bundle_sha = sha256_tree(bundle, suffixes=(".tflite", ".onnx", ".json"))
+    out = Path(output)
+    identity = {"bundle_sha256": bundle_sha, "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in paths],
+                "fields": {"text": cfg.text_field, "id": cfg.id_field, "entity": cfg.entity_field, "default_entity": cfg.entity},
+                "shard_size": cfg.shard_size, "schema": "edgerep.batch/1"}
+    total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written
+    _check_output(out, identity)
+    meta = {"edgerep.bundle_sha256": bundle_sha, "edgerep.bundle": str(Path(bundle).resolve()), "edgerep.version": __version__}
+    done_before = sorted(out.glob("part-*.parquet"))
+    n_workers = cfg.n_workers
+    log(f"batch: {total:,} rows in {len(paths)} file(s) -> {out} ({cfg.engine} engine, {n_workers} workers, "
+        f"shards of {cfg.shard_size:,}; {len(done_before)} finished shard(s) kept)")
+    t0, new_rows = time.perf_counter(), 0
+    pending = ((k, rows) for k, rows in shards(read_inputs(paths, cfg), cfg.shard_size) if not (out / f"part-{k:05d}.parquet").is_file())
+    with progress("batch", total, show=show_progress) as bar:
+        bar.advance(min(total, len(done_before) * cfg.shard_size))
+
+        def advance(n: int) -> None:
+            nonlocal new_rows
+            new_rows += n
+            rate = new_rows / max(time.perf_counter() - t0, 1e-9)
+            bar.advance(n, info=f"{rate:,.0f} tweets/s")
+
+        if cfg.engine == "local":
+            _local(pending, out, str(bundle), meta, n_workers, advance)
+        else:
+            ray = _ray_init(cfg)
+            try:
+                files = {f.name: f.read_bytes() for f in Path(bundle).iterdir() if f.is_file()}
+                _ray_run(ray, files, pending, out, meta, cfg, advance)
+            finally:
+                ray.shutdown()
+    seconds = time.perf_counter() - t0
+    summary = _summary(out, cfg, n_workers, total, new_rows, seconds, bundle_sha)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _local(pending, out: Path, bundle: str, meta: dict, n_workers: int, advance) -> None:
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no inherited threads or locks
+    q = ctx.Queue()
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(bundle, q)) as pool:
+        running: set = set()
+
+        def drain(timeout: float) -> None:
+            try:
+                advance(q.get(timeout=timeout))
+                while True:
+                    advance(q.get_nowait())
+            except queue_mod.Empty:
+                pass
+
+        for k, rows in pending:
+            while len(running) >= 2 * n_workers:
+                drain(0.2)
+                finished, running = wait(running, timeout=0, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    f.result()
+            running.add(pool.submit(_local_shard, str(out / f"part-{k:05d}.parquet"), rows, meta))
+        while running:
+            drain(0.2)
+            finished, running = wait(running, timeout=0, return_when=FIRST_COMPLETED)
+            for f in finished:
+                f.result()
+        drain(0.05)
+
+
+def _summary(out: Path, cfg: BatchConfig, n_workers: int, total: int, new_rows: int, seconds: float, bundle_sha: str) -> dict:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    labels = {lab: 0 for lab in LABELS}
+    rows = errors = 0
+    for f in sorted(out.glob("part-*.parquet")):
+        t = pq.read_table(f, columns=["label", "error"])
+        rows += t.num_rows
+        errors += t.num_rows - int(pc.sum(pc.is_null(t["error"])).as_py() or 0)
+        for item in pc.value_counts(t["label"]).to_pylist():
+            if item["values"] is not None:
+                labels[item["values"]] += item["counts"]
+    return {"schema": "edgerep.batch_summary", "edgerep_version": __version__, "rows": rows, "input_rows": total, "errors": errors,
+            "labels": labels, "classified_this_run": new_rows, "seconds_this_run": round(seconds, 2),
+            "tweets_per_s_this_run": round(new_rows / seconds, 1) if seconds > 0 and new_rows else None,
+            "engine": cfg.engine, "workers": n_workers, "bundle_sha256": bundle_sha, "config": asdict(cfg)}
