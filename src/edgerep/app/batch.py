@@ -278,10 +278,14 @@ class _RayClassifier:
     """Ray Data actor: loads the bundle once, classifies NumPy batches of rows. The bundle's files
     travel as bytes (Ray's object store), so cluster nodes need no shared file system."""
 
-    def __init__(self, files: dict[str, bytes]):
+    def __init__(self, files: list):
         import tempfile
 
+        import ray
+
         from edgerep.device.runtime import PolarityClassifier
+
+        files = ray.get(files[0])  # a reference inside a list: Ray passes it on unresolved
 
         self._dir = tempfile.TemporaryDirectory(prefix="edgerep-bundle-")
         for name, data in files.items():
@@ -325,14 +329,13 @@ def _ray_init(cfg: BatchConfig):
 
     import ray
 
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ core: warnings only when they are errors
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         if cfg.address is None:
-            ray.init(num_cpus=cfg.n_workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(num_cpus=cfg.n_workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token"
                 if cfg.address else "")
@@ -351,7 +354,7 @@ def _ray_init(cfg: BatchConfig):
 RAY_WAVE_SHARDS = 8
 
 
-def _ray_run(ray, files: dict[str, bytes], pending, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
+def _ray_run(ray, files: list, pending, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
     wave: list = []
     for item in pending:
         wave.append(item)
@@ -362,7 +365,7 @@ def _ray_run(ray, files: dict[str, bytes], pending, out: Path, meta: dict, cfg: 
         _ray_wave(ray, files, wave, out, meta, cfg, advance)
 
 
-def _ray_wave(ray, files: dict[str, bytes], wave: list, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
+def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchConfig, advance) -> None:
     """One Ray Data pipeline over the rows of ``wave`` shards, in input order; each shard is
     written as soon as its last row is back."""
     import pyarrow as pa
@@ -478,7 +481,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bu
         else:
             ray = _ray_init(cfg)
             try:
-                files = {f.name: f.read_bytes() for f in Path(bundle).iterdir() if f.is_file()}
+                files = [ray.put({f.name: f.read_bytes() for f in Path(bundle).iterdir() if f.is_file()})]
                 _ray_run(ray, files, pending, out, meta, cfg, advance)
             finally:
                 ray.shutdown()

@@ -486,8 +486,8 @@ def batch(
 ) -> None:
     """Classify a tweet archive into Parquet shards, resumably, on this machine or a Ray cluster.
 
-    Re-running the same command skips finished shards; rows with unusable text are written with
-    an error, never dropped.
+    Re-running the same command skips finished shards; rows with unusable text are written with an error, never dropped.
+
     Example: edgerep batch archive.jsonl -o runs/archive --bundle runs/default/bundles/recommended --entity BMW
     """
     from edgerep.app.batch import BatchConfig, run_batch
