@@ -71,14 +71,18 @@ def ray_cluster(tmp_path_factory):
     Ray replaces a loopback address by this machine's network address (its clusters span
     machines); ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps the head, its worker and this test's
     driver on loopback, as Ray does on a laptop. ``RAY_AUTH_MODE=token``: the head and the
-    driver both use token authentication (Ray 2.5x's default for new clusters)."""
+    driver both use token authentication (Ray 2.60's default for new clusters), with a token of the
+    test's own in ``RAY_AUTH_TOKEN``."""
     ray_bin = Path(sys.executable).with_name("ray")
     if not ray_bin.exists():
         pytest.skip("Ray not installed (pip install 'edgerep[ray]')")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    import secrets
+
+    # a fresh machine has no ~/.ray/auth_token: the head and the driver share a token by environment
+    settings = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

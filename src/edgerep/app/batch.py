@@ -337,7 +337,7 @@ def _ray_init(cfg: BatchConfig):
         else:
             ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token"
+        hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
                 if cfg.address else "")
         raise ConfigError(f"cannot use the Ray cluster at {cfg.address or '(a new local one)'}: {str(exc).splitlines()[0][:300]}{hint}") from None
     ctx = ray.data.DataContext.get_current()  # imports ray.data, which sets up its own loggers
