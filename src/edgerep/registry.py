@@ -353,3 +353,11 @@ SUBSETS = ("auto", "validation", "train", "all")
 
 #: Unit used for every file and memory size edgerep reports: MB = 10^6 bytes (SI).
 MB = 1_000_000
+
+
+# ----------------------------------------------------------------------------- bulk classification
+
+#: ``edgerep batch`` input file suffix -> format.
+BATCH_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+#: ``edgerep batch`` engines: worker processes on this machine, or Ray Data actors.
+BATCH_ENGINES = ("local", "ray")

@@ -36,7 +36,6 @@ Needs ``pyarrow`` (``edgerep[batch]``); the light runtime imports neither pyarro
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import time
@@ -48,10 +47,10 @@ from edgerep import LABELS, __version__
 from edgerep.errors import ConfigError, DataError, EdgerepError, InputTextError
 from edgerep.io import atomic_write_json
 from edgerep.log import log, progress
+from edgerep.registry import BATCH_ENGINES, BATCH_FORMATS
 
-#: File suffix -> input format.
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
-ENGINES = ("local", "ray")
+FORMATS = BATCH_FORMATS
+ENGINES = BATCH_ENGINES
 MANIFEST = "_edgerep_batch.json"
 COLUMNS = ("id", "label", "p_negative", "p_neutral", "p_positive", "error")
 
@@ -399,14 +398,6 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
 # ----------------------------------------------------------------------------- the job
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_output(out: Path, identity: dict) -> None:
     path = out / MANIFEST
     if path.is_file():
@@ -437,7 +428,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bu
             a Ray address that does not answer. BundleError: an invalid bundle.
     """
     from edgerep.device.manifest import Manifest
-    from edgerep.io import sha256_tree
+    from edgerep.io import sha256_file, sha256_tree
 
     paths = [Path(p) for p in inputs]
     for p in paths:
@@ -455,7 +446,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bu
         check_ray_address(cfg.address)
     bundle_sha = sha256_tree(bundle, suffixes=(".tflite", ".onnx", ".json"))
     out = Path(output)
-    identity = {"bundle_sha256": bundle_sha, "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in paths],
+    identity = {"bundle_sha256": bundle_sha, "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths],
                 "fields": {"text": cfg.text_field, "id": cfg.id_field, "entity": cfg.entity_field, "default_entity": cfg.entity},
                 "shard_size": cfg.shard_size, "schema": "edgerep.batch/1"}
     total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written

@@ -25,7 +25,7 @@ from edgerep.app.cli import tables
 from edgerep.errors import ConfigError, EdgerepError, InputTextError
 from edgerep.io import read_bytes
 from edgerep.log import configure
-from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, MODEL_ALIASES, PROFILES, SPLITS, SUBSETS, Backend, Quantization, names
+from edgerep.registry import ARCHITECTURES, BATCH_ENGINES, BATCH_FORMATS, DEFAULT_MODEL, MODEL_ALIASES, PROFILES, SPLITS, SUBSETS, Backend, Quantization, names
 
 app = typer.Typer(
     name="edgerep",
@@ -471,7 +471,7 @@ def classify(
 
 @app.command()
 def batch(
-    inputs: Annotated[list[Path], typer.Argument(help="Input files: .jsonl/.ndjson/.json (JSON lines), .csv, .parquet, .txt (one tweet a line).")],
+    inputs: Annotated[list[Path], typer.Argument(help=f"Input files ({', '.join(BATCH_FORMATS)}): .jsonl/.ndjson/.json hold JSON lines, .txt one tweet a line.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory: one Parquet file per shard, _edgerep_batch.json, summary.json.")],
     bundle: Annotated[Path, typer.Option(help="Bundle directory (LiteRT or ONNX Runtime).")],
     text_field: Annotated[str, typer.Option(help="Column/key holding the tweet text.")] = "text",
@@ -479,7 +479,7 @@ def batch(
     entity_field: Annotated[str, typer.Option(help="Column/key holding the entity name (entity-conditioned bundles).")] = "entity",
     entity: Annotated[Optional[str], typer.Option(help="Entity for rows that name none (entity-conditioned bundles).")] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Rows per output shard (the unit of resumption).")] = 50_000,
-    engine: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray Data actors; pip install 'edgerep[ray]').")] = "local",
+    engine: Annotated[str, typer.Option(help=f"{' or '.join(BATCH_ENGINES)}: worker processes here, or Ray Data actors (pip install 'edgerep[ray]').")] = BATCH_ENGINES[0],
     workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes or Ray actors, 1 LiteRT thread each (default: cores).")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local one).")] = None,
     as_json: JsonFlag = False,
