@@ -207,6 +207,7 @@ def check(bundles: list[Path], texts: list[str], entities: list[str] | None, wor
     """
     from edgerep.device.manifest import Manifest
 
+    manifests = {b: Manifest.read(b) for b in bundles}  # a bad bundle fails before the set-up
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     root = make_sysroot(work / "sysroot-arm64")
@@ -216,7 +217,7 @@ def check(bundles: list[Path], texts: list[str], entities: list[str] | None, wor
     log(f"aarch64 packages: {len(wheels)} wheels in {site} ({time.perf_counter() - t0:.0f} s)")
     results = []
     for b in bundles:
-        m = Manifest.read(b)
+        m = manifests[b]
         ents = entities if m.entity_conditioned else None
         ref = reference(b, texts, ents)
         mode = m.quantization["mode"]
