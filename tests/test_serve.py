@@ -191,7 +191,7 @@ while url is None:
     assert line, "server exited"
     m = re.search(r"on (http://\\S+)", line)
     url = m and m.group(1)
-req = urllib.request.Request(url + "/classify", data=json.dumps({{"text": "HSBC fined again"}}).encode())
+req = urllib.request.Request(url + "/classify", data=json.dumps({{"text": "HSBC fined again"}}).encode(), headers={{"Content-Type": "application/json"}})
 print("SERVE", urllib.request.urlopen(req, timeout=30).read().decode())
 srv.terminate(); srv.wait(20)
 """

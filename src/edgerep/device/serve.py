@@ -1,15 +1,39 @@
 """``edgerep serve``: a local HTTP API around the on-device runtime, with micro-batching.
 
-Endpoints (JSON in, JSON out; errors are ``{"error": "..."}`` with a 4xx status):
+Endpoints (JSON in, JSON out; every error is ``{"error": "...", "detail": [...]}`` with a 4xx
+status; ``/openapi.json`` describes them all, request and answer bodies included):
 
 * ``POST /classify`` — ``{"text": "one tweet"}`` -> ``{"label", "probabilities"}``, or
   ``{"texts": ["tweet", ...]}`` -> ``{"predictions": [{"label", "probabilities"}, ...]}``.
   An entity-conditioned bundle (``/health`` says ``"entity_conditioned": true``) needs
   ``"entity": "BMW"`` beside them (the entity every text of the request is about); without it the
   answer is a 422 naming ``"entity"``, and other bundles refuse an ``"entity"`` the same way.
-* ``GET /health`` — ``{"status": "ok", "model": {...}, "uptime_s"}``.
-* ``GET /metrics`` — request counts per status (``/metrics`` calls themselves not counted), texts, batches, mean batch size, latency
-  p50/p90/p99 (ms, server side, last 10,000 requests), inference time share.
+* ``GET /health`` — ``{"status": "ok", "uptime_s", "model": {...}}``; open without a token (for
+  liveness probes), and then without ``model``.
+* ``GET /metrics`` — request counts per status (``/metrics`` calls themselves not counted), texts,
+  batches, mean batch size, latency p50/p90/p99 (ms, server side, last 10,000 requests),
+  inference time share, slow connections dropped.
+
+Bodies are pydantic models (:func:`api_models`), validated by FastAPI; its validation errors are
+mapped to the documented answers: 400 (not JSON, not UTF-8), 413 (body over ``max_body_bytes``,
+over ``max_texts`` texts, a text over ``max_text_chars``), 415 (a Content-Type other than JSON; a
+request without one is read as JSON), 422 (shape, types, a text empty after normalization, the
+entity), 503 (queue full). ``error`` names the field (``texts[3]``), never echoes the text.
+
+Authentication: with a token (:func:`read_token`), every path but ``/health`` and
+``/openapi.json`` needs ``Authorization: Bearer <token>`` (compared in constant time,
+:func:`hmac.compare_digest`); anything else is a 401 answered before the body is read, so it
+costs no inference. :func:`serve` refuses a non-loopback address without a token unless told
+``insecure``.
+
+Slow and abusive clients (uvicorn has no request-read timeout, `uvicorn#157
+<https://github.com/encode/uvicorn/issues/157>`_): a connection must deliver a whole request,
+head and body, within ``request_timeout_s`` of its first byte (of connecting, for the first
+request) or it is closed; an idle keep-alive connection is closed after ``keep_alive_s``; beyond
+``max_connections`` open connections requests get uvicorn's 503.
+
+Privacy: no tweet text reaches the access log (method, path, status only), ``/metrics``, or an
+error message; a text that fails is named by its position.
 
 Micro-batching: requests arriving together are queued, and one inference worker (a single
 thread: a LiteRT interpreter is not thread-safe) takes everything waiting — up to
@@ -18,35 +42,39 @@ thread: a LiteRT interpreter is not thread-safe) takes everything waiting — up
 depends on the requests it was grouped with (it equals ``edgerep classify``'s). The event loop
 keeps accepting connections meanwhile.
 
-Limits: request body ``max_body_bytes`` (413), ``max_texts`` per request and
-``max_text_chars`` per text (413), a queue of at most ``max_queue_texts`` waiting texts (503,
-retry later). Invalid JSON is a 400; a wrong shape, a non-string or a text empty after
-normalization is a 422 naming the field (``texts[3]``).
-
 No outbound network use: the bundle is read from disk at start, nothing is fetched, and the
 interactive docs pages (which load scripts from a CDN) are disabled; ``/openapi.json`` stays.
 Needs the ``[serve]`` extra: ``fastapi`` and ``uvicorn``.
 """
 
-# No ``from __future__ import annotations`` here: FastAPI resolves the endpoints' ``Request``
-# annotation at definition time, inside create_app.
+# No ``from __future__ import annotations`` here: FastAPI and pydantic resolve the endpoints'
+# and models' annotations at definition time, inside create_app.
 import asyncio
+import hmac
+import ipaddress
 import json
 import os
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal, Optional
 
 import numpy as np
 
 from edgerep import __version__
-from edgerep.errors import ConfigError
-from edgerep.registry import MB
 from edgerep.device.runtime import PolarityClassifier, softmax
 from edgerep.device.text import normalize_entity, normalize_tweet
-from edgerep.errors import InputTextError
+from edgerep.errors import ConfigError, InputTextError
+from edgerep.registry import MB
+
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
+"""Paths answered without a token when authentication is on."""
+TOKEN_FILE_ENV = "EDGEREP_TOKEN_FILE"
+"""Environment variable naming the token file (``edgerep serve --token-file``)."""
+MIN_TOKEN_CHARS = 16
+"""Shortest token accepted (characters): 16 random ASCII letters/digits are ~95 bits."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,11 @@ class ServeConfig:
             after normalization anyway).
         max_queue_texts: texts waiting for inference beyond which requests get a 503.
         threads: inference threads of the engine (None: the engine's default).
+        request_timeout_s: a connection must deliver a whole request (head and body) within this
+            many seconds of its first byte, else it is closed (s).
+        keep_alive_s: an idle keep-alive connection is closed after this many seconds (s).
+        max_connections: open connections beyond which requests get a 503 (uvicorn's
+            ``limit_concurrency``).
     """
 
     max_batch: int = 32
@@ -71,13 +104,17 @@ class ServeConfig:
     max_text_chars: int = 20_000
     max_queue_texts: int = 8192
     threads: int | None = None
+    request_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes", "max_texts", "max_text_chars", "max_queue_texts"):
+        for name in ("max_batch", "max_body_bytes", "max_texts", "max_text_chars", "max_queue_texts", "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        for name in ("max_wait_ms", "request_timeout_s", "keep_alive_s"):
+            if getattr(self, name) < 0 or (name != "max_wait_ms" and getattr(self, name) == 0):
+                raise ConfigError(f"{name} must be {'>= 0' if name == 'max_wait_ms' else '> 0'}, got {getattr(self, name)}")
 
 
 class RequestError(Exception):
@@ -88,59 +125,214 @@ class RequestError(Exception):
         self.status = status
 
 
-def parse_request(body: bytes, cfg: ServeConfig, entity_conditioned: bool = False) -> tuple[list[str], bool, str | None]:
-    """Validate a ``/classify`` body; return ``(texts, single, entity)``.
+def read_token(path: str | os.PathLike) -> str:
+    """The bearer token in ``path``: its first line, surrounding whitespace removed.
 
     Raises:
-        RequestError: 400 (not JSON / not UTF-8), 413 (too many or too long texts), 422 (shape,
-            types, empty text, ``entity`` missing for an entity-conditioned bundle or given to
-            another) — the message names the field.
+        ConfigError: the file is missing or unreadable, or the token is shorter than
+            :data:`MIN_TOKEN_CHARS` or not printable ASCII (an HTTP header cannot carry it).
+            The message names the file, never the token.
     """
+    p = Path(path)
     try:
-        obj = json.loads(body)
-    except UnicodeDecodeError:
-        raise RequestError(400, "body is not UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise RequestError(400, f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(obj, dict) or (("text" in obj) == ("texts" in obj)):
-        raise RequestError(422, 'expected a JSON object with "text": "a tweet" or "texts": ["tweet", ...]')
-    single = "text" in obj
-    texts = [obj["text"]] if single else obj["texts"]
-    if not isinstance(texts, list):
-        raise RequestError(422, f'"texts": expected a list of strings, got {type(texts).__name__}')
-    if not texts:
-        raise RequestError(422, '"texts": empty list')
-    if len(texts) > cfg.max_texts:
-        raise RequestError(413, f'"texts": {len(texts)} texts, at most {cfg.max_texts} per request')
-    for i, t in enumerate(texts):
-        where = '"text"' if single else f"texts[{i}]"
-        if not isinstance(t, str):
-            raise RequestError(422, f"{where}: expected a string, got {type(t).__name__}")
-        if len(t) > cfg.max_text_chars:
-            raise RequestError(413, f"{where}: {len(t):,} characters, at most {cfg.max_text_chars:,}")
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"token file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read token file {p}: {getattr(e, 'strerror', None) or e}") from None
+    token = lines[0].strip() if lines else ""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"token file {p}: the token (first line) has {len(token)} characters, at least {MIN_TOKEN_CHARS} "
+                          "needed; make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" > FILE")
+    if not all(33 <= ord(c) < 127 for c in token):
+        raise ConfigError(f"token file {p}: the token must be printable ASCII without spaces (it travels in an HTTP header)")
+    return token
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); other names and
+    addresses (``0.0.0.0``, a LAN address, a host name) count as reachable from the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+EXPECTED_BODY = 'expected a JSON object with "text": "a tweet" or "texts": ["tweet", ...]'
+_EMPTY_TEXT = "empty after normalization (only whitespace or control characters)"
+
+
+def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cfg: ServeConfig) -> dict:
+    """The request and answer bodies of the API as pydantic models, for one bundle.
+
+    ``ClassifyRequest`` holds exactly one of ``text`` (str, 1..``max_text_chars``) and ``texts``
+    (1..``max_texts`` of them), plus ``entity`` (required) for an entity-conditioned bundle and
+    no other field; a text or entity empty after normalization fails with error type
+    ``empty_text`` / ``invalid_entity``. ``Prediction`` is ``{"label", "probabilities"}`` with
+    one probability per label (float in [0, 1]); ``Predictions`` wraps a list of them;
+    ``Health``, ``Metrics`` and ``ErrorAnswer`` describe the other answers.
+
+    Returns:
+        ``{"ClassifyRequest", "Prediction", "Predictions", "Health", "Metrics", "ErrorAnswer"}``
+        -> model class.
+    """
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+    from pydantic_core import PydanticCustomError
+
+    def check_text(t: str) -> str:
         if not normalize_tweet(t):
-            raise RequestError(422, f"{where}: empty after normalization (only whitespace or control characters)")
-    return texts, single, _entity(obj, cfg, entity_conditioned)
+            raise PydanticCustomError("empty_text", _EMPTY_TEXT)
+        return t
+
+    def check_entity(e: str) -> str:
+        try:
+            normalize_entity(e)
+        except InputTextError as exc:
+            raise PydanticCustomError("invalid_entity", str(exc)) from None
+        return e
+
+    def no_default(schema: dict) -> None:  # an absent field is absent, not null, in the schema
+        schema.pop("default", None)
+
+    Text = Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars), AfterValidator(check_text)]
+    one_of = [{"required": ["text"]}, {"required": ["texts"]}]
+
+    class ClassifyRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": one_of})
+        text: Text = Field(None, description="One tweet (give this or `texts`).", json_schema_extra=no_default,
+                           examples=["Great service from @BMW today!"])
+        texts: Annotated[list[Text], Field(min_length=1, max_length=cfg.max_texts)] = Field(
+            None, description=f"1 to {cfg.max_texts} tweets (give this or `text`).", json_schema_extra=no_default)
+
+        @model_validator(mode="after")
+        def _exactly_one(self):
+            if (self.text is None) == (self.texts is None):
+                raise PydanticCustomError("text_or_texts", EXPECTED_BODY)
+            return self
+
+    if entity_conditioned:
+        ClassifyRequest = create_model(  # noqa: N806 - a model class
+            "ClassifyRequest", __base__=ClassifyRequest,
+            entity=(Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars,
+                                         description="The entity every text is about (the bundle is entity-conditioned).",
+                                         examples=["BMW"]), AfterValidator(check_entity)], ...),
+        )
+    Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})
+
+    class Prediction(BaseModel):
+        label: Literal[tuple(labels)]  # type: ignore[valid-type]
+        probabilities: Probabilities  # type: ignore[valid-type]
+
+    class Predictions(BaseModel):
+        predictions: list[Prediction]
+
+    class ModelInfo(BaseModel):
+        bundle: str
+        backend: str
+        quantization: Optional[str]
+        labels: list[str]
+        max_seq_len: int
+        size_mb: float
+        model_sha256: str
+        source: Optional[str]
+        entity_conditioned: bool
+
+    class Health(BaseModel):
+        status: Literal["ok"]
+        uptime_s: float
+        auth: bool = Field(description="Whether requests other than /health and /openapi.json need a bearer token.")
+        model: Optional[ModelInfo] = Field(None, description="The bundle served (only for authenticated callers when auth is on).")
+
+    class LatencyWindow(BaseModel):
+        window: int
+        p50: Optional[float] = None
+        p90: Optional[float] = None
+        p99: Optional[float] = None
+        max: Optional[float] = None
+
+    class Metrics(BaseModel):
+        uptime_s: float
+        requests_total: int
+        requests_by_status: dict[str, int]
+        texts_classified: int
+        batches: int
+        mean_batch_texts: Optional[float]
+        queue_texts: int
+        inference_busy_percent: Optional[float]
+        slow_connections_dropped: int
+        latency_ms: LatencyWindow
+        auth: bool
+        model: ModelInfo
+        config: dict[str, Any]
+
+    class ErrorItem(BaseModel):
+        type: str
+        loc: list[str | int]
+        msg: str
+
+    class ErrorAnswer(BaseModel):
+        error: str = Field(description="One line naming the field (`texts[3]`); never the text itself.")
+        detail: list[ErrorItem] = Field(default_factory=list, description="FastAPI's validation errors, without the input values.")
+
+    return {"ClassifyRequest": ClassifyRequest, "Prediction": Prediction, "Predictions": Predictions, "Health": Health,
+            "Metrics": Metrics, "ErrorAnswer": ErrorAnswer}
 
 
-def _entity(obj: dict, cfg: ServeConfig, entity_conditioned: bool) -> str | None:
-    """The request's ``"entity"``, checked against the bundle (see :func:`parse_request`)."""
-    if "entity" not in obj:
-        if entity_conditioned:
-            raise RequestError(422, '"entity": required: this bundle is entity-conditioned; name the entity the tweets are about')
-        return None
-    if not entity_conditioned:
-        raise RequestError(422, '"entity": this bundle was trained without entity conditioning and takes no entity')
-    entity = obj["entity"]
-    if not isinstance(entity, str):
-        raise RequestError(422, f'"entity": expected a string, got {type(entity).__name__}')
-    if len(entity) > cfg.max_text_chars:
-        raise RequestError(413, f'"entity": {len(entity):,} characters, at most {cfg.max_text_chars:,}')
-    try:
-        normalize_entity(entity)
-    except InputTextError as exc:
-        raise RequestError(422, f'"entity": {exc}') from None
-    return entity
+_STATUS_413 = {"string_too_long", "too_long"}
+
+
+def validation_answer(errors: list[dict], entity_conditioned: bool) -> tuple[int, str, list[dict]]:
+    """Map FastAPI's request validation errors to ``(status, message, detail)``.
+
+    ``status``: 400 when the body is not JSON, 413 when a text, the entity or the list is too
+    long, else 422. ``message``: one line for the first error of that status, naming the field
+    (``"text"``, ``texts[3]``, ``"entity"``). ``detail``: each error's ``type``, ``loc`` and
+    ``msg`` — its ``input`` (the tweet) is dropped.
+    """
+    def status(e: dict) -> int:
+        return 400 if e["type"] == "json_invalid" else 413 if e["type"] in _STATUS_413 else 422
+
+    if not errors:
+        return 422, EXPECTED_BODY, []
+    worst = min(errors, key=lambda e: {400: 0, 413: 1, 422: 2}[status(e)])  # the first of the gravest
+    code = status(worst)
+    detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in errors]
+    return code, _message(worst, entity_conditioned), detail
+
+
+def _message(e: dict, entity_conditioned: bool) -> str:
+    """One line for one pydantic/FastAPI error (see :func:`validation_answer`)."""
+    loc, kind, ctx, value = list(e["loc"])[1:], e["type"], e.get("ctx") or {}, e.get("input")
+    if kind == "json_invalid":
+        return f"body is not valid JSON: {ctx.get('error', e['msg'])} at character {loc[0] if loc else 0}"
+    if not loc or kind == "text_or_texts":
+        return EXPECTED_BODY
+    name = loc[0]
+    where = f"{name}[{loc[1]}]" if len(loc) > 1 else f'"{name}"'
+    if name == "entity" and kind == "missing":
+        return '"entity": required: this bundle is entity-conditioned; name the entity the tweets are about'
+    if kind == "extra_forbidden":
+        if name == "entity":
+            return '"entity": this bundle was trained without entity conditioning and takes no entity'
+        return f'{where}: unknown field; expected "text" or "texts"' + (' and "entity"' if entity_conditioned else "")
+    if kind == "string_type":
+        return f"{where}: expected a string, got {type(value).__name__}"
+    if kind == "list_type":
+        return f'{where}: expected a list of strings, got {type(value).__name__}'
+    if kind == "too_short":
+        return f"{where}: empty list"
+    if kind == "too_long":
+        return f"{where}: {ctx.get('actual_length', '?')} texts, at most {ctx.get('max_length')} per request"
+    if kind == "string_too_long":
+        n = f"{len(value):,}" if isinstance(value, str) else "too many"
+        return f"{where}: {n} characters, at most {ctx.get('max_length'):,}"
+    if kind in ("string_too_short", "empty_text"):
+        return f"{where}: {_EMPTY_TEXT}"
+    return f"{where}: {e['msg']}"
 
 
 class MicroBatcher:
@@ -223,12 +415,13 @@ class MicroBatcher:
 
 
 class Stats:
-    """Request counters and a window of the last 10,000 request latencies (ms)."""
+    """Request counters, slow connections dropped, and a window of the last 10,000 request latencies (ms)."""
 
     def __init__(self) -> None:
         self.started = time.time()
         self.status: Counter = Counter()
         self.texts = 0
+        self.slow_dropped = 0
         self.latencies_ms: deque = deque(maxlen=10_000)
 
     def snapshot(self, batcher: MicroBatcher) -> dict:
@@ -243,6 +436,7 @@ class Stats:
             "mean_batch_texts": round(batcher.batched_texts / batcher.batches, 2) if batcher.batches else None,
             "queue_texts": batcher.pending_texts,
             "inference_busy_percent": round(100 * batcher.inference_s / uptime, 1) if uptime else None,
+            "slow_connections_dropped": self.slow_dropped,
             "latency_ms": {
                 "window": int(lat.size),
                 **({f"p{q}": round(float(np.percentile(lat, q)), 3) for q in (50, 90, 99)} if lat.size else {}),
@@ -251,16 +445,123 @@ class Stats:
         }
 
 
-def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
-    """The FastAPI application serving ``bundle`` (loaded and verified now, before any request).
+async def _send_json(send, status: int, obj: dict, headers: tuple = ()) -> None:
+    body = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """ASGI middleware in front of the FastAPI app: authentication, body limits, status counts.
+
+    For each HTTP request, before the app reads anything: a path outside :data:`OPEN_PATHS`
+    without the bearer token is a 401 (``WWW-Authenticate: Bearer``); a ``POST`` body with a
+    non-JSON Content-Type is a 415 (none: read as JSON), over ``max_body_bytes`` (declared or
+    streamed) a 413, not UTF-8 a 400 (RFC 8259 section 8.1). Otherwise the buffered body is
+    replayed to the app. Every answer's status is counted in ``stats`` (``/metrics`` excepted);
+    ``scope["state"]["edgerep_authorized"]`` tells the app whether the caller gave the token.
+    """
+
+    def __init__(self, app, cfg: ServeConfig, token: str | None, stats: "Stats"):
+        self.app, self.cfg, self.stats = app, cfg, stats
+        self._token_digest = None if token is None else _digest(token.encode())
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        if self._token_digest is None:
+            return True
+        value = next((v for k, v in headers if k == b"authorization"), b"")
+        scheme, _, given = value.partition(b" ")
+        # equal-length digests: the comparison time tells nothing about the token, not even its length
+        return scheme.lower() == b"bearer" and hmac.compare_digest(_digest(given.strip()), self._token_digest)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen: dict = {}
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, counted)
+        finally:
+            if "status" in seen and scope["path"] != "/metrics":
+                self.stats.status[seen["status"]] += 1
+
+    async def _handle(self, scope, receive, send):
+        headers = scope["headers"]
+        authorized = self._authorized(headers)
+        scope.setdefault("state", {})["edgerep_authorized"] = authorized
+        if not authorized and scope["path"] not in OPEN_PATHS:
+            return await _send_json(send, 401, {"error": "missing or wrong bearer token: send Authorization: Bearer <token>", "detail": []},
+                                    ((b"www-authenticate", b'Bearer realm="edgerep"'),))
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        ctype = next((v for k, v in headers if k == b"content-type"), None)
+        if ctype is None:  # curl-less clients (raw sockets, some SDKs) send none: read it as JSON
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        else:
+            media = ctype.split(b";")[0].strip().lower()
+            if not (media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))):
+                shown = ctype.decode("latin-1")[:80]
+                return await _send_json(send, 415, {"error": f"Content-Type {shown!r} is not JSON: send Content-Type: application/json "
+                                                             "(curl: --json '{...}' or -H 'Content-Type: application/json')", "detail": []})
+        limit = self.cfg.max_body_bytes
+        declared = next((v for k, v in headers if k == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await _send_json(send, 413, {"error": f"body of {int(declared):,} bytes, at most {limit:,}", "detail": []})
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await _send_json(send, 413, {"error": f"body larger than {limit:,} bytes", "detail": []})
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return await _send_json(send, 400, {"error": f"body is not UTF-8 (byte {e.start})", "detail": []})
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _digest(b: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(b).digest()
+
+
+def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), token: str | None = None):
+    """The ASGI application serving ``bundle`` (loaded and verified now, before any request):
+    FastAPI routes behind the :class:`Gate`. ``token``: the bearer token requests need (None:
+    no authentication). ``app.state.edgerep_stats`` holds the counters.
 
     Raises:
         BundleError: the bundle cannot be loaded (see :class:`PolarityClassifier`).
         ConfigError: fastapi is not installed.
     """
     try:
-        from fastapi import FastAPI, Request
+        from fastapi import Depends, FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse
+        from fastapi.security import HTTPBearer
         from starlette.exceptions import HTTPException as StarletteHTTPException
     except ImportError:
         raise ConfigError("edgerep serve needs fastapi and uvicorn: pip install 'edgerep[serve]'") from None
@@ -276,6 +577,8 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
         "source": m.source.get("model") if isinstance(m.source, dict) else None,
         "entity_conditioned": m.entity_conditioned,
     }
+    models = api_models(m.labels, m.entity_conditioned, cfg)
+    ClassifyRequest, ErrorAnswer = models["ClassifyRequest"], models["ErrorAnswer"]  # noqa: N806 - model classes
     stats = Stats()
     state: dict = {}
 
@@ -286,70 +589,131 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig()):
         yield
         await state["batcher"].stop()
 
-    app = FastAPI(title="edgerep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="edgerep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Reputation polarity of tweets, on this device. See `edgerep serve --help`.")
+    app.state.edgerep_stats = stats
+    # documents the scheme in /openapi.json; the Gate has already refused a missing or wrong token
+    secured = [Depends(HTTPBearer(auto_error=False, description="The token of `edgerep serve --token-file`."))] if token else []
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def errors(*codes: int) -> dict:
+        what = {400: "Body not JSON or not UTF-8.", 401: "Missing or wrong bearer token.", 413: "Body, list or a text too long.",
+                415: "Content-Type not JSON.", 422: "Wrong shape or type, a text empty after normalization, the entity.",
+                503: "Queue full: retry later."}
+        return {c: {"model": ErrorAnswer, "description": what[c]} for c in codes if c != 401 or token}
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        stats.status[exc.status_code] += 1
-        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+        return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code)
 
-    @app.post("/classify")
-    async def classify(request: Request):
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        status, message, detail = validation_answer(list(exc.errors()), m.entity_conditioned)
+        return JSONResponse({"error": message, "detail": detail}, status_code=status)
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError):
+        return JSONResponse({"error": str(exc), "detail": []}, status_code=exc.status)
+
+    @app.post("/classify", response_model=models["Prediction"] | models["Predictions"], dependencies=secured,
+              responses=errors(400, 401, 413, 415, 422, 503), summary="Reputation polarity of one tweet or a list")
+    async def classify(body: ClassifyRequest):  # type: ignore[valid-type]
         t0 = time.perf_counter()
-        try:
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > cfg.max_body_bytes:
-                raise RequestError(413, f"body of {int(declared):,} bytes, at most {cfg.max_body_bytes:,}")
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > cfg.max_body_bytes:
-                    raise RequestError(413, f"body larger than {cfg.max_body_bytes:,} bytes")
-                chunks.append(chunk)
-            texts, single, entity = parse_request(b"".join(chunks), cfg, m.entity_conditioned)
-            logits = await state["batcher"].submit(texts, entity)
-        except RequestError as e:
-            stats.status[e.status] += 1
-            return error(e.status, str(e))
+        texts = [body.text] if body.text is not None else body.texts
+        logits = await state["batcher"].submit(texts, getattr(body, "entity", None))
         probs = softmax(logits)
         preds = [
             {"label": m.labels[int(np.argmax(row))], "probabilities": {lab: round(float(p), 6) for lab, p in zip(m.labels, pr)}}
             for row, pr in zip(logits, probs)
         ]
-        stats.status[200] += 1
         stats.texts += len(texts)
         stats.latencies_ms.append((time.perf_counter() - t0) * 1e3)
-        return preds[0] if single else {"predictions": preds}
+        return preds[0] if body.text is not None else {"predictions": preds}
 
-    @app.get("/health")
-    async def health():
-        stats.status[200] += 1
-        return {"status": "ok", "model": model_info, "uptime_s": round(time.time() - stats.started, 1)}
+    @app.get("/health", response_model=models["Health"], response_model_exclude_none=True, summary="Liveness (open without a token)")
+    async def health(request: Request):
+        show = request.scope.get("state", {}).get("edgerep_authorized", True)
+        return {"status": "ok", "uptime_s": round(time.time() - stats.started, 1), "auth": token is not None,
+                **({"model": model_info} if show else {})}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_model=models["Metrics"], dependencies=secured, responses=errors(401), summary="Counters and latency")
     async def metrics():
-        return {**stats.snapshot(state["batcher"]), "model": model_info, "config": cfg.__dict__}
+        return {**stats.snapshot(state["batcher"]), "auth": token is not None, "model": model_info, "config": asdict(cfg)}
 
-    return app
+    return Gate(app, cfg, token, stats)
+
+
+def guarded_protocol(request_timeout_s: float, stats: Stats | None = None):
+    """uvicorn's h11 protocol class with a request-read deadline (uvicorn has none: its
+    ``timeout_keep_alive`` restarts on every byte, `uvicorn#157
+    <https://github.com/encode/uvicorn/issues/157>`_).
+
+    The deadline is armed when a connection opens and when the first byte of a next request
+    arrives, and disarmed once the request (head and body) is complete; when it fires, the
+    connection is closed and ``stats.slow_dropped`` counts it. A response being computed or
+    sent is never cut.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: Optional[asyncio.TimerHandle] = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # a next request on a kept-alive connection starts its clock
+            super().data_received(data)
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete and not cycle.more_body:
+                self._disarm()  # the whole request is in
+
+        def on_response_complete(self) -> None:
+            self._disarm()  # answered (perhaps before its body was read, a 413): keep-alive rules now
+            super().on_response_complete()
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _arm(self) -> None:
+            self._deadline = self.loop.call_later(request_timeout_s, self._expired)
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                if stats is not None:
+                    stats.slow_dropped += 1
+                self.transport.close()
+
+    return GuardedH11Protocol
 
 
 def serve(
     bundle: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig = ServeConfig(),
-    access_log: bool = False, announce=None,
+    access_log: bool = False, announce=None, token: str | None = None, insecure: bool = False,
 ) -> None:
     """Load ``bundle``, bind ``host:port`` (0: any free port) and serve with uvicorn until
     interrupted (Ctrl-C / SIGTERM). ``announce(url)`` is called once listening is certain.
+    ``token``: bearer token requests need (see :func:`read_token`); a non-loopback ``host``
+    without one is refused unless ``insecure``.
 
     Raises:
-        BundleError, ConfigError: see :func:`create_app`; uvicorn missing; the address cannot be
-            bound (in use, not local, no permission).
+        BundleError, ConfigError: see :func:`create_app`; uvicorn missing; a network-reachable
+            address without a token; the address cannot be bound (in use, not local, no permission).
     """
     import socket
 
-    app = create_app(bundle, cfg)
+    if token is None and not insecure and not is_loopback(host):
+        raise ConfigError(f"refusing to listen on {host} without a token: anyone on that network could use the API; "
+                          "give --token-file FILE (README: Serving on a network), or --insecure to accept it")
+    app = create_app(bundle, cfg, token)
     try:
         import uvicorn
     except ImportError:
@@ -366,14 +730,19 @@ def serve(
     bound = sock.getsockname()[1]
     if announce is not None:
         announce(f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048,
+        http=guarded_protocol(cfg.request_timeout_s, app.app.state.edgerep_stats), timeout_keep_alive=cfg.keep_alive_s,
+        limit_concurrency=cfg.max_connections,
+    ))
     server.run(sockets=[sock])
 
 
-def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), timeout_s: float = 120):
+def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), timeout_s: float = 120, stderr_lines: list | None = None):
     """Start ``edgerep serve BUNDLE --port 0 ARGS`` in a child process on loopback and wait
     until it listens (tests, ``benchmarks/serve_load.py``). ``prefix`` runs it under another
-    command (``("unshare", "-n")``). Its stderr is drained in a thread after the start line.
+    command (``("unshare", "-n")``). Its stderr is drained in a thread after the start line, into
+    ``stderr_lines`` when given (every line, the start line included).
 
     Returns:
         ``(process, url)`` — ``url`` like ``http://127.0.0.1:40123``; terminate the process when done.
@@ -396,7 +765,10 @@ def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), t
         seen.append(line)
         m = re.search(r" on (http://\S+)", line)
         if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # a full pipe would block the server
+            if stderr_lines is not None:
+                stderr_lines.extend(seen)
+            # a full pipe would block the server
+            threading.Thread(target=(lambda: stderr_lines.extend(proc.stderr)) if stderr_lines is not None else proc.stderr.read, daemon=True).start()
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("edgerep serve did not start:\n" + "".join(seen))

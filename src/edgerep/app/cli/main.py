@@ -618,30 +618,39 @@ def report(
 @app.command()
 def serve(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory to serve.")],
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 exposes it to the network).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 or a LAN address needs --token-file or --insecure).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port, printed at start).")] = 8000,
+    token_file: Annotated[Optional[Path], typer.Option(envvar="EDGEREP_TOKEN_FILE", show_envvar=True, help="File whose first line is the bearer token every request but GET /health needs (Authorization: Bearer <token>; at least 16 characters).")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a network-reachable --host without --token-file (anyone on that network can use the API).")] = False,
     threads: Threads = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Most texts in one inference call (micro-batching).")] = 32,
     max_wait_ms: Annotated[float, typer.Option(min=0, help="Wait this long for more requests to batch (ms).")] = 2.0,
     max_body_kb: Annotated[int, typer.Option(min=1, help="Largest request body (KiB): 413 beyond.")] = 1024,
     max_texts: Annotated[int, typer.Option(min=1, help="Most texts per request: 413 beyond.")] = 256,
-    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn access log).")] = False,
+    request_timeout_s: Annotated[float, typer.Option(min=0.1, help="A connection must deliver a whole request within this many seconds, else it is closed (slow clients).")] = 10.0,
+    keep_alive_s: Annotated[float, typer.Option(min=0.1, help="Close an idle keep-alive connection after this many seconds.")] = 5.0,
+    max_connections: Annotated[int, typer.Option(min=1, help="Open connections beyond which requests get a 503.")] = 512,
+    access_log: Annotated[bool, typer.Option(help="Log every request: method, path, status (never the tweet).")] = False,
 ) -> None:
-    """Local HTTP API: POST /classify, GET /health, GET /metrics — no network beyond the socket.
+    """Local HTTP API: POST /classify, GET /health, GET /metrics (schema: GET /openapi.json) — no network beyond the socket.
 
     Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
-             curl -s localhost:8000/classify -d '{"text": "Great service from @BMW today!"}'
+             curl -s localhost:8000/classify --json '{"text": "Great service from @BMW today!", "entity": "BMW"}'
+    On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (README: Serving on a network)
     """
-    from edgerep.device.serve import ServeConfig, serve as do_serve
+    from edgerep.device.serve import ServeConfig, is_loopback, read_token, serve as do_serve
 
-    cfg = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body_kb * 1024, max_texts=max_texts, threads=threads)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]warning:[/] listening on {host}: reachable from other machines; the API has no authentication")
+    cfg = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_body_bytes=max_body_kb * 1024, max_texts=max_texts, threads=threads,
+                      request_timeout_s=request_timeout_s, keep_alive_s=keep_alive_s, max_connections=max_connections)
+    token = read_token(token_file) if token_file is not None else None
+    if token is None and insecure and not is_loopback(host):
+        err.print(f"[yellow]warning:[/] listening on {host} without a token (--insecure): anyone on that network can use the API")
 
     def announce(url: str) -> None:
-        err.print(f"serving {bundle} on {url}  (POST /classify, GET /health, GET /metrics; Ctrl-C stops)", highlight=False)
+        auth = "bearer token required" if token else "no authentication"
+        err.print(f"serving {bundle} on {url}  (POST /classify, GET /health, GET /metrics; {auth}; Ctrl-C stops)", highlight=False)
 
-    do_serve(bundle, host, port, cfg, access_log=access_log, announce=announce)
+    do_serve(bundle, host, port, cfg, access_log=access_log, announce=announce, token=token, insecure=insecure)
 
 
 @app.command()
