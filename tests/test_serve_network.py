@@ -142,6 +142,8 @@ def test_every_documented_answer_is_reachable(secured):
                 assert set(body) == {"error", "detail"} and body["error"] and r.headers["content-type"] == "application/json"
     assert "unknown field" in cases[422][3].json()["error"] and '"lang"' in cases[422][3].json()["error"]
     assert secured.post("/classify", content=json.dumps(ok).encode(), headers=AUTH).status_code == 200  # no Content-Type: read as JSON
+    r = secured.put("/classify", json=ok, headers=AUTH)
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "PUT /classify" in r.json()["error"]
 
 
 # --- a real server: slow and abusive clients on raw sockets -------------------------------------------------
@@ -301,6 +303,10 @@ def test_no_tweet_text_or_token_in_logs_metrics_or_errors(tiny_entity_bundles, t
         proc.wait(20)
     assert [s for s, _ in answers] == [200, 413, 422, 422, 422, 400, 401], answers
     assert answers[2][1].count("texts[1]") and answers[3][1].count("unknown field")
+    for _ in range(50):  # the drain thread may still be reading the last lines
+        if " 401" in "".join(lines):
+            break
+        time.sleep(0.1)
     log = "".join(lines)
     assert "POST /classify" in log and " 413" in log  # the access log is on and shows method, path, status
     for name, text in [("answers", "".join(b for _, b in answers)), ("metrics", metrics_text), ("server log", log)]:

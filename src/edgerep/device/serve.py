@@ -54,6 +54,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +163,7 @@ def is_loopback(host: str) -> bool:
 
 EXPECTED_BODY = 'expected a JSON object with "text": "a tweet" or "texts": ["tweet", ...]'
 _EMPTY_TEXT = "empty after normalization (only whitespace or control characters)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cfg: ServeConfig) -> dict:
@@ -180,7 +182,7 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
     """
     from typing import Annotated
 
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+    from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
     from pydantic_core import PydanticCustomError
 
     def check_text(t: str) -> str:
@@ -195,10 +197,15 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
             raise PydanticCustomError("invalid_entity", str(exc)) from None
         return e
 
+    def lone_surrogates_to_space(v):  # JSON may escape them ("\\ud800"); pydantic refuses such a str, and
+        # normalize_tweet turns them into a space anyway (edgerep.device.text), so the answer stays classify's
+        return _SURROGATE.sub(" ", v) if isinstance(v, str) else v
+
     def no_default(schema: dict) -> None:  # an absent field is absent, not null, in the schema
         schema.pop("default", None)
 
-    Text = Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars), AfterValidator(check_text)]
+    Text = Annotated[str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars),
+                     AfterValidator(check_text)]
     one_of = [{"required": ["text"]}, {"required": ["texts"]}]
 
     class ClassifyRequest(BaseModel):
@@ -217,7 +224,7 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
     if entity_conditioned:
         ClassifyRequest = create_model(  # noqa: N806 - a model class
             "ClassifyRequest", __base__=ClassifyRequest,
-            entity=(Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars,
+            entity=(Annotated[str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars,
                                          description="The entity every text is about (the bundle is entity-conditioned).",
                                          examples=["BMW"]), AfterValidator(check_entity)], ...),
         )
@@ -603,7 +610,8 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code)
+        return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code,
+                            headers=exc.headers)  # a 405 keeps its Allow header (RFC 9110 section 15.5.6)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -730,11 +738,22 @@ def serve(
     bound = sock.getsockname()[1]
     if announce is not None:
         announce(f"http://{'[' + host + ']' if family == socket.AF_INET6 else host}:{bound}")
-    server = uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048,
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # logs to stderr, like every edgerep line
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048, log_config=log_config,
         http=guarded_protocol(cfg.request_timeout_s, app.app.state.edgerep_stats), timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
-    ))
+    )
+    if access_log:  # uvicorn logs access lines at INFO: lift only that logger above the quiet default
+        import logging
+
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
 
 
