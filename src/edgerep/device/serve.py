@@ -72,8 +72,6 @@ from edgerep.registry import MB
 
 OPEN_PATHS = frozenset({"/health", "/openapi.json"})
 """Paths answered without a token when authentication is on."""
-TOKEN_FILE_ENV = "EDGEREP_TOKEN_FILE"
-"""Environment variable naming the token file (``edgerep serve --token-file``)."""
 MIN_TOKEN_CHARS = 16
 """Shortest token accepted (characters): 16 random ASCII letters/digits are ~95 bits."""
 

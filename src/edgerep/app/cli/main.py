@@ -620,7 +620,7 @@ def serve(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory to serve.")],
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 or a LAN address needs --token-file or --insecure).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port, printed at start).")] = 8000,
-    token_file: Annotated[Optional[Path], typer.Option(envvar="EDGEREP_TOKEN_FILE", show_envvar=True, help="File whose first line is the bearer token every request but GET /health needs (Authorization: Bearer <token>; at least 16 characters).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option(envvar="EDGEREP_TOKEN_FILE", show_envvar=True, help="File whose first line is the bearer token every request but GET /health and /openapi.json needs (Authorization: Bearer <token>; at least 16 characters).")] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a network-reachable --host without --token-file (anyone on that network can use the API).")] = False,
     threads: Threads = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Most texts in one inference call (micro-batching).")] = 32,
@@ -635,7 +635,7 @@ def serve(
     """Local HTTP API: POST /classify, GET /health, GET /metrics (schema: GET /openapi.json) — no network beyond the socket.
 
     Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
-             curl -s localhost:8000/classify --json '{"text": "Great service from @BMW today!", "entity": "BMW"}'
+             curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"text": "Great service from @BMW today!", "entity": "BMW"}'
     On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (README: Serving on a network)
     """
     from edgerep.device.serve import ServeConfig, is_loopback, read_token, serve as do_serve
