@@ -7,8 +7,12 @@ peak RSS per worker, Ray's overhead against the local engine, and a capacity pro
 
 The archive (``WORK/archive.jsonl``, built once): every English tweet of the training split
 that has a text (labelled or not; 35,979) with its entity's name, repeated in corpus order
-until ``--tweets`` rows; the k-th copy of tweet T has id ``T:k``. Copies keep the text, so each
-row costs a real inference (the runtime caches nothing between tweets).
+until ``--tweets`` rows; the k-th copy of tweet T listed under entity E has id ``T:E:k`` (472
+rows of the corpus list one tweet under two entities, so ``T:k`` alone repeats). Copies keep the
+text, so each row costs a real inference (the runtime caches nothing between tweets).
+
+Checked after each run: the output holds every input row once (row count, distinct ids, ids in
+input order) and, across runs, the same labels and probabilities as the first run.
 
 Peak RSS per worker: the largest resident set of any worker process (the local engine's
 spawned processes; Ray's ``_RayClassifier`` actors) sampled every 0.5 s by psutil. Each run
@@ -40,14 +44,36 @@ def build_archive(data_root: Path, path: Path, n: int) -> Path:
         return path
     raw, _ = load_texts(data_root, "training")
     names = entity_names(data_root)
-    base = [(r.tweet_id, r.text, names.get(r.entity_id, r.entity_id)) for r in raw if r.text]
+    # 472 rows of the corpus list one tweet under two entities: the entity id keeps archive ids unique
+    base = [(r.tweet_id, r.entity_id, r.text, names.get(r.entity_id, r.entity_id)) for r in raw if r.text]
     tmp = path.with_suffix(".partial")
     with open(tmp, "w") as f:
         for i in range(n):
-            tid, text, entity = base[i % len(base)]
-            f.write(json.dumps({"id": f"{tid}:{i // len(base)}", "text": text, "entity": entity}, ensure_ascii=False) + "\n")
+            tid, eid, text, entity = base[i % len(base)]
+            f.write(json.dumps({"id": f"{tid}:{eid}:{i // len(base)}", "text": text, "entity": entity}, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def check_output(out: Path, archive: Path, n: int, reference=None) -> dict:
+    """Every input row once in ``out`` (count, distinct ids, input order), and the same labels and
+    probabilities as ``reference`` (the first run's table) when given."""
+    import glob
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(out / "part-*.parquet")))])
+    ids = table.column("id").to_pylist()
+    with open(archive) as f:
+        in_order = all(json.loads(line)["id"] == i for line, i in zip(f, ids))
+    check = {"output_rows": table.num_rows, "distinct_ids": len(set(ids)), "ids_in_input_order": in_order and len(ids) == n, "_table": table}
+    if reference is not None:
+        check["same_labels_as_first_run"] = table.column("label").equals(reference.column("label"))
+        check["max_abs_prob_diff_vs_first_run"] = max(
+            float(np.abs(np.asarray(table.column(c)) - np.asarray(reference.column(c))).max()) for c in ("p_negative", "p_neutral", "p_positive"))
+    return check
 
 
 class PeakWorkerRSS:
@@ -115,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         row = {"engine": engine, "workers": int(workers), "rows": summary["rows"], "errors": summary["errors"],
                "wall_s": round(wall, 1), "tweets_per_s": round(summary["rows"] / wall, 1),
                "tweets_per_s_inference_loop": summary["tweets_per_s_this_run"], "peak_rss_per_worker_mb": round(rss.peak_mb, 1)}
+        row.update(check_output(out, archive, a.tweets, results[0]["_table"] if results else None))
         results.append(row)
-        print(json.dumps(row))
+        print(json.dumps({k: v for k, v in row.items() if k != "_table"}))
     by = {(r["engine"], r["workers"]): r for r in results}
     derived = {}
     if ("local", 1) in by and ("local", 2) in by:
@@ -128,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         per_worker = by[("local", 2)]["tweets_per_s"] / 2
         derived["projection_cores_for_100M_per_hour"] = int(-(-100e6 / 3600 // per_worker))
         derived["projection_basis"] = f"{per_worker:.0f} tweets/s per worker (local engine, 2 workers, this machine)"
+    for r in results:
+        r.pop("_table", None)
     rec = make_record("batch_scaling", {"bundle": str(a.bundle), "archive": {"rows": a.tweets, "path": str(archive)},
                                         "shard_size": a.shard_size, "results": results, "derived": derived})
     write_record(a.work / "scaling.json", rec)
