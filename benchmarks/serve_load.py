@@ -72,6 +72,15 @@ def client(host: str, port: int, bodies: list[str], offset: int, stop_at: float,
     out["errors"] = errors
 
 
+def server_metrics(host: str, port: int) -> dict:
+    """The server's ``GET /metrics`` answer."""
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/metrics")
+    body = json.loads(c.getresponse().read())
+    c.close()
+    return body
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle")
@@ -137,10 +146,7 @@ def main() -> int:
         wall = time.perf_counter() - t0
         server_cpu = server_proc.cpu_percent()
         done.set()
-        c = http.client.HTTPConnection(host, port, timeout=30)
-        c.request("GET", "/metrics")
-        server = json.loads(c.getresponse().read())
-        c.close()
+        server = server_metrics(host, port)
     finally:
         proc.terminate()
         proc.wait(30)

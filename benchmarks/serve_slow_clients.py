@@ -31,6 +31,7 @@ import time
 from edgerep.measure.bench import latency_stats
 from edgerep.measure.records import make_record, write_record
 from edgerep.registry import MB
+from serve_load import server_metrics  # this folder: run as a script
 
 HEAD = b"POST /classify HTTP/1.1\r\nHost: edgerep\r\nContent-Type: application/json\r\nX-Slow: "
 
@@ -77,26 +78,29 @@ class Slowloris(threading.Thread):
         except OSError:
             self.open_failures += 1
 
+    def _poke(self, s: socket.socket) -> bool:
+        """One more header byte on ``s``; False when the server has closed it."""
+        try:
+            if s.recv(1) == b"":
+                return False
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        try:
+            s.send(b"a")
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        return True
+
     def run(self) -> None:
         while not self.stop.is_set():
             while len(self.socks) < self.n and not self.stop.is_set():
                 self._open()
             for s in list(self.socks):
-                try:
-                    if s.recv(1) == b"":  # the server closed it
-                        raise ConnectionResetError
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self.socks.remove(s)
-                    s.close()
-                    self.dropped += 1
-                    continue
-                try:
-                    s.send(b"a")
-                except BlockingIOError:
-                    pass
-                except OSError:
+                if not self._poke(s):
                     self.socks.remove(s)
                     s.close()
                     self.dropped += 1
@@ -158,10 +162,7 @@ def main() -> int:
         lat, errors = normal_client(host, port, bodies, a.every, time.perf_counter() + a.duration)
         attack.stop.set()
         attack.join(30)
-        c = http.client.HTTPConnection(host, port, timeout=30)
-        c.request("GET", "/metrics")
-        metrics = json.loads(c.getresponse().read())
-        c.close()
+        metrics = server_metrics(host, port)
     finally:
         done.set()
         proc.terminate()
