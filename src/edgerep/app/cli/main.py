@@ -96,7 +96,7 @@ def train(
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")] = True,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
-    class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (lifts NEGATIVE).")] = False,
+    class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (scikit-learn's \"balanced\"; measured on fold 0: no lift for NEGATIVE, see README).")] = False,
     fold: Annotated[int, typer.Option(min=0, help="Temporal fold: 0 validates on each entity's latest 15%, 1 on the 15% before (training on earlier tweets only).")] = 0,
     sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment first (intermediate task).")] = None,
 ) -> None:
