@@ -50,6 +50,7 @@ Needs the ``[serve]`` extra: ``fastapi`` and ``uvicorn``.
 # No ``from __future__ import annotations`` here: FastAPI and pydantic resolve the endpoints'
 # and models' annotations at definition time, inside create_app.
 import asyncio
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -111,9 +112,11 @@ class ServeConfig:
         for name in ("max_batch", "max_body_bytes", "max_texts", "max_text_chars", "max_queue_texts", "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_wait_ms", "request_timeout_s", "keep_alive_s"):
-            if getattr(self, name) < 0 or (name != "max_wait_ms" and getattr(self, name) == 0):
-                raise ConfigError(f"{name} must be {'>= 0' if name == 'max_wait_ms' else '> 0'}, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        for name in ("request_timeout_s", "keep_alive_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 class RequestError(Exception):
@@ -548,15 +551,13 @@ class Gate:
 
 
 def _digest(b: bytes) -> bytes:
-    import hashlib
-
     return hashlib.sha256(b).digest()
 
 
 def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), token: str | None = None):
     """The ASGI application serving ``bundle`` (loaded and verified now, before any request):
     FastAPI routes behind the :class:`Gate`. ``token``: the bearer token requests need (None:
-    no authentication). ``app.state.edgerep_stats`` holds the counters.
+    no authentication). The returned Gate's ``stats`` holds the counters.
 
     Raises:
         BundleError: the bundle cannot be loaded (see :class:`PolarityClassifier`).
@@ -596,7 +597,6 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
 
     app = FastAPI(title="edgerep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Reputation polarity of tweets, on this device. See `edgerep serve --help`.")
-    app.state.edgerep_stats = stats
     # documents the scheme in /openapi.json; the Gate has already refused a missing or wrong token
     secured = [Depends(HTTPBearer(auto_error=False, description="The token of `edgerep serve --token-file`."))] if token else []
 
@@ -744,7 +744,7 @@ def serve(
     log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # logs to stderr, like every edgerep line
     config = uvicorn.Config(
         app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048, log_config=log_config,
-        http=guarded_protocol(cfg.request_timeout_s, app.app.state.edgerep_stats), timeout_keep_alive=cfg.keep_alive_s,
+        http=guarded_protocol(cfg.request_timeout_s, app.stats), timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
     )
     if access_log:  # uvicorn logs access lines at INFO: lift only that logger above the quiet default
