@@ -165,6 +165,7 @@ def distill(
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. Runs the teacher on every batch (~2x the epoch time).")] = 0.0,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
     unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
+    quant_aware: Annotated[str, typer.Option(help="Train with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N transfer tweets (smoke runs).")] = None,
     threads: Threads = None,
@@ -176,7 +177,8 @@ def distill(
     from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
-                        hidden_weight=hidden_weight, learning_rate=lr, unlabelled=unlabelled, seed=seed, limit=limit, threads=threads)
+                        hidden_weight=hidden_weight, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
+                        limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
 

@@ -9,6 +9,9 @@ temperature-softened probabilities (Hinton et al., 2015):
     loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(gold)
            [+ hidden_weight * MSE(student layer outputs, their teacher layers' outputs)]
 
+optionally with the weights on the grid of the LiteRT recipe the student will be exported with
+(quantization-aware training, :mod:`.qat`).
+
 where the cross-entropy term applies to labelled tweets only; the optional hidden-state term
 (TinyBERT-style, Jiao et al., 2020) uses the first teacher. The transfer set is the training
 part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
@@ -27,10 +30,12 @@ Output layout under ``out_dir``::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,10 +46,11 @@ from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_write_json, check_or_write_config, sha256_tree
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, sha256_tree
 from edgerep.log import log, progress
 from edgerep.measure.metrics import classification_report
-from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE
+from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
+from edgerep.workstation.compress.qat import fake_quantized_parameters, qat_mode, quantized_weights, snap_to_grid
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class DistillConfig:
             only. It runs the first teacher on every batch (about twice the epoch time).
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
+        quant_aware: a LiteRT recipe (``dynamic-int4``, ``dynamic-int8-emb4``, ``dynamic-int8``)
+            whose weight grid the student trains with (:mod:`.qat`); the saved student's weights
+            lie on that grid. ``None``: plain float32 training.
         seed: batch order and dropout.
         limit: at most this many transfer tweets (smoke tests); ``None`` = all.
         threads: torch intra-op threads; ``None`` = all cores.
@@ -83,12 +92,15 @@ class DistillConfig:
     alpha: float = 0.5
     hidden_weight: float = 0.0
     unlabelled: bool = True
+    quant_aware: str | None = None
     seed: int = 13
     limit: int | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        mode = qat_mode(self.quant_aware)
+        object.__setattr__(self, "quant_aware", mode.value if mode else None)
         if not self.teachers:
             raise ConfigError("distillation needs at least one teacher model directory")
         if self.layers < 1:
@@ -354,13 +366,25 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
             p.requires_grad_(False)
     else:
         del teacher
+    qat_bits = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
+
+    def forward(**kwargs):
+        if not qat_bits:
+            return student(**kwargs)
+        return torch.func.functional_call(student, fake_quantized_parameters(student, qat_bits), args=(), kwargs=kwargs)
+
+    def validation_logits():
+        model = snap_to_grid(copy.deepcopy(student), qat_bits) if qat_bits else student
+        return ids_logits(model, tokenizer, data.val_ids)
+
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
     optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
     history, start = _resume(latest, optimizer, scheduler)
     log(
         f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
         f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
-        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}; "
+        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
+        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_bits)} weight tensors); "
         f"{config.epochs} epochs x {steps_per_epoch} steps"
     )
     t_start = time.perf_counter()
@@ -374,7 +398,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
             for b in batches:
                 enc = tokenizer.pad([data.ids[i] for i in b])
                 inputs = model_inputs(student, enc)
-                out_s = student(**inputs, output_hidden_states=config.hidden_weight > 0)
+                out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
                 loss = distillation_loss(out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
                 if config.hidden_weight > 0:
                     with torch.no_grad():
@@ -384,7 +408,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                 seen += len(b)
                 bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
         seconds = time.perf_counter() - t0
-        metrics = classification_report(data.val_y, ids_logits(student, tokenizer, data.val_ids).argmax(-1), LABELS)
+        metrics = classification_report(data.val_y, validation_logits().argmax(-1), LABELS)
         log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
             f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)")
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1),
@@ -399,6 +423,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
                       "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
                       "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
+                      "quant_aware": config.quant_aware,
                       "transfer": data.counts, "config": config.to_dict()},
     )
     info.pop("train_config", None)
@@ -406,7 +431,16 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         i.pop("_layers", None)
     atomic_write_json(out / "history.json", history)
     tokenizer_files = [Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()]
-    install_model(final, out / "checkpoints" / f"epoch-{best['epoch']}", tokenizer_files, info)
+    source = out / "checkpoints" / f"epoch-{best['epoch']}"
+    if qat_bits:  # the checkpoints keep the float weights (to resume); the model gets the grid
+        from transformers import AutoModelForSequenceClassification
+
+        snapped = snap_to_grid(AutoModelForSequenceClassification.from_pretrained(str(source)), qat_bits)
+        with atomic_directory(out / "snapped", overwrite=True) as tmp:
+            snapped.save_pretrained(tmp)
+        source = out / "snapped"
+    install_model(final, source, tokenizer_files, info)
+    shutil.rmtree(out / "snapped", ignore_errors=True)
     log(f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
         f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]")
     return final
