@@ -67,6 +67,38 @@ def test_kept_vocabulary_covers_corpus_specials_and_characters(pruned_tokenizer,
     assert new.pad_id == 0 and new.sep_id == remap[orig.sep_id]
 
 
+def test_min_count_drops_rare_tokens_without_unknowns(tmp_path, pruned_tokenizer, minilm_tokenizer, corpus):
+    """min_count=3 keeps only corpus tokens used >= 3 times (plus specials, single characters and
+    the entity names' pieces): a smaller table, and the corpus itself gets no new [UNK] (rare
+    words decompose into kept pieces); min_count 0 is refused."""
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.vocab import kept_token_ids, write_pruned_tokenizer
+
+    texts, names = corpus
+    every, _ = pruned_tokenizer
+    pv = kept_token_ids(minilm_tokenizer, texts, names, min_count=3)
+    assert 10_000 < pv.size < every.size - 5_000
+    orig = TweetTokenizer(minilm_tokenizer, 128)
+    counts = np.bincount(np.concatenate(orig.ids(texts)), minlength=pv.original_size)
+    kept = np.zeros(pv.original_size, bool)
+    kept[pv.kept_ids] = True
+    name_ids = np.concatenate(orig.ids(names))
+    vocab = json.loads(Path(minilm_tokenizer).read_text())["model"]["vocab"]
+    single = np.zeros(pv.original_size, bool)
+    single[[i for t, i in vocab.items() if len(t.removeprefix("##")) == 1]] = True
+    rare_kept = kept & (counts < 3) & ~single
+    rare_kept[name_ids] = False
+    rare_kept[:1000] = False  # [PAD], [UNK], [CLS], [SEP], [MASK] and the unused slots
+    assert not rare_kept.any() and kept[counts >= 3].all() and kept[name_ids].all()
+    path = write_pruned_tokenizer(minilm_tokenizer, pv, tmp_path / "tokenizer.json")
+    sample = texts[::20]
+    unk_new = TweetTokenizer(path, 128).ids(sample)
+    unk_id = int(pv.remap()[100])
+    assert sum(int((x == unk_id).sum()) for x in unk_new) <= sum(int((x == 100).sum()) for x in orig.ids(sample))
+    with pytest.raises(ConfigError, match="min_count must be >= 1"):
+        kept_token_ids(minilm_tokenizer, texts[:10], min_count=0)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(words=st.lists(st.sampled_from(["bmw", "audi", "bank", "lost", "great", "#music", "@user", "http://t.co/x", "ünïcødé",
                                        "qzxv", "hyperloop", "😀", "日本", "supercalifragilistic", "!!", "42"]), min_size=1, max_size=12),

@@ -52,6 +52,10 @@ class CompressConfig:
         epochs: distillation epochs.
         temperature: distillation temperature.
         alpha: weight of the distillation term (1 - alpha: gold labels).
+        hidden_weight: weight of the hidden-state distillation term (TinyBERT-style; 0: logits only).
+        quant_aware: train the students with this recipe's weight grid (quantization-aware
+            distillation, :mod:`edgerep.workstation.compress.qat`); ``None``: float32.
+        vocab_min_count: vocabulary pruning keeps corpus tokens used at least this often.
         accuracy_budget: the recommendation stays within this many accuracy (and macro-F1)
             points of the run's fine-tuned float32 model (fraction: 0.01 = 1.0 point).
         bucket_step: sequence-length buckets of the compressed bundles every this many tokens from
@@ -73,6 +77,9 @@ class CompressConfig:
     epochs: int = 3
     temperature: float = 2.0
     alpha: float = 0.5
+    hidden_weight: float = 0.0
+    quant_aware: str | None = None
+    vocab_min_count: int = 1
     accuracy_budget: float = 0.01
     bucket_step: int = 8
     latency_tweets: int = 300
@@ -83,6 +90,12 @@ class CompressConfig:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
         object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        from edgerep.workstation.compress.qat import qat_mode  # torch-free; names checked before any work
+
+        mode = qat_mode(self.quant_aware)
+        object.__setattr__(self, "quant_aware", mode.value if mode else None)
+        if self.vocab_min_count < 1:
+            raise ConfigError(f"vocab_min_count must be >= 1, got {self.vocab_min_count}")
         if any(k < 1 for k in self.layers):
             raise ConfigError(f"student layers must be >= 1, got {list(self.layers)}")
         if Quantization.FULL_INT8 in self.quantizations:
@@ -194,7 +207,8 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, val_tex
     sources = {"teacher": teacher}
     for k in config.layers:
         dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
-                             temperature=config.temperature, alpha=config.alpha, limit=config.limit)
+                             temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
+                             quant_aware=config.quant_aware, limit=config.limit)
         sources[f"k{k}"] = distill(data_root, out / "distill" / f"k{k}", dcfg)
     if not config.prune_vocabulary:
         return sources
@@ -210,7 +224,7 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, val_tex
             if texts is None:
                 texts = [r.text for r in load_texts(data_root, "training")[0]]
                 names = sorted(set(entity_names(data_root).values()))
-            entry = prune_checkpoint(src, dst, texts, names, check_texts=val_texts)
+            entry = prune_checkpoint(src, dst, texts, names, check_texts=val_texts, min_count=config.vocab_min_count)
             log(f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
                 f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}; "
                 f"[UNK] rate on validation {entry['unk_rate']['before']:.4%} -> {entry['unk_rate']['after']:.4%}")
@@ -383,6 +397,7 @@ def _model_entry(model_dir: Path) -> dict:
         "vocabulary_pruning": info.get("vocabulary_pruning"),
         "distillation": None if d is None else {
             "teachers": d["teachers"], "layer_map": d["layer_map"], "temperature": d["temperature"], "alpha": d["alpha"],
+            "hidden_weight": d.get("hidden_weight", 0.0), "quant_aware": d.get("quant_aware"),
             "transfer": d["transfer"], "best_epoch": info.get("best_epoch"), "validation": info.get("validation"),
             "minutes": round(info.get("train_seconds", 0) / 60, 1)},
     }

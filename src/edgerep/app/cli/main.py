@@ -191,6 +191,9 @@ def compress(
     quantize: Annotated[str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
     prune_vocabulary: Annotated[bool, typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets.")] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
+    hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; ~2x the epoch time); 0 = logits only.")] = 0.0,
+    quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
+    vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces).")] = 1,
     accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Smoke runs: at most N distillation tweets and N/4 evaluation tweets.")] = None,
     as_json: JsonFlag = False,
@@ -205,6 +208,7 @@ def compress(
 
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
                          quantizations=tuple(parse_quantizations(quantize)), prune_vocabulary=prune_vocabulary, epochs=epochs,
+                         hidden_weight=hidden_weight, quant_aware=quant_aware, vocab_min_count=vocab_min_count,
                          accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:

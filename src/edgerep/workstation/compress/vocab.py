@@ -5,7 +5,8 @@ the largest tensor of a small encoder, and tweets use a small part of that vocab
 keeps:
 
 * every token the corpus uses (the caller passes every English tweet of the training split,
-  labelled or not, and the entity names the model is conditioned on),
+  labelled or not, and the entity names the model is conditioned on), or only those it uses at
+  least ``min_count`` times (rarer words then decompose into kept pieces),
 * the special tokens (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``),
 * every single-character piece and its ``##`` form, so that any word still decomposes into
   pieces (greedy longest-match WordPiece, Wu et al., 2016) instead of falling to ``[UNK]``,
@@ -78,23 +79,33 @@ def _wordpiece(tokenizer_json: Path) -> dict:
     return spec
 
 
-def kept_token_ids(tokenizer_json: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = ()) -> PrunedVocabulary:
+def kept_token_ids(tokenizer_json: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (),
+                   min_count: int = 1) -> PrunedVocabulary:
     """The token ids to keep for ``texts`` (see the module docstring).
 
     Args:
         tokenizer_json: the model's WordPiece ``tokenizer.json``.
         texts: tweets, normalized and tokenized as the device does (:class:`TweetTokenizer`).
-        extra_words: more strings to keep the pieces of (entity names).
+        extra_words: more strings to keep the pieces of (entity names), whatever their count.
+        min_count: keep a corpus token only when ``texts`` use it at least this often (1: every
+            token used). A dropped word still decomposes into the kept pieces (at worst single
+            characters), so the table shrinks without ``[UNK]``: on the RepLab 2013 training
+            split's 35,979 English tweets, 20,897 tokens at 1, 16,774 at 2, 14,270 at 3.
 
     Raises:
-        ConfigError: not a WordPiece tokenizer (the message names the type found).
+        ConfigError: not a WordPiece tokenizer (the message names the type found), or
+            ``min_count`` < 1.
     """
+    if min_count < 1:
+        raise ConfigError(f"min_count must be >= 1, got {min_count}")
     spec = _wordpiece(Path(tokenizer_json))
     vocab: dict[str, int] = spec["model"]["vocab"]
     prefix = spec["model"].get("continuing_subword_prefix", "##")
-    keep = np.zeros(len(vocab), dtype=bool)
     tok = TweetTokenizer(tokenizer_json, 512)
-    for ids in tok.ids(list(texts) + list(extra_words)):
+    corpus_ids = tok.ids(list(texts))
+    counts = np.bincount(np.concatenate(corpus_ids) if corpus_ids else np.zeros(0, np.int64), minlength=len(vocab))
+    keep = counts[: len(vocab)] >= min_count
+    for ids in tok.ids(list(extra_words)):
         keep[ids] = True
     from_corpus = int(keep.sum())
     for t in spec.get("added_tokens", []):
@@ -191,7 +202,7 @@ def prune_model(model, pruned: PrunedVocabulary | None, max_seq_len: int | None)
 
 
 def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (),
-                     cut_positions: bool = True, check_texts: Sequence[str] = ()) -> dict:
+                     cut_positions: bool = True, check_texts: Sequence[str] = (), min_count: int = 1) -> dict:
     """Prune a fine-tuned model directory (``edgerep train`` / ``edgerep distill`` output) into
     ``out_dir`` (written atomically): remapped weights, pruned ``tokenizer.json``, and
     ``edgerep_model.json`` with a ``vocabulary_pruning`` entry.
@@ -204,6 +215,7 @@ def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, t
         cut_positions: also cut the position table to the model's ``max_seq_len``.
         check_texts: texts whose ``[UNK]`` rate is recorded before and after (e.g. validation
             tweets, or out-of-domain ones the corpus does not contain).
+        min_count: keep corpus tokens used at least this often (:func:`kept_token_ids`).
 
     Returns:
         The ``vocabulary_pruning`` entry: original and kept sizes, tokens the corpus used,
@@ -216,13 +228,14 @@ def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, t
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     model, info = load_finetuned(model_dir)
-    pruned = kept_token_ids(model_dir / TOKENIZER_FILE, texts, extra_words)
+    pruned = kept_token_ids(model_dir / TOKENIZER_FILE, texts, extra_words, min_count)
     small = prune_model(model, pruned, int(info["max_seq_len"]) if cut_positions else None)
     width = model.get_input_embeddings().weight.shape[1]
     entry = {
         "original_vocabulary": pruned.original_size,
         "kept_vocabulary": pruned.size,
         "kept_from_corpus": pruned.from_corpus,
+        "min_count": min_count,
         "corpus_texts": pruned.texts,
         "embedding_parameters_before": pruned.original_size * width,
         "embedding_parameters_after": pruned.size * width,
