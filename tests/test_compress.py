@@ -341,7 +341,8 @@ def test_mixed_precision_recipes_are_registered():
 
 
 def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_root, tmp_path):
-    """`edgerep compress` on a run: a 1-layer student and the teacher, vocabulary-pruned, each
+    """`edgerep compress` on a run: a 1-layer quantization-aware student and the teacher,
+    vocabulary-pruned (tokens used twice or more), each
     with two recipes and ONNX Runtime int8; every bundle validated and evaluated, one bench run,
     a Pareto record, the recommended bundle installed, and a report section."""
     from edgerep.app.compress import CompressConfig, compress
@@ -353,8 +354,11 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     run = tmp_path / "run"
     shutil.copytree(tiny_entity_model, run / "train" / "model")
     cfg = CompressConfig(layers=(1,), quantizations=(Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT4), epochs=1, limit=200,
-                         latency_tweets=20, accuracy_budget=0.5)
+                         latency_tweets=20, accuracy_budget=0.5, quant_aware="dynamic-int4", vocab_min_count=2)
     rec = compress(data_root, run, cfg)
+    assert rec["models"]["k1-pruned"]["distillation"]["quant_aware"] == "dynamic-int4"
+    pruning = rec["models"]["teacher-pruned"]["vocabulary_pruning"]
+    assert pruning["min_count"] == 2 and pruning["kept_vocabulary"] < 18_000
     variants = {r["variant"] for r in rec["rows"]}
     assert {"teacher-pruned/dynamic-int8", "teacher-pruned/dynamic-int4", "k1-pruned/dynamic-int8", "k1-pruned/dynamic-int4",
             "k1-pruned/onnx-dynamic-int8", "k1-pruned/pytorch", "teacher-pruned/pytorch"} <= variants
