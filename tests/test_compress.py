@@ -453,6 +453,8 @@ def test_pareto_front_and_recommendation_rule():
     chosen, _ = choose(rows, ref, 0.03)
     assert chosen["variant"] == "k2/int4"  # 2.55 ms is within 5% of 2.6 ms: the smaller file wins
     assert choose(rows, {"accuracy": 0.9, "macro_f1": 0.9}, 0.01)[0] is None
+    rows[3]["validation_passed"] = False  # beyond its recipe's tolerance: measured, never recommended
+    assert choose(rows, ref, 0.03)[0]["variant"] == "k2/int8"
     assert step_buckets(56, 8) == (16, 24, 32, 40, 48, 56) and step_buckets(12, 8) == (12,)
 
 

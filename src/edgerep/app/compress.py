@@ -242,8 +242,14 @@ def _export(models: dict[str, Path], out: Path, config: CompressConfig, validati
     bundles = {}
     for name, path in models.items():
         buckets = step_buckets(int(read_model_info(path)["max_seq_len"]), config.bucket_step) if config.bucket_step else None
-        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets, batch_size=1):
+        # not strict: a variant beyond its recipe's tolerance (e.g. an int4 embedding table under a
+        # student trained in float32) is kept, measured and marked, never recommended
+        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets, batch_size=1, strict=False):
             bundles[f"{name}/{r.mode}"] = Path(r.path)
+            if not r.validation.get("passed", True):
+                log(f"[yellow]compress[/]: {name}/{r.mode} is beyond its recipe's tolerance against PyTorch "
+                    f"(max |Δlogit| {r.validation['max_abs_logit_diff']:.3f}, label agreement {r.validation['label_agreement']:.2%}); "
+                    "measured, marked, not recommended")
         if name != "teacher-pruned" or not config.layers:
             for r in export_bundles(path, out / name, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME, buckets=buckets,
                                     batch_size=1):
@@ -308,13 +314,14 @@ def pareto_front(rows: list[dict], keys: tuple[str, ...] = ("size_mb", "latency_
 
 
 def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | None, str]:
-    """The recommended row: among LiteRT variants within ``budget`` of ``reference``'s accuracy
+    """The recommended row: among LiteRT variants that passed export validation and are within
+    ``budget`` of ``reference``'s accuracy
     and macro-F1 (validation split), the fastest (p50 at 1 thread); variants within 5% of that
     latency count as ties, broken by the smaller size. Returns ``(row or None, rule in words)``."""
     rule = (f"LiteRT variants within {100 * budget:.1f} points of the fine-tuned float32 model "
             f"(accuracy >= {reference['accuracy'] - budget:.4f}, macro-F1 >= {reference['macro_f1'] - budget:.4f}, validation split); "
             "the fastest p50 at 1 thread, ties within 5% broken by the smaller file")
-    ok = [r for r in rows if r["backend"] == "litert" and r.get("latency_p50_ms") is not None
+    ok = [r for r in rows if r["backend"] == "litert" and r.get("latency_p50_ms") is not None and r.get("validation_passed", True)
           and r["accuracy"] >= reference["accuracy"] - budget and r["macro_f1"] >= reference["macro_f1"] - budget]
     if not ok:
         return None, rule + ": none qualifies"
@@ -348,6 +355,9 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
                "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
                "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _layers(models[model])}
+        manifest = Path(rec["model"]["path"]) / "manifest.json"
+        if row["backend"] != "pytorch" and manifest.is_file():
+            row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))
         c = cells.get(variant)
         if c is not None:
             row.update(latency_p50_ms=c["latency"]["p50_ms"], latency_p90_ms=c["latency"]["p90_ms"],

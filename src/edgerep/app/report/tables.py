@@ -53,7 +53,8 @@ COMPRESSION_COLUMNS = (
 
 def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of an ``edgerep.compression`` record; the recommended variant's name is
-    wrapped in ``mark`` (Markdown bold; ``[bold]`` markup for rich gives ``("[bold]", "[/]")``)."""
+    wrapped in ``mark`` (Markdown bold; ``[bold]`` markup for rich gives ``("[bold]", "[/]")``), and
+    a variant that failed export validation is marked "(beyond tolerance)"."""
     left, right = (mark, mark) if isinstance(mark, str) else mark
     rec = (record.get("recommended") or {}).get("variant")
 
@@ -63,6 +64,8 @@ def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[li
     rows = []
     for r in sorted(record["rows"], key=lambda r: (r["backend"] != "pytorch", -(r.get("layers") or 0), r["model"], r["quantization"])):
         name = f"{left}{r['variant']}{right}" if r["variant"] == rec else r["variant"]
+        if r.get("validation_passed") is False:
+            name += " (beyond tolerance)"
         rows.append([
             name, f(r.get("layers"), "d"), r["backend"], f"{r['size_mb']:.1f}", f"{r['x_smaller_than_bert_large']:.0f}",
             f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['negative_f1']:.3f}", f(r.get("latency_p50_ms"), ".2f"),
