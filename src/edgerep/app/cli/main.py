@@ -145,11 +145,14 @@ def pretrain(
 # ----------------------------------------------------------------------------- compression
 
 
-def _layers_list(spec: str) -> tuple[int, ...]:
+def _layers_list(spec: str) -> tuple[int, ...] | None:
+    """``auto`` -> ``None`` (half the teacher's depth), ``none`` -> ``()``, ``2,3`` -> ``(2, 3)``."""
+    if spec.strip() == "auto":
+        return None
     try:
         out = tuple(int(x) for x in spec.split(",") if x.strip() and x.strip() != "none")
     except ValueError:
-        raise ConfigError(f"--layers {spec!r}: expected comma-separated layer counts (e.g. 2,3) or none") from None
+        raise ConfigError(f"--layers {spec!r}: expected auto, comma-separated layer counts (e.g. 2,3) or none") from None
     return out
 
 
@@ -186,14 +189,14 @@ def distill(
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory of `edgerep run` (or `edgerep train`) holding the fine-tuned model.")],
     data: DataDir,
-    layers: Annotated[str, typer.Option(help="Student depths to distill, comma-separated (none: only pruning and recipes).")] = "2",
+    layers: Annotated[str, typer.Option(help="Student depths to distill, comma-separated; auto: half the teacher's (6 -> 3); none: only pruning and recipes.")] = "auto",
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable).")] = None,
     quantize: Annotated[str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
     prune_vocabulary: Annotated[bool, typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets.")] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
-    hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; ~2x the epoch time); 0 = logits only.")] = 0.0,
-    quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
-    vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces).")] = 1,
+    hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; ~2x the epoch time); 0 = logits only.")] = 1.0,
+    quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "dynamic-int4",
+    vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).")] = 3,
     accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Smoke runs: at most N distillation tweets and N/4 evaluation tweets.")] = None,
     as_json: JsonFlag = False,
@@ -670,7 +673,7 @@ def run(
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
     sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (~4 min more; better out of domain, lost on the second fold: README).")] = None,
     compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
-    student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated (none: no distillation).")] = "2",
+    student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation.")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
