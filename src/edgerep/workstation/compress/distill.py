@@ -9,11 +9,10 @@ temperature-softened probabilities (Hinton et al., 2015):
     loss = alpha * T^2 * KL(p_teacher(T) || p_student(T)) + (1 - alpha) * CE(gold)
            [+ hidden_weight * MSE(student layer outputs, their teacher layers' outputs)]
 
-optionally with the weights on the grid of the LiteRT recipe the student will be exported with
-(quantization-aware training, :mod:`.qat`).
-
 where the cross-entropy term applies to labelled tweets only; the optional hidden-state term
-(TinyBERT-style, Jiao et al., 2020) uses the first teacher. The transfer set is the training
+(TinyBERT-style, Jiao et al., 2020) uses the first teacher. Optionally the student trains with
+its weights on the grid of the LiteRT recipe it will be exported with (quantization-aware
+training, :mod:`.qat`). The transfer set is the training
 part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
 tweets without a polarity label), minus the validation tweets: never the test split. With
 several teachers (an ensemble, e.g. seeds) the target is the mean of their softened
