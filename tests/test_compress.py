@@ -247,12 +247,49 @@ def test_fake_quantize_is_the_converters_per_row_symmetric_grid(tiny_entity_mode
     x = w.clone().requires_grad_(True)
     fake_quantize(x, 4).sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))  # straight-through estimator
-    bits = quantized_weights(model, Quantization.DYNAMIC_INT8_EMB4)
-    assert bits["bert.embeddings.word_embeddings.weight"] == 4 and bits["classifier.weight"] == 8
-    assert bits["bert.encoder.layer.0.attention.self.query.weight"] == 8 and len(bits) == 2 + 6 * 2 + 1
-    once = {k: v.clone() for k, v in snap_to_grid(model, bits).state_dict().items()}
-    for k, v in snap_to_grid(model, bits).state_dict().items():
+    grids = quantized_weights(model, Quantization.DYNAMIC_INT8_EMB4)
+    assert grids["bert.embeddings.word_embeddings.weight"].bits == 4 and grids["classifier.weight"].bits == 8
+    assert grids["bert.encoder.layer.0.attention.self.query.weight"].bits == 8 and len(grids) == 2 + 6 * 2 + 1
+    once = {k: v.clone() for k, v in snap_to_grid(model, grids).state_dict().items()}
+    for k, v in snap_to_grid(model, grids).state_dict().items():
         assert torch.allclose(v, once[k], atol=1e-7), k
+
+
+def test_fold_aware_grid_is_the_grid_of_the_folded_weight(tiny_entity_model):
+    """The converter quantizes ``W diag(gamma)`` for query/key/value (gamma of the LayerNorm
+    before them) and the feed-forward input (gamma of the attention-output LayerNorm): after
+    snapping, exactly those products lie on the per-row grid, the other weights on the plain one."""
+    import torch
+
+    from edgerep.workstation.compress.qat import folded_scales, quantized_weights, snap_to_grid
+    from edgerep.workstation.models import load_finetuned
+    from edgerep.registry import Quantization
+
+    model, _ = load_finetuned(tiny_entity_model)
+    layers = model.config.num_hidden_layers
+    folds = folded_scales(model)
+    assert len(folds) == 4 * layers
+    assert folds["bert.encoder.layer.0.attention.self.key.weight"] == "bert.embeddings.LayerNorm.weight"
+    assert folds["bert.encoder.layer.1.attention.self.value.weight"] == "bert.encoder.layer.0.output.LayerNorm.weight"
+    assert folds["bert.encoder.layer.1.intermediate.dense.weight"] == "bert.encoder.layer.1.attention.output.LayerNorm.weight"
+    with torch.no_grad():  # a fine-tuned tiny model's gammas are near 1; make the fold matter
+        for name in set(folds.values()):
+            dict(model.named_parameters())[name].mul_(torch.linspace(0.3, 2.0, model.config.hidden_size))
+    grids = quantized_weights(model, Quantization.DYNAMIC_INT4)
+    snap_to_grid(model, grids)
+    params = dict(model.named_parameters())
+
+    def on_grid(w):
+        k = w / (w.abs().amax(1, keepdim=True).clamp_min(1e-9) / 7)
+        return torch.allclose(k, k.round(), atol=1e-3)
+
+    for name, grid in grids.items():
+        w = params[name].detach()
+        if grid.folded_scale:
+            folded = w * params[grid.folded_scale].detach()
+            assert on_grid(folded) and not on_grid(w), name
+        else:
+            assert on_grid(w), name
 
 
 def test_quant_aware_student_survives_int4_export(tiny_entity_model, data_root, tmp_path):

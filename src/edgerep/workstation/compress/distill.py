@@ -365,15 +365,15 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
             p.requires_grad_(False)
     else:
         del teacher
-    qat_bits = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
+    qat_grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
 
     def forward(**kwargs):
-        if not qat_bits:
+        if not qat_grids:
             return student(**kwargs)
-        return torch.func.functional_call(student, fake_quantized_parameters(student, qat_bits), args=(), kwargs=kwargs)
+        return torch.func.functional_call(student, fake_quantized_parameters(student, qat_grids), args=(), kwargs=kwargs)
 
     def validation_logits():
-        model = snap_to_grid(copy.deepcopy(student), qat_bits) if qat_bits else student
+        model = snap_to_grid(copy.deepcopy(student), qat_grids) if qat_grids else student
         return ids_logits(model, tokenizer, data.val_ids)
 
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
@@ -383,7 +383,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
         f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
         f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
-        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_bits)} weight tensors); "
+        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_grids)} weight tensors, "
+        f"{sum(g.folded_scale is not None for g in qat_grids.values())} with a folded LayerNorm scale); "
         f"{config.epochs} epochs x {steps_per_epoch} steps"
     )
     t_start = time.perf_counter()
@@ -423,6 +424,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                       "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
                       "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
                       "quant_aware": config.quant_aware,
+                      "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),
                       "transfer": data.counts, "config": config.to_dict()},
     )
     info.pop("train_config", None)
@@ -431,10 +433,10 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     atomic_write_json(out / "history.json", history)
     tokenizer_files = [Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()]
     source = out / "checkpoints" / f"epoch-{best['epoch']}"
-    if qat_bits:  # the checkpoints keep the float weights (to resume); the model gets the grid
+    if qat_grids:  # the checkpoints keep the float weights (to resume); the model gets the grid
         from transformers import AutoModelForSequenceClassification
 
-        snapped = snap_to_grid(AutoModelForSequenceClassification.from_pretrained(str(source)), qat_bits)
+        snapped = snap_to_grid(AutoModelForSequenceClassification.from_pretrained(str(source)), qat_grids)
         with atomic_directory(out / "snapped", overwrite=True) as tmp:
             snapped.save_pretrained(tmp)
         source = out / "snapped"
