@@ -524,3 +524,67 @@ def test_runtime_profile_script(tiny_entity_bundles, data_root, tmp_path):
         {"bundle": str(bundle), "memory": mem, "compute": comp}]}))
     md = Path(build_report([tmp_path / "res"], tmp_path / "rep")["markdown"]).read_text()
     assert "Where memory and time go" in md and "allocate_tensors" in md
+
+
+def test_ffn_pruning_removes_exactly_the_least_important_units(tiny_entity_model, data_root, tmp_path):
+    """Pruning the feed-forward blocks to W units gives the same logits as the unpruned model with
+    the other units' activations zeroed (real validation tweets), keeps the W most important
+    units of each layer, and saves a standard model directory that loads with the new width."""
+    import torch
+
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.prune import feed_forward_blocks, ffn_importance, prune_ffn
+    from edgerep.workstation.inference import ids_logits
+    from edgerep.workstation.models import load_finetuned
+
+    model, info = load_finetuned(tiny_entity_model)
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(info["max_seq_len"]), True)
+    tweets = sample_texts(data_root, "validation", 64)
+    ids = tok.ids(tweets.texts, tweets.entities)
+    importance = ffn_importance(model, tok, ids)
+    assert [len(s) for s in importance] == [64, 64] and all((s >= 0).all() for s in importance)
+    keep = [np.sort(np.argsort(-s)[:24]) for s in importance]
+    masks = []
+    for (_, inter, _), k in zip(feed_forward_blocks(model), keep):
+        m = torch.zeros(inter.out_features)
+        m[k] = 1.0
+        masks.append(inter.register_forward_hook(lambda _m, _i, out, m=m: out.masked_fill(m == 0, -1e4)))  # gelu(-1e4) == 0
+    masked = ids_logits(model, tok, ids)
+    for h in masks:
+        h.remove()
+    prune_ffn(model, 24, importance)
+    assert model.config.intermediate_size == 24
+    assert all(inter.out_features == 24 and out.in_features == 24 for _, inter, out in feed_forward_blocks(model))
+    pruned = ids_logits(model, tok, ids)
+    np.testing.assert_allclose(pruned, masked, atol=1e-4)
+    model.save_pretrained(tmp_path / "pruned")
+    from transformers import AutoModelForSequenceClassification
+
+    again = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "pruned"))
+    np.testing.assert_allclose(ids_logits(again, tok, ids), pruned, atol=1e-5)
+    with pytest.raises(ConfigError, match="must be in 1..24"):
+        prune_ffn(model, 25, [s[:24] for s in importance])
+
+
+def test_distill_with_ffn_width_exports_a_narrow_student(tiny_entity_model, data_root, tmp_path):
+    """``ffn_width`` gives a student with that many feed-forward units per layer, recorded in its
+    info, that converts and quantizes (int4, quantization-aware) within tolerance; a width above
+    the teacher's is one error before anything is written."""
+    from edgerep.data import sample_texts
+    from edgerep.registry import Quantization
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.models import load_finetuned
+
+    with pytest.raises(ConfigError, match="feed-forward width 65"):
+        distill(data_root, tmp_path / "wide", DistillConfig(teachers=(str(tiny_entity_model),), layers=1, ffn_width=65))
+    assert not (tmp_path / "wide").exists()
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=1, limit=96, batch_size=32, ffn_width=16,
+                        quant_aware="dynamic-int4")
+    model_dir = distill(data_root, tmp_path / "narrow", cfg)
+    model, info = load_finetuned(model_dir)
+    assert model.config.intermediate_size == 16 and info["distillation"]["ffn_width"] == 16
+    assert model.bert.encoder.layer[0].intermediate.dense.weight.shape == (16, 32)
+    [result] = export_bundles(model_dir, tmp_path / "bundles", [Quantization.DYNAMIC_INT4], sample_texts(data_root, "validation", 60))
+    assert result.validation["passed"], result.validation

@@ -6,7 +6,8 @@ Stages and outputs under ``RUN/compress/`` (each kept when present, so an interr
 continues)::
 
     config.json                        resolved CompressConfig
-    distill/k<K>/                      the K-layer student (:mod:`edgerep.workstation.compress.distill`)
+    distill/k<K>[-f<F>]/               the K-layer student (:mod:`edgerep.workstation.compress.distill`),
+                                       with F feed-forward units per layer when pruned
     models/<model>/                    teacher and students with pruned vocabulary and position table
     bundles/<model>/<quantization>/    validated LiteRT bundles (+ onnx-dynamic-int8 for comparison)
     results/evaluation-<variant>.json  validation accuracy, macro-F1, per class and domain
@@ -54,6 +55,9 @@ class CompressConfig:
         temperature: distillation temperature.
         alpha: weight of the distillation term (1 - alpha: gold labels).
         hidden_weight: weight of the hidden-state distillation term (TinyBERT-style; 0: logits only).
+        ffn_widths: feed-forward widths of the students (structured pruning before distillation,
+            :mod:`edgerep.workstation.compress.prune`): one student per depth and width, named
+            ``k<K>-f<F>`` (``k<K>`` at the teacher's own width); empty: the teacher's width only.
         quant_aware: train the students with this recipe's weight grid (quantization-aware
             distillation, :mod:`edgerep.workstation.compress.qat`); ``None``: float32.
         vocab_min_count: vocabulary pruning keeps corpus tokens used at least this often.
@@ -79,6 +83,7 @@ class CompressConfig:
     temperature: float = 2.0
     alpha: float = 0.5
     hidden_weight: float = 1.0
+    ffn_widths: tuple[int, ...] = ()
     quant_aware: str | None = Quantization.DYNAMIC_INT4.value
     vocab_min_count: int = 3
     accuracy_budget: float = 0.01
@@ -92,6 +97,9 @@ class CompressConfig:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        object.__setattr__(self, "ffn_widths", tuple(sorted(set(int(w) for w in self.ffn_widths), reverse=True)))
+        if any(w < 1 for w in self.ffn_widths):
+            raise ConfigError(f"feed-forward widths must be >= 1, got {list(self.ffn_widths)}")
         from edgerep.workstation.compress.qat import qat_mode  # torch-free; names checked before any work
 
         mode = qat_mode(self.quant_aware)
@@ -114,6 +122,7 @@ class CompressConfig:
         d = asdict(self)
         d["quantizations"] = [q.value for q in self.quantizations]
         d["layers"], d["teachers"] = None if self.layers is None else list(self.layers), list(self.teachers)
+        d["ffn_widths"] = list(self.ffn_widths) or None  # None: the same settings as before the field existed
         return d
 
     def student_layers(self, teacher_layers: int) -> tuple[int, ...]:
@@ -172,7 +181,8 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     teacher = _find_model(run)
     info = read_model_info(teacher)
     layers = config.student_layers(_layers(teacher) or 1)
-    check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1)))  # checks first
+    for width in config.ffn_widths or (None,):  # every user mistake is found before anything is written
+        check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1), ffn_width=width))
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
@@ -219,11 +229,14 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
     from edgerep.workstation.compress.distill import DistillConfig, distill
 
     sources = {"teacher": teacher}
+    full = int(json.loads((teacher / "config.json").read_text()).get("intermediate_size", 0))
     for k in layers:
-        dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
-                             temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
-                             quant_aware=config.quant_aware, limit=config.limit)
-        sources[f"k{k}"] = distill(data_root, out / "distill" / f"k{k}", dcfg)
+        for width in config.ffn_widths or (full,):
+            name = f"k{k}" if width == full else f"k{k}-f{width}"
+            dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
+                                 temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
+                                 ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit)
+            sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:
         return sources
     from edgerep.data.replab import entity_names, load_texts

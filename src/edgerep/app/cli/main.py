@@ -156,6 +156,16 @@ def _layers_list(spec: str) -> tuple[int, ...] | None:
     return out
 
 
+def _widths_list(spec: str) -> tuple[int, ...]:
+    """``--ffn-widths``: ``auto`` (the teacher's width) or comma-separated unit counts."""
+    if spec.strip() == "auto":
+        return ()
+    try:
+        return tuple(int(x) for x in spec.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--ffn-widths {spec!r}: expected auto or comma-separated feed-forward unit counts (e.g. 1536,384)") from None
+
+
 @app.command()
 def distill(
     data: DataDir,
@@ -166,6 +176,7 @@ def distill(
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 2.0,
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. Runs the teacher on every batch (~2x the epoch time).")] = 0.0,
+    ffn_width: Annotated[Optional[int], typer.Option(min=1, help="Feed-forward units kept per student layer (structured pruning by activation x weight importance before distillation; fewer MACs). Default: the teacher's width.")] = None,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
     unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
     quant_aware: Annotated[str, typer.Option(help="Train with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
@@ -180,7 +191,7 @@ def distill(
     from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
-                        hidden_weight=hidden_weight, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
+                        hidden_weight=hidden_weight, ffn_width=ffn_width, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
                         limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
@@ -195,6 +206,7 @@ def compress(
     prune_vocabulary: Annotated[bool, typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets.")] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; ~2x the epoch time); 0 = logits only.")] = 1.0,
+    ffn_widths: Annotated[str, typer.Option(help="Feed-forward widths of the students, comma-separated (structured pruning before distillation; one student per depth and width, k<K>-f<F>); auto: the teacher's width.")] = "auto",
     quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "dynamic-int4",
     vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).")] = 3,
     accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
@@ -211,8 +223,8 @@ def compress(
 
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
                          quantizations=tuple(parse_quantizations(quantize)), prune_vocabulary=prune_vocabulary, epochs=epochs,
-                         hidden_weight=hidden_weight, quant_aware=quant_aware, vocab_min_count=vocab_min_count,
-                         accuracy_budget=accuracy_budget, limit=limit)
+                         hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), quant_aware=quant_aware,
+                         vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:
         _print_json(rec)

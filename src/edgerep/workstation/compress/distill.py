@@ -72,6 +72,8 @@ class DistillConfig:
             only. It runs the first teacher on every batch (about twice the epoch time).
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
+        ffn_width: feed-forward units kept per student layer (structured pruning before
+            distillation, :mod:`.prune`: fewer MACs per layer); ``None``: the teacher's width.
         quant_aware: a LiteRT recipe (``dynamic-int4``, ``dynamic-int8-emb4``, ``dynamic-int8``)
             whose weight grid the student trains with (:mod:`.qat`); the saved student's weights
             lie on that grid. ``None``: plain float32 training.
@@ -91,6 +93,7 @@ class DistillConfig:
     alpha: float = 0.5
     hidden_weight: float = 0.0
     unlabelled: bool = True
+    ffn_width: int | None = None
     quant_aware: str | None = None
     seed: int = 13
     limit: int | None = None
@@ -108,6 +111,8 @@ class DistillConfig:
             raise ConfigError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.ffn_width is not None and self.ffn_width < 1:
+            raise ConfigError(f"ffn_width must be >= 1, got {self.ffn_width}")
         if not self.hidden_weight >= 0.0:
             raise ConfigError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -228,6 +233,9 @@ def check_teachers(config: DistillConfig) -> list[dict]:
         info = read_model_info(t)
         cfg = json.loads((Path(t) / "config.json").read_text())
         info["_layers"] = int(cfg.get("num_hidden_layers", 0))
+        if config.ffn_width is not None and (cfg.get("model_type") != "bert" or config.ffn_width > int(cfg.get("intermediate_size", 0))):
+            raise ConfigError(f"feed-forward width {config.ffn_width}: needs a BERT-style teacher (model_type bert) with at least "
+                              f"that many units; {t} is {cfg.get('model_type')!r} with {cfg.get('intermediate_size')}")
         info["_vocab"] = json.loads((Path(t) / TOKENIZER_FILE).read_text())["model"].get("vocab")
         infos.append(info)
     first = infos[0]
@@ -355,6 +363,13 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     teacher, _ = load_finetuned(config.teachers[0])
     student, mapping = init_student(teacher, config.layers)
     latest = _latest_checkpoint(out / "checkpoints")
+    if config.ffn_width is not None and latest is None:
+        from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
+
+        sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
+        before = int(student.config.intermediate_size)
+        prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]))
+        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer (importance on {len(sample)} transfer tweets)")
     if latest is not None:
         from transformers import AutoModelForSequenceClassification
 
@@ -423,6 +438,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
                       "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
                       "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
+                      "ffn_width": int(student.config.intermediate_size),
                       "quant_aware": config.quant_aware,
                       "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),
                       "transfer": data.counts, "config": config.to_dict()},

@@ -1,0 +1,121 @@
+"""Structured pruning of the feed-forward blocks (heavy: torch + transformers): fewer MACs, not
+only cheaper ones.
+
+A BERT layer's feed-forward block (``intermediate.dense`` hidden -> F, GELU, ``output.dense``
+F -> hidden) holds two thirds of the layer's multiply-accumulates per token at F = 4 x hidden
+(2·h·F of 4·h² + 2·h·F). Removing feed-forward units removes a column of ``output.dense`` and
+a row of ``intermediate.dense`` each, and the model stays a standard one: every layer keeps the
+same width, so ``config.intermediate_size`` describes it and the saved directory loads, converts
+and quantizes like any other. The pruned student is then trained by distillation
+(:mod:`.distill`), which recovers what the cut units carried.
+
+Importance of unit j of a layer (a magnitude criterion in the spirit of the first-order
+"Taylor" criterion of Molchanov et al., 2017, "Pruning Convolutional Neural Networks for
+Resource Efficient Inference", without gradients): the mean over real tokens of the unit's
+contribution to the layer output, ``E[|gelu(x W_in + b)_j|] * ||W_out[:, j]||_2``, measured on
+transfer tweets. The units with the largest importance are kept, in their original order.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from edgerep.errors import ConfigError
+
+_FFN_IN = re.compile(r"^(?P<layer>.*encoder\.layer\.\d+)\.intermediate\.dense$")
+
+
+def feed_forward_blocks(model) -> list[tuple[str, object, object]]:
+    """``(layer name, intermediate.dense, output.dense)`` of every Transformer layer of a
+    BERT-style encoder (``config.model_type == "bert"``, e.g. MiniLM), in layer order.
+
+    Raises:
+        ConfigError: another architecture (MobileBERT's stacked bottleneck feed-forwards are not
+            pruned here).
+    """
+    import torch
+
+    if getattr(model.config, "model_type", None) != "bert":
+        raise ConfigError(f"feed-forward pruning supports BERT-style encoders (model_type bert), got {model.config.model_type!r}")
+    modules = dict(model.named_modules())
+    blocks = []
+    for name, module in modules.items():
+        m = _FFN_IN.match(name)
+        out = modules.get(f"{m['layer']}.output.dense") if m else None
+        if m and isinstance(module, torch.nn.Linear) and isinstance(out, torch.nn.Linear) and out.in_features == module.out_features:
+            blocks.append((m["layer"], module, out))
+    return blocks
+
+
+def ffn_importance(model, tokenizer, ids: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    """Importance of every feed-forward unit (module docstring): one float64 [F] array per layer.
+
+    Args:
+        model: a BERT-style sequence classifier (float32, eval mode is set here).
+        tokenizer: the model's :class:`edgerep.device.tokenizer.TweetTokenizer` (padding).
+        ids: token ids int32 [n_tokens] per tweet (a few hundred transfer tweets suffice).
+    """
+    import torch
+
+    from edgerep.workstation.inference import model_inputs
+
+    blocks = feed_forward_blocks(model)
+    sums = [torch.zeros(inter.out_features, dtype=torch.float64) for _, inter, _ in blocks]
+    mask_box: dict = {}
+    hooks = []
+    for i, (_, inter, _) in enumerate(blocks):
+        def hook(_module, _inp, out, i=i):  # out: float32 [batch, seq, F] before the activation
+            act = model.config.hidden_act
+            h = torch.nn.functional.gelu(out) if act == "gelu" else torch.abs(out)
+            sums[i] += (h.abs() * mask_box["mask"]).sum((0, 1)).double()
+        hooks.append(inter.register_forward_hook(hook))
+    tokens = 0.0
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(ids), batch_size):
+                enc = tokenizer.pad(ids[start:start + batch_size])
+                inputs = model_inputs(model, enc)
+                mask_box["mask"] = inputs["attention_mask"][..., None].to(torch.float32)
+                tokens += float(inputs["attention_mask"].sum())
+                model(**inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(s / max(tokens, 1.0)).numpy() * out.weight.detach().double().norm(dim=0).numpy()
+            for s, (_, _, out) in zip(sums, blocks)]
+
+
+def prune_ffn(model, width: int, importance: list[np.ndarray]):
+    """Keep the ``width`` most important units of every feed-forward block (in their original
+    order) in place, set ``config.intermediate_size = width``; returns ``model``.
+
+    Args:
+        width: units kept per layer, 1 <= width <= the current intermediate size.
+        importance: :func:`ffn_importance` of this model, float [F] per layer.
+
+    Raises:
+        ConfigError: ``width`` out of range, or importance for another model.
+    """
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    blocks = feed_forward_blocks(model)
+    current = int(model.config.intermediate_size)
+    if not 1 <= width <= current:
+        raise ConfigError(f"feed-forward width {width}: must be in 1..{current} (the model's intermediate size)")
+    if len(importance) != len(blocks) or any(len(s) != inter.out_features for s, (_, inter, _) in zip(importance, blocks)):
+        raise ConfigError("feed-forward importance does not match the model's layers")
+    modules = dict(model.named_modules())
+    for score, (layer, _, _) in zip(importance, blocks):
+        keep = torch.as_tensor(np.sort(np.argsort(-np.asarray(score), kind="stable")[:width]), dtype=torch.long)
+        inter, out = modules[f"{layer}.intermediate"], modules[f"{layer}.output"]
+        inter.dense = prune_linear_layer(inter.dense, keep, dim=0)
+        out.dense = prune_linear_layer(out.dense, keep, dim=1)
+    model.config.intermediate_size = width
+    return model
+
+
+__all__ = ["feed_forward_blocks", "ffn_importance", "prune_ffn"]
