@@ -378,8 +378,9 @@ def test_mixed_precision_recipes_are_registered():
 
 
 def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_root, tmp_path):
-    """`edgerep compress` on a run: a 1-layer quantization-aware student and the teacher,
-    vocabulary-pruned (tokens used twice or more), each
+    """`edgerep compress` on a run: a 1-layer quantization-aware student at the teacher's
+    feed-forward width and one pruned to 16 units, and the teacher, vocabulary-pruned (tokens
+    used twice or more), each
     with two recipes and ONNX Runtime int8; every bundle validated and evaluated, one bench run,
     a Pareto record, the recommended bundle installed, and a report section."""
     from edgerep.app.compress import CompressConfig, compress
@@ -391,9 +392,12 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     run = tmp_path / "run"
     shutil.copytree(tiny_entity_model, run / "train" / "model")
     cfg = CompressConfig(layers=(1,), quantizations=(Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT4), epochs=1, limit=200,
-                         latency_tweets=20, accuracy_budget=0.5, quant_aware="dynamic-int4", vocab_min_count=2)
+                         latency_tweets=20, accuracy_budget=0.5, quant_aware="dynamic-int4", vocab_min_count=2, ffn_widths=(64, 16))
     rec = compress(data_root, run, cfg)
     assert rec["models"]["k1-pruned"]["distillation"]["quant_aware"] == "dynamic-int4"
+    assert rec["models"]["k1-pruned"]["ffn_width"] == 64 and rec["models"]["k1-f16-pruned"]["ffn_width"] == 16
+    narrow = next(r for r in rec["rows"] if r["variant"] == "k1-f16-pruned/dynamic-int4")
+    assert narrow["ffn_width"] == 16 and narrow["layers"] == 1 and narrow["latency_p50_ms"] > 0
     pruning = rec["models"]["teacher-pruned"]["vocabulary_pruning"]
     assert pruning["min_count"] == 2 and pruning["kept_vocabulary"] < 18_000
     variants = {r["variant"] for r in rec["rows"]}
@@ -434,7 +438,11 @@ def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
         compress(data_root, run, CompressConfig(layers=(5,)))
     with pytest.raises(DataError):
         compress(tmp_path / "no-corpus", run, CompressConfig(layers=(1,)))
+    with pytest.raises(ConfigError, match="feed-forward width 65: needs a BERT-style teacher"):
+        compress(data_root, run, CompressConfig(layers=(1,), ffn_widths=(64, 65)))
     assert not (run / "compress").exists()
+    r = run_cli("compress", str(run), "--data", str(data_root), "--ffn-widths", "wide")
+    assert r.returncode == 1 and b"--ffn-widths 'wide'" in r.stderr and not (run / "compress").exists()
     r = run_cli("compress", str(run), "--data", str(data_root), "--quantize", "int3")
     assert r.returncode == 1 and b"unknown quantization 'int3'" in r.stderr and b"valid:" in r.stderr
 
@@ -463,6 +471,8 @@ def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
             shutil.copy2(src / f, mb / f)
     teacher = train(data_root, tmp_path / "t", TrainConfig(model=str(mb), epochs=1, limit=128, max_seq_len=32, learning_rate=1e-3))
     student = distill(data_root, tmp_path / "s", DistillConfig(teachers=(str(teacher),), layers=1, epochs=1, limit=128))
+    with pytest.raises(ConfigError, match="'mobilebert'"):  # feed-forward pruning is for BERT-style layers only
+        distill(data_root, tmp_path / "s2", DistillConfig(teachers=(str(teacher),), layers=1, ffn_width=8))
     prune_checkpoint(student, tmp_path / "p", corpus[0], corpus[1])
     tweets = sample_texts(data_root, "validation", 40)
     res = export_bundles(tmp_path / "p", tmp_path / "b", [Quantization.DYNAMIC_INT8], tweets)

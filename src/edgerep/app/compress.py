@@ -180,7 +180,7 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     run = Path(run_dir)
     teacher = _find_model(run)
     info = read_model_info(teacher)
-    layers = config.student_layers(_layers(teacher) or 1)
+    layers = config.student_layers(_config_int(teacher) or 1)
     for width in config.ffn_widths or (None,):  # every user mistake is found before anything is written
         check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1), ffn_width=width))
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
@@ -381,7 +381,8 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
                "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
                "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
-               "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _layers(models[model])}
+               "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
+               "ffn_width": _config_int(models[model], "intermediate_size")}
         manifest = Path(rec["model"]["path"]) / "manifest.json"
         if row["backend"] != "pytorch" and manifest.is_file():
             row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))
@@ -430,7 +431,8 @@ def _model_entry(model_dir: Path) -> dict:
     d = info.get("distillation")
     return {
         "path": str(model_dir),
-        "layers": _layers(model_dir),
+        "layers": _config_int(model_dir),
+        "ffn_width": _config_int(model_dir, "intermediate_size"),
         "vocabulary_pruning": info.get("vocabulary_pruning"),
         "distillation": None if d is None else {
             "teachers": d["teachers"], "layer_map": d["layer_map"], "temperature": d["temperature"], "alpha": d["alpha"],
@@ -440,9 +442,10 @@ def _model_entry(model_dir: Path) -> dict:
     }
 
 
-def _layers(model_dir: Path) -> int | None:
+def _config_int(model_dir: Path, key: str = "num_hidden_layers") -> int | None:
+    """An integer of the model's ``config.json`` (default: its depth); ``None`` if unreadable."""
     try:
-        return int(json.loads((model_dir / "config.json").read_text())["num_hidden_layers"])
+        return int(json.loads((model_dir / "config.json").read_text())[key])
     except (OSError, ValueError, KeyError):
         return None
 
