@@ -302,7 +302,7 @@ def test_quant_aware_student_survives_int4_export(tiny_entity_model, data_root, 
     from edgerep.workstation.export import export_bundles
     from edgerep.workstation.models import load_finetuned
 
-    with pytest.raises(ConfigError, match="valid: none, dynamic-int4, dynamic-int8-emb4, dynamic-int8"):
+    with pytest.raises(ConfigError, match="valid: none, dynamic-int8, dynamic-int8-emb4, dynamic-int4"):
         DistillConfig(teachers=(str(tiny_entity_model),), quant_aware="int3")
     tweets = sample_texts(data_root, "validation", 120)
     error = {}

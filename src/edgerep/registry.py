@@ -77,6 +77,9 @@ class Recipe:
             per-channel weights; full-integer int8 also quantizes every activation with
             min/max ranges from the representative dataset).
         calibrated: needs a representative dataset (full-integer quantization).
+        weight_bits: ``(word-embedding table, fully-connected layers)`` weight bits of a
+            dynamic-range recipe whose grid quantization-aware training can anticipate
+            (:mod:`edgerep.workstation.compress.qat`); ``None`` for the others.
     """
 
     mode: Quantization
@@ -84,6 +87,7 @@ class Recipe:
     description: str
     tolerance: Tolerance
     calibrated: bool = False
+    weight_bits: tuple[int, int] | None = None
 
 
 RECIPES: dict[Quantization, Recipe] = {
@@ -96,6 +100,7 @@ RECIPES: dict[Quantization, Recipe] = {
         "dynamic_wi8_afp32",
         "dynamic-range quantization: int8 per-channel weights, activations quantized on the fly",
         Tolerance(1.0, 0.95),
+        weight_bits=(8, 8),
     ),
     Quantization.FULL_INT8: Recipe(
         Quantization.FULL_INT8,
@@ -115,12 +120,14 @@ RECIPES: dict[Quantization, Recipe] = {
         "mixed_emb4_dynamic_wi8",
         "mixed: int4 per-channel word-embedding table (read row by row by the lookup), int8 dynamic-range fully-connected layers, segment-embedding table float32",
         Tolerance(1.5, 0.93),
+        weight_bits=(4, 8),
     ),
     Quantization.DYNAMIC_INT4: Recipe(
         Quantization.DYNAMIC_INT4,
         "dynamic_wi4_afp32",
         "dynamic-range quantization with int4 per-channel weights (word-embedding table included; the 2-row segment-embedding table stays float32), activations quantized on the fly",
         Tolerance(2.5, 0.85),
+        weight_bits=(4, 4),
     ),
 }
 

@@ -38,15 +38,11 @@ import re
 from dataclasses import dataclass
 
 from edgerep.errors import ConfigError
-from edgerep.registry import Quantization
+from edgerep.registry import RECIPES, Quantization
 
 #: Weight bits of (the word-embedding table, every fully-connected layer) under each LiteRT recipe
-#: that quantization-aware training can anticipate.
-QAT_BITS: dict[Quantization, tuple[int, int]] = {
-    Quantization.DYNAMIC_INT4: (4, 4),
-    Quantization.DYNAMIC_INT8_EMB4: (4, 8),
-    Quantization.DYNAMIC_INT8: (8, 8),
-}
+#: that quantization-aware training can anticipate (``Recipe.weight_bits`` of the registry).
+QAT_BITS: dict[Quantization, tuple[int, int]] = {m: r.weight_bits for m, r in RECIPES.items() if r.weight_bits is not None}
 
 
 def qat_mode(name: str | Quantization | None) -> Quantization | None:
