@@ -10,7 +10,7 @@ al., 2013). After training the weights are snapped to that grid, so the exported
 the weights the model was validated with, as far as the converter leaves them (below); the
 on-the-fly int8 quantization of activations remains. Measured on the 3-layer MiniLM student
 (validation tweets, ``dynamic-int4``): mean |Δlogit| between bundle and PyTorch model 0.166
-without, 0.068 with quantization-aware training.
+without quantization-aware training, 0.013 with it (fold-aware grid, below).
 
 The grid is ``ai_edge_quantizer``'s for its dynamic-range recipes (``uniform_quantize_tensor``:
 symmetric, one scale per output channel = per row of a ``[out, in]`` fully-connected weight and
@@ -28,8 +28,9 @@ per-row grid unchanged). Measured on the dynamic-int8 file: the ratio of the sto
 and key, per column spread <= 0.0016. For these weights (:func:`folded_scales`, BERT-style
 encoders) the grid is fold-aware: the model trains with ``q(W diag(gamma)) diag(1/gamma)``,
 whose fold is exactly ``q(W diag(gamma))``, on the grid the converter then finds. Measured
-(3-layer MiniLM student, int4): mean |Δlogit| to the bundle 0.068 with the plain grid; the
-fold-aware figure is in README.
+(3-layer MiniLM student distilled with each grid, int4 bundle vs its PyTorch model on 500
+validation tweets): mean |Δlogit| 0.068 with the plain grid, 0.013 fold-aware (label agreement
+100%); the rest is the on-the-fly int8 quantization of activations.
 """
 
 from __future__ import annotations
