@@ -62,15 +62,14 @@ def ffn_importance(model, tokenizer, ids: list[np.ndarray], batch_size: int = 32
     from edgerep.workstation.inference import model_inputs
 
     blocks = feed_forward_blocks(model)
+    modules = dict(model.named_modules())
     sums = [torch.zeros(inter.out_features, dtype=torch.float64) for _, inter, _ in blocks]
     mask_box: dict = {}
     hooks = []
-    for i, (_, inter, _) in enumerate(blocks):
-        def hook(_module, _inp, out, i=i):  # out: float32 [batch, seq, F] before the activation
-            act = model.config.hidden_act
-            h = torch.nn.functional.gelu(out) if act == "gelu" else torch.abs(out)
-            sums[i] += (h.abs() * mask_box["mask"]).sum((0, 1)).double()
-        hooks.append(inter.register_forward_hook(hook))
+    for i, (layer, _, _) in enumerate(blocks):
+        def hook(_module, _inp, out, i=i):  # out: float32 [batch, seq, F], after the model's own activation
+            sums[i] += (out.abs() * mask_box["mask"]).sum((0, 1)).double()
+        hooks.append(modules[f"{layer}.intermediate"].register_forward_hook(hook))
     tokens = 0.0
     model.eval()
     try:
