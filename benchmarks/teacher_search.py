@@ -34,6 +34,7 @@ RECIPES: dict[str, tuple[dict, bool]] = {
     "baseline": ({}, False),
     "entity": ({"entity": True}, False),
     "entity-sentiment": ({"entity": True, "sentiment_data": TWEETEVAL}, False),
+    "entity-joint": ({"entity": True, "sentiment_data": TWEETEVAL, "sentiment_mode": "joint"}, False),
     "entity-dapt": ({"entity": True}, True),
     "entity-classweighted": ({"entity": True, "class_weighted": True}, False),
     "entity-smooth": ({"entity": True, "label_smoothing": 0.1}, False),

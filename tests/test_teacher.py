@@ -127,6 +127,45 @@ def test_intermediate_sentiment_task_runs_once_before_polarity(tiny_pretrained, 
     assert not (tmp_path / "bad").exists()
 
 
+def test_joint_sentiment_head_trains_with_polarity_resumes_and_is_left_out(tiny_pretrained, data_root, tmp_path):
+    import torch
+
+    from edgerep.workstation.train import SENTIMENT_HEAD_FILE, TrainConfig, train
+
+    cfg = TrainConfig(model=str(tiny_pretrained), epochs=2, limit=64, batch_size=16, max_seq_len=32, learning_rate=1e-3,
+                      sentiment_data=str(TWEETEVAL), sentiment_mode="joint", entity=True)
+    model = train(data_root, tmp_path / "run", cfg)
+    info = json.loads((model / "edgerep_model.json").read_text())
+    assert info["joint_task"] == {"mode": "joint", "tweets": 64, "weight": 0.5} and "intermediate_task" not in info
+    assert not (tmp_path / "run" / "intermediate").exists() and not (model / SENTIMENT_HEAD_FILE).exists()
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["sentiment_loss"] > 0 for h in history)
+    # the head trained: it differs from the seeded initial one
+    trained = torch.load(tmp_path / "run" / "checkpoints" / "epoch-2" / SENTIMENT_HEAD_FILE, weights_only=True)
+    torch.manual_seed(cfg.seed * 1000 - 1)
+    init = torch.nn.Linear(trained["weight"].shape[1], 3)
+    assert not torch.allclose(trained["weight"], init.weight)
+    # the deployed model keeps the 3-way polarity head only
+    cfg_json = json.loads((model / "config.json").read_text())
+    assert len(cfg_json["id2label"]) == 3
+    # interrupted after epoch 1: the resumed run reproduces the uninterrupted one
+    shutil.rmtree(tmp_path / "run" / "model")
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "epoch-2")
+    train(data_root, tmp_path / "run", cfg)
+    again = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert again[1]["train_loss"] == pytest.approx(history[1]["train_loss"], rel=1e-4)
+    assert again[1]["sentiment_loss"] == pytest.approx(history[1]["sentiment_loss"], rel=1e-4)
+
+
+def test_sentiment_mode_and_joint_weight_are_checked():
+    from edgerep.workstation.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="sentiment_mode 'second-head' unknown; valid: intermediate, joint"):
+        TrainConfig(sentiment_mode="second-head")
+    with pytest.raises(ConfigError, match="joint_weight must be > 0"):
+        TrainConfig(joint_weight=0)
+
+
 def test_cli_pretrain_and_train_bad_input_is_one_error_line(tmp_path):
     from conftest import run_cli
 

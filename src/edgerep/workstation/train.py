@@ -37,6 +37,10 @@ from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
 
 SELECT_METRICS = ("macro_f1", "accuracy")
+#: How TweetEval sentiment data is used (:attr:`TrainConfig.sentiment_mode`).
+SENTIMENT_MODES = ("intermediate", "joint")
+#: File of the auxiliary sentiment head in a checkpoint (never in the final model).
+SENTIMENT_HEAD_FILE = "sentiment_head.pt"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class TrainConfig:
             an intermediate task: one epoch of general sentiment (its training portion, single
             tweets, the same 3-way head) before fine-tuning on polarity (Pruksachatkun et al.,
             ACL 2020, intermediate-task transfer). ``None``: no auxiliary data.
+        sentiment_mode: ``intermediate`` (above) or ``joint``: a second, sentiment head (a
+            linear layer on the features the polarity classifier reads, the pooled ``[CLS]``
+            after dropout) trained with polarity in the same epochs, hard parameter sharing
+            (Caruana, 1997; Liu et al., ACL 2019, MT-DNN). Each epoch interleaves the polarity
+            batches with ``1/epochs`` of the sentiment tweets (each seen once over the run);
+            loss = CE(polarity) on polarity batches, ``joint_weight`` x CE(sentiment) on
+            sentiment batches. The deployed model keeps only the polarity head.
+        joint_weight: weight of the sentiment loss in ``joint`` mode, > 0.
     """
 
     model: str = DEFAULT_MODEL
@@ -88,6 +100,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weighted: bool = False
     sentiment_data: str | None = None
+    sentiment_mode: str = "intermediate"
+    joint_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -104,6 +118,10 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.sentiment_mode not in SENTIMENT_MODES:
+            raise ConfigError(f"sentiment_mode {self.sentiment_mode!r} unknown; valid: {', '.join(SENTIMENT_MODES)}")
+        if not self.joint_weight > 0:
+            raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -213,13 +231,17 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     model = load_for_classification(source if latest is None else str(latest), LABELS)
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
-    if sentiment is not None and latest is None:
+    if sentiment is not None and latest is None and config.sentiment_mode == "intermediate":
         model = _intermediate_task(model, out, tok_dir / TOKENIZER_FILE, config, sentiment)
 
     tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len, entity_conditioned=config.entity)
     data = _Data.of(tokenizer, train_set, val_set)
+    joint = None
+    if sentiment is not None and config.sentiment_mode == "joint":
+        joint = _JointTask.build(model, tok_dir / TOKENIZER_FILE, config, sentiment, latest)
     steps_per_epoch = math.ceil(len(data.train_ids) / config.batch_size)
-    optimizer, scheduler = _optimizer(model, config, steps_per_epoch * config.epochs)
+    total_steps = steps_per_epoch * config.epochs + (joint.total_batches if joint else 0)
+    optimizer, scheduler = _optimizer(model if joint is None else joint.trainable(model), config, total_steps)
     history, start_epoch = _resume(latest, optimizer, scheduler)
 
     log(
@@ -230,11 +252,11 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     )
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
-        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch))
-        _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
+        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint))
+        _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
 
     best = max(history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
-    _write_final(out, final, best, history, config, data, data_report)
+    _write_final(out, final, best, history, config, data, data_report, joint)
     log(
         f"[green]train[/]: best epoch {best['epoch']} (validation {config.select_metric} "
         f"{best['validation'][config.select_metric]:.4f}) -> {final} "
@@ -271,6 +293,95 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
     log(f"train: intermediate task loss {state['loss']:.4f} ({state['seconds'] / 60:.1f} min)")
     return model
+
+
+class _JointTask:
+    """The auxiliary sentiment head of ``sentiment_mode="joint"`` and its share of each epoch.
+
+    ``head``: ``torch.nn.Linear(in_features of the polarity classifier, 3)``, reading the same
+    features as the polarity classifier (captured by a forward pre-hook on ``model.classifier``).
+    ``ids``/``y``: the TweetEval tweets tokenized as single tweets (no entity segment), int labels
+    [n]. ``parts[e - 1]``: the tweet indices of epoch ``e`` (a fixed seeded permutation cut into
+    ``epochs`` parts, so a resumed run sees the same tweets).
+    """
+
+    def __init__(self, head, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, parts: list[np.ndarray],
+                 batch_size: int, weight: float, seed: int):
+        self.head, self.tokenizer, self.ids, self.y, self.parts = head, tokenizer, ids, y, parts
+        self.batch_size, self.weight, self.seed = batch_size, weight, seed
+
+    @classmethod
+    def build(cls, model, tokenizer_json: Path, config: TrainConfig, data, latest: Path | None) -> "_JointTask":
+        """A fresh head (seeded), or the one saved in the ``latest`` checkpoint.
+
+        Raises:
+            ConfigError: the model has no linear ``classifier`` to share features with.
+        """
+        import torch
+
+        classifier = getattr(model, "classifier", None)
+        if not isinstance(classifier, torch.nn.Linear):
+            raise ConfigError(f"sentiment_mode 'joint' needs a model whose classifier is one linear layer; "
+                              f"{type(model).__name__} has {type(classifier).__name__}")
+        torch.manual_seed(config.seed * 1000 - 1)
+        head = torch.nn.Linear(classifier.in_features, len(LABELS))
+        if latest is not None:
+            head.load_state_dict(torch.load(latest / SENTIMENT_HEAD_FILE, weights_only=True))
+        tokenizer = TweetTokenizer(tokenizer_json, config.max_seq_len)  # single tweets, as in the intermediate task
+        order = np.random.default_rng(config.seed * 1000 - 1).permutation(len(data.texts))
+        parts = np.array_split(order, config.epochs)
+        return cls(head, tokenizer, tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64), parts,
+                   config.batch_size, config.joint_weight, config.seed)
+
+    @property
+    def total_batches(self) -> int:
+        """Sentiment batches over the whole run (for the learning-rate schedule)."""
+        return sum(math.ceil(len(p) / self.batch_size) for p in self.parts)
+
+    def trainable(self, model):
+        """One module holding the encoder with its polarity head and the sentiment head: what the
+        optimizer and gradient clipping see."""
+        import torch
+
+        return torch.nn.ModuleDict({"encoder": model, "sentiment_head": self.head})
+
+    def train_pass(self, model, ids: list[np.ndarray], y: np.ndarray, tokenizer: TweetTokenizer, batches, loss_fn, optimizer,
+                   scheduler, epoch: int, description: str) -> tuple[float, float]:
+        """One epoch of polarity ``batches`` interleaved (seeded) with this epoch's sentiment
+        batches; returns the mean polarity loss and the mean sentiment loss per tweet."""
+        import torch
+
+        rng = np.random.default_rng(self.seed * 1000 + 500 + epoch)
+        part = self.parts[epoch - 1]
+        sent_batches = [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        tasks = [(False, b) for b in batches] + [(True, b) for b in sent_batches]
+        tasks = [tasks[k] for k in rng.permutation(len(tasks))]
+        features: dict = {}
+        hook = model.classifier.register_forward_pre_hook(lambda _m, args: features.__setitem__("x", args[0]))
+        sent_loss_fn = torch.nn.CrossEntropyLoss()
+        both = self.trainable(model)
+        sums, seen = [0.0, 0.0], [0, 0]
+        self.head.train()
+        try:
+            with progress(description, len(tasks)) as bar:
+                for is_sentiment, b in tasks:
+                    if is_sentiment:
+                        enc = self.tokenizer.pad([self.ids[i] for i in b])
+                        model(**model_inputs(model, enc))
+                        loss = self.weight * sent_loss_fn(self.head(features["x"]), torch.from_numpy(self.y[b]))
+                    else:
+                        enc = tokenizer.pad([ids[i] for i in b])
+                        loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
+                    value = optimizer_step(both, loss, optimizer, scheduler)
+                    sums[is_sentiment] += value * len(b)
+                    seen[is_sentiment] += len(b)
+                    bar.advance(1, info=f"loss {sums[0] / max(seen[0], 1):.4f}, sentiment {sums[1] / max(seen[1], 1):.4f}")
+        finally:
+            hook.remove()
+        return sums[0] / max(seen[0], 1), sums[1] / max(seen[1], 1)
+
+    def to_dict(self) -> dict:
+        return {"mode": "joint", "tweets": len(self.ids), "weight": self.weight}
 
 
 def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train_set: list[Tweet]) -> TrainConfig:
@@ -348,8 +459,10 @@ def _train_pass(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.n
     return loss_sum / max(seen, 1)
 
 
-def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int) -> dict:
-    """One pass over the training tweets, then validation; returns the epoch's history entry.
+def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int,
+           joint: _JointTask | None = None) -> dict:
+    """One pass over the training tweets (with ``joint``: interleaved with this epoch's share of
+    the sentiment tweets), then validation; returns the epoch's history entry.
 
     Batch order and dropout draw from ``seed * 1000 + epoch``, so a resumed run reproduces the
     uninterrupted one.
@@ -363,23 +476,33 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     weight = torch.from_numpy(class_weights(data.train_y, len(LABELS))) if config.class_weighted else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     t_epoch = time.perf_counter()
-    train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler, f"epoch {epoch}/{config.epochs}")
+    sentiment_loss = None
+    if joint is None:
+        train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler, f"epoch {epoch}/{config.epochs}")
+    else:
+        train_loss, sentiment_loss = joint.train_pass(model, data.train_ids, data.train_y, tokenizer, batches, loss_fn, optimizer,
+                                                      scheduler, epoch, f"epoch {epoch}/{config.epochs} (+ sentiment head)")
     train_seconds = time.perf_counter() - t_epoch
     val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
     metrics = classification_report(data.val_y, val_logits.argmax(-1), LABELS)
     log(
-        f"epoch {epoch}: loss {train_loss:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+        f"epoch {epoch}: loss {train_loss:.4f}{'' if sentiment_loss is None else f' (sentiment {sentiment_loss:.4f})'}, "
+        f"validation accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f} ({train_seconds / 60:.1f} min)"
     )
-    return {
+    entry = {
         "epoch": epoch,
         "train_loss": train_loss,
         "train_seconds": round(train_seconds, 1),
         "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
     }
+    if sentiment_loss is not None:
+        entry["sentiment_loss"] = sentiment_loss
+    return entry
 
 
-def _write_final(out: Path, final: Path, best: dict, history: list[dict], config: TrainConfig, data: _Data, data_report: dict) -> None:
+def _write_final(out: Path, final: Path, best: dict, history: list[dict], config: TrainConfig, data: _Data, data_report: dict,
+                 joint: _JointTask | None = None) -> None:
     """Copy the best epoch's weights and the tokenizer to ``final`` with ``edgerep_model.json``."""
     info = {
         "edgerep_version": __version__,
@@ -400,6 +523,8 @@ def _write_final(out: Path, final: Path, best: dict, history: list[dict], config
     }
     if (out / "intermediate" / "state.json").is_file():
         info["intermediate_task"] = json.loads((out / "intermediate" / "state.json").read_text())
+    if joint is not None:
+        info["joint_task"] = joint.to_dict()
     atomic_write_json(out / "history.json", history)
     install_model(final, out / "checkpoints" / f"epoch-{best['epoch']}", list((out / "tokenizer").iterdir()), info)
 
@@ -410,7 +535,7 @@ def install_model(final: Path, checkpoint: Path, tokenizer_files: list[Path], in
     fine-tuning and distillation."""
     with atomic_directory(final, overwrite=True) as tmp:
         for f in checkpoint.iterdir():
-            if f.name not in ("optimizer.pt", "state.json"):
+            if f.name not in ("optimizer.pt", "state.json", SENTIMENT_HEAD_FILE):
                 shutil.copy2(f, tmp / f.name)
         for f in tokenizer_files:
             shutil.copy2(f, tmp / f.name)
@@ -424,11 +549,13 @@ def _latest_checkpoint(root: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history: list[dict]) -> None:
+def _save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history: list[dict], joint: _JointTask | None = None) -> None:
     import torch
 
     with atomic_directory(root / f"epoch-{epoch}", overwrite=True) as tmp:
         model.save_pretrained(tmp)
+        if joint is not None:
+            torch.save(joint.head.state_dict(), tmp / SENTIMENT_HEAD_FILE)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}, indent=2))
     # The optimizer state (2x the weights) is only needed in the latest checkpoint.

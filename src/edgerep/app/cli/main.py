@@ -98,7 +98,9 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
     class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (scikit-learn's \"balanced\"; measured on fold 0: no lift for NEGATIVE, see README).")] = False,
     fold: Annotated[int, typer.Option(min=0, help="Temporal fold: 0 validates on each entity's latest 15%, 1 on the 15% before (training on earlier tweets only).")] = 0,
-    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment first (intermediate task).")] = None,
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode).")] = None,
+    sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first) or joint (a second head trained with polarity).")] = "intermediate",
+    joint_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss with --sentiment-mode joint.")] = 0.5,
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
 
@@ -112,7 +114,8 @@ def train(
     cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
                       threads=threads, entity=entity, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,
                       class_weighted=class_weighted, split=SplitConfig(fold=fold),
-                      sentiment_data=str(sentiment_data) if sentiment_data else None)
+                      sentiment_data=str(sentiment_data) if sentiment_data else None, sentiment_mode=sentiment_mode,
+                      joint_weight=joint_weight)
     path = do_train(data, out_dir, cfg)
     out.print(str(path))
 
@@ -683,7 +686,8 @@ def run(
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
-    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: one epoch of general sentiment before polarity (~4 min more; better out of domain, lost on the second fold: README).")] = None,
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (README: better out of domain, not the default).")] = None,
+    sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first, ~4 min) or joint (a second head trained with polarity).")] = "intermediate",
     compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
     student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation.")] = "auto",
     as_json: JsonFlag = False,
@@ -699,7 +703,8 @@ def run(
 
     modes = tuple(parse_quantizations(quantize))
     summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity,
-                                                                     sentiment_data=str(sentiment_data) if sentiment_data else None),
+                                                                     sentiment_data=str(sentiment_data) if sentiment_data else None,
+                                                                     sentiment_mode=sentiment_mode),
                                               quantizations=modes,
                                               compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None))
     if as_json:
