@@ -3,7 +3,10 @@
 Stages and their outputs under ``out_dir``::
 
     config.json                          resolved RunConfig (a re-run with other settings is refused)
+    pretrain/model/                      domain-adapted encoder (``--budget large``; resumes per epoch)
     train/model/                         fine-tuned checkpoint (resumes per epoch)
+    members/seed-<S>/model/              more fine-tuned members of the ensemble teacher (``--budget large``)
+    results/ensemble.json                each member's and the ensemble's validation scores (with members)
     bundles/<quantization>/              validated LiteRT bundles
     results/evaluation-<model>.json      accuracy, macro-F1, per class, confusion matrix
     results/bench.json                   single-tweet latency of each bundle (``edgerep bench``'s cells)
@@ -30,7 +33,14 @@ from edgerep.log import configure, log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
 from edgerep.app.compress import CompressConfig
+from edgerep.workstation.pretrain import PretrainConfig
 from edgerep.workstation.train import TrainConfig
+
+#: ``edgerep run --budget``: the default recipe, and the larger one for users with more time
+#: (domain-adaptive pretraining first, then two more fine-tuned seeds: a 3-member ensemble teacher
+#: for the compression stage's distillation). README "A better teacher" gives their measured cost.
+BUDGETS = ("default", "large")
+LARGE_ENSEMBLE_SEEDS = (14, 15)
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,11 @@ class RunConfig:
         latency_tweets: validation tweets timed one by one per bundle.
         latency_threads: LiteRT threads for the latency figure (1 = a single edge core).
         compress: the compression stage (:func:`edgerep.app.compress.compress`); ``None`` skips it.
+        pretrain: domain-adaptive pretraining of ``train.model`` before fine-tuning
+            (:func:`edgerep.workstation.pretrain.pretrain`; its ``model``, ``split`` and ``limit``
+            are the training's); ``None`` skips it.
+        ensemble_seeds: seeds of more fine-tuned members (same settings otherwise); with any, the
+            run's model and these are scored as an ensemble and distilled from together.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -52,9 +67,14 @@ class RunConfig:
     latency_tweets: int = 300
     latency_threads: int = 1
     compress: CompressConfig | None = field(default_factory=CompressConfig)
+    pretrain: PretrainConfig | None = None
+    ensemble_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
+        object.__setattr__(self, "ensemble_seeds", tuple(int(x) for x in self.ensemble_seeds))
+        if self.train.seed in self.ensemble_seeds or len(set(self.ensemble_seeds)) != len(self.ensemble_seeds):
+            raise ConfigError(f"ensemble_seeds {list(self.ensemble_seeds)} must differ from each other and from the training seed {self.train.seed}")
         if self.export_validation_tweets < 1 or self.latency_tweets < 2:
             raise ConfigError("export_validation_tweets must be >= 1 and latency_tweets >= 2")
 
@@ -62,7 +82,24 @@ class RunConfig:
         d = asdict(self)
         d["quantizations"] = [q.value for q in self.quantizations]
         d["compress"] = None if self.compress is None else self.compress.to_dict()
+        d["pretrain"] = None if self.pretrain is None else asdict(self.pretrain)
+        d["ensemble_seeds"] = list(self.ensemble_seeds)
         return d
+
+    @classmethod
+    def for_budget(cls, budget: str, train: TrainConfig, **kwargs) -> "RunConfig":
+        """The run of one of :data:`BUDGETS` around ``train``: ``default`` as given; ``large``
+        adds domain-adaptive pretraining (one masked-LM epoch on the corpus's English tweets)
+        and two more seeds as ensemble members.
+
+        Raises:
+            ConfigError: an unknown budget (names the valid ones).
+        """
+        if budget not in BUDGETS:
+            raise ConfigError(f"budget {budget!r} unknown; valid: {', '.join(BUDGETS)}")
+        if budget == "large":
+            kwargs = {"pretrain": PretrainConfig(), "ensemble_seeds": LARGE_ENSEMBLE_SEEDS, **kwargs}
+        return cls(train=train, **kwargs)
 
 
 def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunConfig = RunConfig()) -> dict:
@@ -81,16 +118,27 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     check_or_write_config(out / "config.json", cfg, ConfigError)
     configure(log_file=out / "edgerep.log")
 
-    n = 6 if config.compress is not None else 5
-    log(f"[bold]1/{n} fine-tune[/]")
-    model_dir = train(data_root, out / "train", config.train)
+    stages = iter(_stage_names(config))
+    train_cfg = config.train
+    if config.pretrain is not None:
+        from edgerep.workstation.pretrain import pretrain
+
+        log(next(stages))
+        pcfg = replace(config.pretrain, model=train_cfg.model, split=train_cfg.split, limit=train_cfg.limit, threads=train_cfg.threads)
+        train_cfg = replace(train_cfg, model=str(pretrain(data_root, out / "pretrain", pcfg)))
+    log(next(stages))
+    model_dir = train(data_root, out / "train", train_cfg)
+    members = []
+    if config.ensemble_seeds:
+        log(next(stages))
+        members = _members(data_root, out, train_cfg, config.ensemble_seeds, model_dir)
     val_texts = part_texts(data_root, config.train.split)["validation"]
-    log(f"[bold]2/{n} export[/]")
+    log(next(stages))
     exports = _export(model_dir, out / "bundles", config, val_texts.spread(config.export_validation_tweets))
-    log(f"[bold]3/{n} evaluate[/] (validation split)")
+    log(next(stages))
     results = out / "results"
     evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
-    log(f"[bold]4/{n} latency[/] (single tweet, {config.latency_threads} thread)")
+    log(next(stages))
     cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
                      val_texts.spread(config.latency_tweets), config.latency_threads)
     summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
@@ -98,8 +146,10 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     if config.compress is not None:
         from edgerep.app.compress import compress
 
-        log("[bold]5/6 compress[/] (distillation, vocabulary pruning, mixed precision)")
+        log(next(stages))
         ccfg = config.compress
+        if members:
+            ccfg = replace(ccfg, teachers=(*ccfg.teachers, *(str(m) for m in members)))
         if config.train.limit is not None and ccfg.limit is None:  # smoke runs stay small
             ccfg = replace(ccfg, limit=config.train.limit, latency_tweets=min(ccfg.latency_tweets, config.latency_tweets))
         record = compress(data_root, out, ccfg)
@@ -109,7 +159,7 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
             summary["recommended"] = {**record["recommended"], "installed": str(out / "bundles" / "recommended")}
         write_record(out / "summary.json", summary)
 
-    log(f"[bold]{n}/{n} report[/]")
+    log(next(stages))
     try:
         from edgerep.app.report import build_report
 
@@ -118,6 +168,36 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     except ConfigError as e:  # matplotlib missing: the run's results stand; say how to get the report
         log(f"[yellow]report skipped[/]: {e}")
     return summary
+
+
+def _stage_names(config: RunConfig) -> list[str]:
+    """The run's stages in order, as the log shows them: ``[bold]K/N name[/] (what)``."""
+    stages = [("pretrain", "masked-LM on the corpus's English tweets")] if config.pretrain is not None else []
+    stages.append(("fine-tune", ""))
+    if config.ensemble_seeds:
+        stages.append(("ensemble members", f"seeds {', '.join(map(str, config.ensemble_seeds))}"))
+    stages += [("export", ""), ("evaluate", "validation split"), ("latency", f"single tweet, {config.latency_threads} thread")]
+    if config.compress is not None:
+        stages.append(("compress", "distillation, vocabulary pruning, mixed precision"))
+    stages.append(("report", ""))
+    return [f"[bold]{k}/{len(stages)} {name}[/]" + (f" ({what})" if what else "") for k, (name, what) in enumerate(stages, 1)]
+
+
+def _members(data_root, out: Path, train_cfg: TrainConfig, seeds: tuple[int, ...], model_dir: Path) -> list[Path]:
+    """Fine-tune one more member per seed (resumable), score the run's model and the members as
+    a probability-averaging ensemble into ``results/ensemble.json`` (kept when present); return
+    the members' model directories."""
+    from edgerep.measure.evaluate import evaluate_ensemble
+    from edgerep.workstation.train import train
+
+    members = [train(data_root, out / "members" / f"seed-{s}", replace(train_cfg, seed=s)) for s in seeds]
+    path = out / "results" / "ensemble.json"
+    if not path.is_file():
+        limit = train_cfg.limit and max(1, train_cfg.limit // 4)
+        write_record(path, evaluate_ensemble([model_dir, *members], data_root, limit=limit, threads=train_cfg.threads))
+    m = read_record(path, "ensemble")["ensemble"]
+    log(f"ensemble of {len(members) + 1}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+    return members
 
 
 def _export(model_dir: Path, out: Path, config: RunConfig, texts: Samples):

@@ -690,23 +690,33 @@ def run(
     sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first, ~4 min) or joint (a second head trained with polarity).")] = "intermediate",
     compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
     student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation.")] = "auto",
+    budget: Annotated[str, typer.Option(help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage (README: its cost).")] = "default",
+    pretrain_text: Annotated[Optional[list[Path]], typer.Option(help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
 
-    Example: edgerep run --data ../shared/data/replab2013 --out runs/default
+    Examples:
+      edgerep run --data ../shared/data/replab2013 --out runs/default
+      edgerep run --data ../shared/data/replab2013 --out runs/large --budget large --pretrain-text ../shared/data/tweeteval-sentiment
     """
+    from dataclasses import replace
+
     from edgerep.app.compress import CompressConfig
     from edgerep.app.pipeline import RunConfig, run as do_run
     from edgerep.registry import parse_quantizations
     from edgerep.workstation.train import TrainConfig
 
     modes = tuple(parse_quantizations(quantize))
-    summary = do_run(data, out_dir, RunConfig(train=TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity,
-                                                                     sentiment_data=str(sentiment_data) if sentiment_data else None,
-                                                                     sentiment_mode=sentiment_mode),
-                                              quantizations=modes,
-                                              compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None))
+    tcfg = TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity, sentiment_data=str(sentiment_data) if sentiment_data else None,
+                       sentiment_mode=sentiment_mode)
+    rcfg = RunConfig.for_budget(budget, tcfg, quantizations=modes,
+                                compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None)
+    if pretrain_text:
+        if rcfg.pretrain is None:
+            raise ConfigError("--pretrain-text needs --budget large (the default budget does no pretraining)")
+        rcfg = replace(rcfg, pretrain=replace(rcfg.pretrain, extra_text=tuple(str(p) for p in pretrain_text)))
+    summary = do_run(data, out_dir, rcfg)
     if as_json:
         _print_json(summary)
         return
