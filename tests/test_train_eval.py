@@ -151,6 +151,7 @@ def test_large_budget_pretrains_trains_members_and_distills_from_the_ensemble(ti
     log = (run_dir / "edgerep.log").read_text()
     assert "1/8 pretrain" in log and "3/8 ensemble members" in log and "8/8 report" in log
     assert summary["rows"][0]["model"] == "pytorch"
+    assert "Teacher recipes and ensembles" in (run_dir / "report" / "report.md").read_text()  # the ensemble record is reported
 
 
 def test_run_budget_and_seeds_are_checked():
