@@ -348,7 +348,8 @@ class _JointTask:
     def train_pass(self, model, ids: list[np.ndarray], y: np.ndarray, tokenizer: TweetTokenizer, batches, loss_fn, optimizer,
                    scheduler, epoch: int, description: str) -> tuple[float, float]:
         """One epoch of polarity ``batches`` interleaved (seeded) with this epoch's sentiment
-        batches; returns the mean polarity loss and the mean sentiment loss per tweet."""
+        batches; returns the mean polarity loss and the mean weighted sentiment loss
+        (``joint_weight`` x CE) per tweet."""
         import torch
 
         rng = np.random.default_rng(self.seed * 1000 + 500 + epoch)
