@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -49,6 +50,28 @@ def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_pat
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
     hist = json.loads((tmp_path / "b" / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
+
+    # stop_after=1 of the same 2-epoch schedule: epoch 1 of the full run, weights and scores alike
+    stopped = train(data_root, tmp_path / "c", replace(cfg, stop_after=1))
+    ref = load_file(str(tmp_path / "a" / "checkpoints" / "epoch-1" / "model.safetensors"))
+    got = load_file(str(stopped / "model.safetensors"))
+    for k in got:
+        np.testing.assert_allclose(got[k], ref[k], rtol=0, atol=1e-6, err_msg=k)
+    hist_c = json.loads((tmp_path / "c" / "history.json").read_text())
+    assert [h["epoch"] for h in hist_c] == [1] and hist_c[0]["validation"] == hist[0]["validation"]
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["stop_after"] == 1
+    assert "stop_after" not in json.loads((tmp_path / "a" / "config.json").read_text())  # older run dirs still resume
+
+
+def test_stop_after_is_checked_and_the_recipe_default_applies_to_its_schedule_only():
+    from edgerep.workstation.train import RECIPE_EPOCHS, RECIPE_STOP_AFTER, recipe_stop_after
+
+    with pytest.raises(ConfigError, match=r"stop_after must be in \[1, epochs=3\], got 4"):
+        TrainConfig(epochs=3, stop_after=4)
+    assert TrainConfig(epochs=3, stop_after=2).trained_epochs == 2 and TrainConfig(epochs=3).trained_epochs == 3
+    assert recipe_stop_after(RECIPE_EPOCHS) == RECIPE_STOP_AFTER == 2
+    assert recipe_stop_after(5) is None and recipe_stop_after(1) is None  # another schedule: every epoch
+    assert recipe_stop_after(3, 3) == 3 and recipe_stop_after(5, 4) == 4
 
 
 def test_other_settings_in_same_dir_refused(tiny_pretrained, data_root, tmp_path):

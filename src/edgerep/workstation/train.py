@@ -49,7 +49,12 @@ class TrainConfig:
 
     Attributes:
         model: alias, hub id or local path of the pretrained encoder.
-        epochs: passes over the training set.
+        epochs: passes over the training set; the learning-rate schedule (warm-up, linear decay
+            to zero) spans them all.
+        stop_after: stop after this epoch (``None``: train every epoch of the schedule). The
+            default recipe of ``edgerep run`` / ``train`` trains 2 epochs of the 3-epoch schedule
+            (:func:`recipe_stop_after`): the best epoch was the second on both temporal folds
+            (README, trials ``entity``), so the third only cost time; the model is the same.
         batch_size: tweets per optimizer step.
         learning_rate: AdamW peak learning rate, linear warm-up then linear decay
             (Devlin et al., 2019, BERT fine-tuning recipe).
@@ -85,6 +90,7 @@ class TrainConfig:
 
     model: str = DEFAULT_MODEL
     epochs: int = 3
+    stop_after: int | None = None
     batch_size: int = 32
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
@@ -108,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
+            raise ConfigError(f"stop_after must be in [1, epochs={self.epochs}], got {self.stop_after}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.select_metric not in SELECT_METRICS:
@@ -124,13 +132,34 @@ class TrainConfig:
             raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["stop_after"] is None:  # run directories written before the field existed still resume
+            del d["stop_after"]
+        return d
+
+    @property
+    def trained_epochs(self) -> int:
+        """Epochs actually trained: ``stop_after`` or ``epochs``."""
+        return self.stop_after or self.epochs
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         d["split"] = SplitConfig(**d.get("split", {}))
         return cls(**d)
+
+
+#: The default recipe's schedule and where it stops (:attr:`TrainConfig.stop_after`).
+RECIPE_EPOCHS, RECIPE_STOP_AFTER = 3, 2
+
+
+def recipe_stop_after(epochs: int, stop_after: int | None = None) -> int | None:
+    """``stop_after`` if given, else the default recipe's (:data:`RECIPE_STOP_AFTER`) when
+    ``epochs`` is its schedule (:data:`RECIPE_EPOCHS`), else ``None`` (every epoch): a user who
+    asks for another number of epochs trains them all."""
+    if stop_after is not None:
+        return stop_after
+    return RECIPE_STOP_AFTER if epochs == RECIPE_EPOCHS else None
 
 
 def choose_max_seq_len(lengths: np.ndarray, percentile: float, model_limit: int) -> int:
@@ -247,11 +276,12 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
         f"{len(data.train_ids)} tweets{' (entity, tweet) pairs' if config.entity else ''}, validating on {len(data.val_ids)}; "
-        f"{config.epochs} epochs x {steps_per_epoch} steps, "
+        f"{config.epochs} epochs x {steps_per_epoch} steps"
+        f"{f' (stopping after epoch {config.stop_after})' if config.trained_epochs < config.epochs else ''}, "
         f"{torch.get_num_threads()} threads"
     )
     t_start = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(start_epoch, config.trained_epochs + 1):
         history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint))
         _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
 

@@ -86,7 +86,8 @@ def train(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints, best model).")],
     model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of the learning-rate schedule (warm-up, linear decay to zero).")] = 3,
+    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch on both temporal folds, README), else every epoch.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
     max_seq_len: Annotated[Optional[int], typer.Option(help="Tokens per tweet (default: p99 of the training tweets).")] = None,
@@ -111,7 +112,9 @@ def train(
     from edgerep.data import SplitConfig
     from edgerep.workstation.train import TrainConfig, train as do_train
 
-    cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
+    from edgerep.workstation.train import recipe_stop_after
+
+    cfg = TrainConfig(model=model, epochs=epochs, stop_after=recipe_stop_after(epochs, stop_after), batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
                       threads=threads, entity=entity, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,
                       class_weighted=class_weighted, split=SplitConfig(fold=fold),
                       sentiment_data=str(sentiment_data) if sentiment_data else None, sentiment_mode=sentiment_mode,
@@ -682,7 +685,8 @@ def run(
     data: DataDir,
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
     model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of the learning-rate schedule (warm-up, linear decay to zero).")] = 3,
+    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch on both temporal folds, README), else every epoch.")] = None,
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
@@ -705,10 +709,10 @@ def run(
     from edgerep.app.compress import CompressConfig
     from edgerep.app.pipeline import RunConfig, run as do_run
     from edgerep.registry import parse_quantizations
-    from edgerep.workstation.train import TrainConfig
+    from edgerep.workstation.train import TrainConfig, recipe_stop_after
 
     modes = tuple(parse_quantizations(quantize))
-    tcfg = TrainConfig(model=model, epochs=epochs, limit=limit, entity=entity, sentiment_data=str(sentiment_data) if sentiment_data else None,
+    tcfg = TrainConfig(model=model, epochs=epochs, stop_after=recipe_stop_after(epochs, stop_after), limit=limit, entity=entity, sentiment_data=str(sentiment_data) if sentiment_data else None,
                        sentiment_mode=sentiment_mode)
     rcfg = RunConfig.for_budget(budget, tcfg, quantizations=modes,
                                 compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None)
