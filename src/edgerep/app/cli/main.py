@@ -110,9 +110,7 @@ def train(
       edgerep train --data ../shared/data/replab2013 --out runs/entity --entity --fold 1
     """
     from edgerep.data import SplitConfig
-    from edgerep.workstation.train import TrainConfig, train as do_train
-
-    from edgerep.workstation.train import recipe_stop_after
+    from edgerep.workstation.train import TrainConfig, recipe_stop_after, train as do_train
 
     cfg = TrainConfig(model=model, epochs=epochs, stop_after=recipe_stop_after(epochs, stop_after), batch_size=batch_size, learning_rate=lr, max_seq_len=max_seq_len, seed=seed, limit=limit,
                       threads=threads, entity=entity, warmup_ratio=warmup_ratio, label_smoothing=label_smoothing,

@@ -283,8 +283,8 @@ class TeacherStates:
 
     def batch(self, index, width: int) -> list:
         """Targets of one batch: per student layer, float32 torch tensor [len(index), width,
-        hidden], tweet ``index[b]``'s states right-aligned with its ids as
-        :meth:`TweetTokenizer.pad` places them, zeros on padding (masked by the loss)."""
+        hidden]: tweet ``index[b]``'s states from position 0, where :meth:`TweetTokenizer.pad`
+        puts its ids (right padding), zeros on padding (masked by the loss)."""
         import torch
 
         out = np.zeros((len(self.layers), len(index), width, self.values.shape[2]), dtype=np.float32)
