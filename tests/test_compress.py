@@ -374,16 +374,20 @@ def test_quant_aware_student_survives_int4_export(tiny_entity_model, data_root, 
     with pytest.raises(ConfigError, match="valid: none, dynamic-int8, dynamic-int8-emb4, dynamic-int4"):
         DistillConfig(teachers=(str(tiny_entity_model),), quant_aware="int3")
     tweets = sample_texts(data_root, "validation", 120)
-    error = {}
+    error, dirs = {}, {}
     for name, mode in (("plain", None), ("qat", "dynamic-int4")):
         cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=1, limit=96, batch_size=32, quant_aware=mode)
-        model_dir = distill(data_root, tmp_path / name, cfg)
+        model_dir = dirs[name] = distill(data_root, tmp_path / name, cfg)
         [result] = export_bundles(model_dir, tmp_path / f"{name}-bundles", [Quantization.DYNAMIC_INT4], tweets)
         error[name] = json.loads((Path(result.path) / "manifest.json").read_text())["validation"]["mean_abs_logit_diff"]
         _, info = load_finetuned(model_dir)
         assert info["distillation"]["quant_aware"] == mode
     assert not (tmp_path / "qat" / "snapped").exists()
     assert error["qat"] * 3 < error["plain"], error
+    # the [CLS]-only last layer (the default graph) keeps the folded weights on the grid: the
+    # full graph of the same student is no closer to PyTorch
+    [full] = export_bundles(dirs["qat"], tmp_path / "qat-full", [Quantization.DYNAMIC_INT4], tweets, cls_only=False)
+    assert error["qat"] <= full.validation["mean_abs_logit_diff"] * 1.1 + 1e-4, (error, full.validation)
 
 
 def test_init_student_copies_evenly_spaced_layers(tiny_entity_model):
@@ -471,14 +475,17 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     assert pruning["min_count"] == 2 and pruning["kept_vocabulary"] < 18_000
     variants = {r["variant"] for r in rec["rows"]}
     assert {"teacher-pruned/dynamic-int8", "teacher-pruned/dynamic-int4", "k1-pruned/dynamic-int8", "k1-pruned/dynamic-int4",
-            "k1-pruned/onnx-dynamic-int8", "k1-pruned/pytorch", "teacher-pruned/pytorch"} <= variants
+            "k1-pruned/onnx-dynamic-int8", "k1-pruned/onnx-dynamic-int8-same-graph", "k1-pruned/pytorch", "teacher-pruned/pytorch"} <= variants
     litert = [r for r in rec["rows"] if r["backend"] == "litert"]
     assert all(r["latency_p50_ms"] > 0 and r["throughput_tweets_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in litert)
     assert all("speedup_vs_transformers" in r for r in litert)
     assert any(r.get("pareto") for r in litert)
     k1 = {r["quantization"]: r for r in rec["rows"] if r["model"] == "k1-pruned"}
     assert k1["dynamic-int4"]["size_mb"] < k1["dynamic-int8"]["size_mb"]
-    assert "speedup_vs_onnxruntime_int8" in k1["dynamic-int8"]
+    assert "speedup_vs_onnxruntime_int8" in k1["dynamic-int8"] and "speedup_vs_onnxruntime_int8_same_graph" in k1["dynamic-int8"]
+    graphs = {q: json.loads((Path(r["path"]) / "manifest.json").read_text())["source"]["graph"] for q, r in k1.items() if q != "pytorch"}
+    assert graphs == {"dynamic-int8": "cls-only-last-layer", "dynamic-int4": "cls-only-last-layer", "onnx-dynamic-int8": "full",
+                      "onnx-dynamic-int8-same-graph": "cls-only-last-layer"}
     teacher = {r["quantization"]: r for r in rec["rows"] if r["model"] == "teacher-pruned"}
     assert k1["dynamic-int8"]["size_mb"] < teacher["dynamic-int8"]["size_mb"]
     # the recommendation follows the rule, is installed and named in the record

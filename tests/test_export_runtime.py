@@ -35,6 +35,8 @@ def test_bundle_layout_and_manifest(tiny_bundles, tiny_model):
         assert m.validation["passed"] and m.validation["n"] >= 90
         assert m.output.name == "logits"  # LiteRT and ONNX name the output alike
         assert m.source["checkpoint_sha256"] and m.tools["litert-torch"] != "missing"
+        # LiteRT computes the last layer for [CLS] only; ONNX Runtime gets the model's own graph
+        assert m.source["graph"] == ("full" if name.startswith("onnx-") else "cls-only-last-layer")
     assert Manifest.read(tiny_bundles["dynamic-int8"]).quantization["recipe"] == "ai_edge_quantizer:dynamic_wi8_afp32"
 
 
@@ -247,8 +249,52 @@ def test_reexport_keeps_matching_bundles_and_refuses_foreign_ones(tiny_model, ti
     m = json.loads((out / "fp32" / "manifest.json").read_text())
     m["source"]["checkpoint_sha256"] = "0" * 64
     (out / "fp32" / "manifest.json").write_text(json.dumps(m))
+    # a bundle of the same checkpoint with another graph (made before the [CLS]-only last layer) is rebuilt
+    m = json.loads((out / "fp32" / "manifest.json").read_text())
+    m["source"]["graph"] = "full"
+    (out / "fp32" / "manifest.json").write_text(json.dumps(m))
+    [rebuilt] = export_bundles(tiny_model, out, [Quantization.FP32], validation_texts[:10])
+    assert rebuilt.validation["passed"] and Manifest.read(out / "fp32").source["graph"] == "cls-only-last-layer"
+    assert (out / "fp32" / "model.tflite").stat().st_mtime_ns != before[out / "fp32" / "model.tflite"]
+    m = json.loads((out / "fp32" / "manifest.json").read_text())
+    m["source"]["checkpoint_sha256"] = "0" * 64
+    (out / "fp32" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ConfigError, match="exported from another checkpoint; pass --overwrite"):
         export_bundles(tiny_model, out, [Quantization.FP32], validation_texts[:10])
+
+
+def test_cls_only_last_layer_gives_the_full_forward_pass(tiny_entity_model, data_root):
+    """The graph that computes the last encoder layer for [CLS] only gives the model's logits on
+    real (entity, tweet) pairs padded to a fixed width, for a 2-layer model and for a 1-layer
+    student (whose last layer follows the embeddings' LayerNorm); MobileBERT keeps its own graph."""
+    import torch
+
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.distill import init_student
+    from edgerep.workstation.inference import model_inputs
+    from edgerep.workstation.models import build_from_config, cls_only_supported, load_finetuned, logits_module
+
+    model, info = load_finetuned(tiny_entity_model)
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", info["max_seq_len"], True)
+    samples = sample_texts(data_root, "validation", 40)
+    enc = tok.pad(tok.ids(samples.texts, samples.entities), info["max_seq_len"])
+    ids, mask = torch.from_numpy(enc.input_ids.astype(np.int32)), torch.from_numpy(enc.attention_mask.astype(np.int32))
+    assert (enc.attention_mask == 0).any()  # padding is exercised
+    student, _ = init_student(model, 1)
+    for m in (model, student.eval()):
+        assert cls_only_supported(m)
+        with torch.inference_mode():
+            full = logits_module(m, sep_id=tok.sep_id)(ids, mask)
+            trimmed = logits_module(m, sep_id=tok.sep_id, cls_only=True)(ids, mask)
+            own = m(**model_inputs(m, enc)).logits
+        np.testing.assert_allclose(trimmed.numpy(), full.numpy(), atol=1e-5)
+        np.testing.assert_allclose(full.numpy(), own.numpy(), atol=1e-5)
+    mobile = build_from_config("mobilebert", ["NEGATIVE", "NEUTRAL", "POSITIVE"], tiny=True)
+    assert not cls_only_supported(mobile)
+    with torch.inference_mode():
+        np.testing.assert_allclose(logits_module(mobile, cls_only=True)(ids[:4].clamp(max=999), mask[:4]).numpy(),
+                                   logits_module(mobile)(ids[:4].clamp(max=999), mask[:4]).numpy(), atol=1e-6)
 
 
 def test_length_buckets_match_padding_to_max(tiny_model, tiny_bundles, validation_texts, tmp_path):

@@ -35,6 +35,7 @@ from edgerep.registry import (
 from edgerep.workstation.export.convert import convert_float32, convert_onnx
 from edgerep.workstation.export.quantize import quantize_onnx, quantize_tflite, representative_dataset, strip_tensor_names
 from edgerep.workstation.export.validate import judge
+from edgerep.workstation.models import GRAPH_CLS_ONLY, GRAPH_FULL, cls_only_supported
 
 
 def tool_versions() -> dict[str, str]:
@@ -159,6 +160,7 @@ def export_bundles(
     backend: Backend = Backend.LITERT,
     buckets: Sequence[int] | None = None,
     batch_size: int = 8,
+    cls_only: bool | None = None,
 ) -> list[ExportResult]:
     """Export a fine-tuned model directory to one bundle per quantization mode.
 
@@ -179,6 +181,10 @@ def export_bundles(
         buckets: sequence-length buckets (``None``: :func:`default_buckets`; ``()``: pad every
             tweet to ``max_seq_len``).
         batch_size: size of the extra batched LiteRT signature (1: none).
+        cls_only: compute the last encoder layer for ``[CLS]`` only (same logits, fewer MACs;
+            BERT-style models, :func:`edgerep.workstation.models.logits_module`); ``None``: yes
+            for LiteRT, no for ONNX Runtime (the graph ``torch.onnx``/optimum users get). The
+            manifest's ``source.graph`` records it (``cls-only-last-layer`` or ``full``).
 
     Returns:
         One :class:`ExportResult` per mode.
@@ -196,6 +202,9 @@ def export_bundles(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     calibration_texts = _as_samples(calibration_texts)
     src = _load_source(Path(model_dir), _as_samples(validation_texts))
+    if cls_only is None:
+        cls_only = backend is Backend.LITERT
+    src.entry["graph"] = GRAPH_CLS_ONLY if cls_only and cls_only_supported(src.model) else GRAPH_FULL
     buckets = default_buckets(src.max_seq_len) if buckets is None else tuple(buckets)
     if buckets and buckets[-1] != src.max_seq_len:
         raise ConfigError(f"buckets {list(buckets)} must end at the model's max_seq_len {src.max_seq_len}")
@@ -206,7 +215,8 @@ def export_bundles(
         float_path = Path(work) / f"fp32-{model_file}"
         for mode in modes:
             target = out_dir / bundle_name(backend, mode)
-            kept = None if overwrite or not target.exists() else _existing_bundle(target, src.entry["checkpoint_sha256"], strict, buckets, batch_size)
+            kept = None if overwrite or not target.exists() else _existing_bundle(target, src.entry["checkpoint_sha256"], strict, buckets, batch_size,
+                                                                                  src.entry["graph"])
             if kept is not None:
                 log(f"[green]export[/]: {target} exists and matches {src.model_dir}, keeping it")
                 results.append(ExportResult(target.name, str(target), _mb(target / kept.model_file), kept.validation))
@@ -222,14 +232,15 @@ def _float_model(src: _Source, backend: Backend, out_dir: Path, float_path: Path
     """The float32 model of ``src`` at ``float_path``: copied from a validated fp32 bundle of the
     same checkpoint and shape when one exists, else converted."""
     existing = out_dir / bundle_name(backend, Quantization.FP32)
-    if not overwrite and _existing_bundle(existing, src.entry["checkpoint_sha256"], True, buckets, batch_size) is not None:
+    if not overwrite and _existing_bundle(existing, src.entry["checkpoint_sha256"], True, buckets, batch_size, src.entry["graph"]) is not None:
         shutil.copy2(existing / MODEL_FILES[backend], float_path)
     elif backend is Backend.LITERT:
         log(f"export: converting {src.model_dir} to float32 LiteRT (length buckets {list(buckets) or [src.max_seq_len]})")
-        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size, sep_id=src.sep_id)
+        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size, sep_id=src.sep_id,
+                        cls_only=src.entry["graph"] == GRAPH_CLS_ONLY)
     else:
         log(f"export: converting {src.model_dir} to float32 ONNX")
-        convert_onnx(src.model, src.max_seq_len, float_path, sep_id=src.sep_id)
+        convert_onnx(src.model, src.max_seq_len, float_path, sep_id=src.sep_id, cls_only=src.entry["graph"] == GRAPH_CLS_ONLY)
 
 
 def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path: Path, target: Path, buckets: tuple[int, ...],
@@ -295,9 +306,11 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
     return ExportResult(target.name, str(target), size, validation)
 
 
-def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1) -> Manifest | None:
+def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1,
+                     graph: str = GRAPH_FULL) -> Manifest | None:
     """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
-    (with ``strict``, one that passed validation).
+    (with ``strict``, one that passed validation) with the same buckets, batch signature and
+    ``graph`` (bundles made before ``source.graph`` existed are ``full``).
 
     Returns ``None`` when there is none or it is unusable (it is then rebuilt).
 
@@ -311,6 +324,8 @@ def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: 
     if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
         return None
     if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets) or m.batch_size != batch_size:
+        return None
+    if m.source.get("graph", GRAPH_FULL) != graph:
         return None
     if m.source.get("checkpoint_sha256") != checkpoint_sha256:
         raise ConfigError(f"{path}: bundle was exported from another checkpoint; pass --overwrite to replace it")

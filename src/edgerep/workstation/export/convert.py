@@ -18,7 +18,7 @@ from typing import Sequence
 
 
 def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = (), batch_size: int = 1,
-                    sep_id: int | None = None) -> Path:
+                    sep_id: int | None = None, cls_only: bool = True) -> Path:
     """Convert a torch sequence classifier to a float32 LiteRT FlatBuffer.
 
     Args:
@@ -30,6 +30,8 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
         batch_size: when > 1, one more signature ``batch_<B>`` with inputs [B, max_seq_len].
         sep_id: separator id of an entity-conditioned model (segment ids computed in the graph,
             :func:`edgerep.workstation.models.logits_module`); ``None`` for single tweets.
+        cls_only: compute the last encoder layer for ``[CLS]`` only where the architecture
+            allows it (BERT-style; same logits, fewer MACs: :func:`~edgerep.workstation.models.logits_module`).
 
     Returns:
         ``out_path``; each signature has inputs ``input_ids``, ``attention_mask`` int32 [1, L]
@@ -40,7 +42,7 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
 
     from edgerep.workstation.models import logits_module
 
-    wrapped = logits_module(model, named_output=True, sep_id=sep_id)
+    wrapped = logits_module(model, named_output=True, sep_id=sep_id, cls_only=cls_only)
 
     def sample(length: int, batch: int = 1) -> dict:
         return {
@@ -75,9 +77,10 @@ def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, bucket
     return out_path
 
 
-def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike, sep_id: int | None = None) -> Path:
-    """Export a torch sequence classifier to ONNX (opset 17, TorchScript exporter); ``sep_id`` as
-    in :func:`convert_float32`.
+def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike, sep_id: int | None = None, cls_only: bool = False) -> Path:
+    """Export a torch sequence classifier to ONNX (opset 17, TorchScript exporter); ``sep_id`` and
+    ``cls_only`` as in :func:`convert_float32` (default ``False``: the model's own graph, what
+    ``torch.onnx`` / optimum export for ONNX Runtime users).
 
     Inputs ``input_ids``/``attention_mask`` int32 [batch, seq_len] (dynamic axes), output
     ``logits`` float32 [batch, num_labels]; written atomically.
@@ -94,7 +97,7 @@ def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike, sep_id: i
     try:
         with native_output_captured():
             torch.onnx.export(
-                logits_module(model, sep_id=sep_id), sample, tmp,
+                logits_module(model, sep_id=sep_id, cls_only=cls_only), sample, tmp,
                 input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
                 opset_version=17, dynamo=False,
