@@ -70,6 +70,8 @@ def test_stop_after_is_checked_and_the_recipe_default_applies_to_its_schedule_on
         TrainConfig(epochs=3, stop_after=4)
     assert TrainConfig(epochs=3, stop_after=2).trained_epochs == 2 and TrainConfig(epochs=3).trained_epochs == 3
     assert recipe_stop_after(RECIPE_EPOCHS) == RECIPE_STOP_AFTER == 2
+    # stopping after the last epoch is the whole schedule: same settings as a run without the field
+    assert TrainConfig(epochs=3, stop_after=3).to_dict() == TrainConfig(epochs=3).to_dict()
     assert recipe_stop_after(5) is None and recipe_stop_after(1) is None  # another schedule: every epoch
     assert recipe_stop_after(3, 3) == 3 and recipe_stop_after(5, 4) == 4
 

@@ -133,7 +133,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["stop_after"] is None:  # run directories written before the field existed still resume
+        if d["stop_after"] in (None, self.epochs):  # the whole schedule: run directories written before the field existed still resume
             del d["stop_after"]
         return d
 
