@@ -80,6 +80,7 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["train"] = self.train.to_dict()  # its own rules (a stop after the last epoch is the whole schedule)
         d["quantizations"] = [q.value for q in self.quantizations]
         d["compress"] = None if self.compress is None else self.compress.to_dict()
         d["pretrain"] = None if self.pretrain is None else asdict(self.pretrain)
