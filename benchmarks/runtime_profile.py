@@ -14,7 +14,9 @@ For each bundle:
 * **compute**: multiply-accumulates per tweet counted from the architecture (config.json of the
   bundle's source) and the bucket width each tweet runs at: per layer ``4 L H^2`` (Q, K, V,
   attention output) ``+ 2 L H I`` (feed-forward) ``+ 2 L^2 H`` (scores and weighted sum), plus
-  the pooler ``H^2`` and head; achieved GMAC/s = MACs of the timed tweets / their time, single
+  the pooler ``H^2`` and head; in a bundle whose ``source.graph`` is ``cls-only-last-layer`` the
+  last layer counts ``2 L H^2`` (keys, values) ``+ 2 H^2 + 2 H I`` (query, output, feed-forward
+  of [CLS]) ``+ 2 L H`` (its scores and weighted sum); achieved GMAC/s = MACs of the timed tweets / their time, single
   tweets at 1 thread (the runtime's own path).
 * **peak**: one fully-connected layer [256 x 1024] x [1024 x 4096] (1.07 GMAC) converted with
   litert-torch and quantized with the same ai_edge_quantizer recipes, timed in LiteRT at
@@ -76,15 +78,17 @@ def memory_breakdown(bundle: Path, texts: list[str], entities: list[str]) -> lis
     return rows
 
 
-def macs_per_tweet(config: dict, width: int, num_labels: int = 3) -> int:
+def macs_per_tweet(config: dict, width: int, num_labels: int = 3, cls_only: bool = False) -> int:
     """Multiply-accumulates of one BERT-family forward pass at sequence length ``width`` (see the
-    module docstring; MobileBERT counts its true hidden and bottleneck sizes the same way)."""
+    module docstring; MobileBERT counts its true hidden and bottleneck sizes the same way);
+    ``cls_only``: the last layer computed for [CLS] only."""
     h, i, n = int(config["hidden_size"]), int(config["intermediate_size"]), int(config["num_hidden_layers"])
     if config.get("model_type") == "mobilebert":
         h = int(config.get("intra_bottleneck_size", h)) if config.get("use_bottleneck", True) else h
         i = i * int(config.get("num_feedforward_networks", 1))
     layer = 4 * width * h * h + 2 * width * h * i + 2 * width * width * h
-    return n * layer + h * h + h * num_labels
+    last = 2 * width * h * h + 2 * h * h + 2 * h * i + 2 * width * h if cls_only else layer
+    return (n - 1) * layer + last + h * h + h * num_labels
 
 
 def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int = 3) -> dict:
@@ -97,7 +101,8 @@ def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int =
     buckets = manifest.get("buckets") or [manifest["max_seq_len"]]
     lengths = clf.tokenizer.token_lengths(texts, entities if clf.entity_conditioned else None)
     widths = [next(b for b in buckets if b >= min(n, manifest["max_seq_len"])) for n in lengths]
-    macs = sum(macs_per_tweet(config, w) for w in widths)
+    cls_only = manifest["source"].get("graph") == "cls-only-last-layer"
+    macs = sum(macs_per_tweet(config, w, cls_only=cls_only) for w in widths)
     names = entities if clf.entity_conditioned else None
     for k in range(10):
         clf.logits(texts[k : k + 1], entities=None if names is None else names[k : k + 1])
@@ -109,7 +114,7 @@ def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int =
         best = min(best, time.perf_counter() - t0)
     return {"tweets": len(texts), "mean_width": round(float(np.mean(widths)), 1), "gmac_per_tweet": round(macs / len(texts) / 1e9, 4),
             "ms_per_tweet": round(1e3 * best / len(texts), 3), "achieved_gmac_per_s": round(macs / best / 1e9, 1),
-            "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config["intermediate_size"]}
+            "graph": manifest["source"].get("graph", "full"), "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config["intermediate_size"]}
 
 
 def kernel_peak(rows: int = 256, k: int = 1024, n: int = 4096, repeats: int = 20) -> dict:

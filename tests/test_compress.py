@@ -596,13 +596,18 @@ def test_runtime_profile_script(tiny_entity_bundles, data_root, tmp_path):
     sys.modules["runtime_profile"] = rp
     spec.loader.exec_module(rp)
     bert = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6}
-    assert rp.macs_per_tweet(bert, 32) == 6 * (4 * 32 * 384**2 + 2 * 32 * 384 * 1536 + 2 * 32**2 * 384) + 384**2 + 384 * 3
+    layer = 4 * 32 * 384**2 + 2 * 32 * 384 * 1536 + 2 * 32**2 * 384
+    assert rp.macs_per_tweet(bert, 32) == 6 * layer + 384**2 + 384 * 3
+    # [CLS]-only last layer: keys and values of 32 tokens, the rest for one
+    cls_last = 2 * 32 * 384**2 + 2 * 384**2 + 2 * 384 * 1536 + 2 * 32 * 384
+    assert rp.macs_per_tweet(bert, 32, cls_only=True) == 5 * layer + cls_last + 384**2 + 384 * 3
+    assert rp.macs_per_tweet({**bert, "num_hidden_layers": 3}, 32, cls_only=True) / rp.macs_per_tweet({**bert, "num_hidden_layers": 3}, 32) < 0.73
     tweets = sample_texts(data_root, "validation", 30)
     bundle = tiny_entity_bundles["dynamic-int8"]
     mem = rp.memory_breakdown(bundle, tweets.texts, tweets.entities)
     assert mem[0]["step"] == "python interpreter" and mem[-1]["peak_mb"] >= max(m["rss_mb"] for m in mem) > 20
     comp = rp.achieved(bundle, tweets.texts, tweets.entities, repeats=1)
-    assert comp["achieved_gmac_per_s"] > 0 and 16 <= comp["mean_width"] <= 32
+    assert comp["achieved_gmac_per_s"] > 0 and 16 <= comp["mean_width"] <= 32 and comp["graph"] == "cls-only-last-layer"
     peak = rp.kernel_peak(rows=8, k=64, n=64, repeats=3)
     assert set(peak["gmac_per_s"]) == {"float32", "int8 (dynamic_wi8_afp32)", "int4 (dynamic_wi4_afp32)"}
     comp["share_of_int8_peak"] = 0.5

@@ -86,6 +86,25 @@ def test_other_settings_in_same_dir_refused(tiny_pretrained, data_root, tmp_path
         train(data_root, tmp_path, other)
 
 
+def test_a_record_older_than_its_bundle_is_stale(tmp_path):
+    """Results are kept on resume only when written after the bundle or model they measured
+    (a re-exported bundle rewrites its manifest last)."""
+    import os
+
+    from edgerep.io import record_is_current
+
+    bundle, model, record = tmp_path / "b", tmp_path / "m", tmp_path / "evaluation.json"
+    bundle.mkdir(), model.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    (model / "edgerep_model.json").write_text("{}")
+    assert not record_is_current(record, bundle)  # no record yet
+    record.write_text("{}")
+    os.utime(record, (1e9, 1e9)), os.utime(bundle / "manifest.json", (1e9 - 5, 1e9 - 5)), os.utime(model / "edgerep_model.json", (1e9 - 5, 1e9 - 5))
+    assert record_is_current(record, bundle, model)
+    os.utime(bundle / "manifest.json", (1e9 + 5, 1e9 + 5))  # re-exported after the record
+    assert not record_is_current(record, bundle) and record_is_current(record, model)
+
+
 def test_evaluate_bundle_and_checkpoint(tiny_bundles, tiny_model, data_root):
     from edgerep.measure.evaluate import evaluate
 

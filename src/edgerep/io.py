@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from edgerep.registry import MANIFEST_FILE, MODEL_INFO_FILE
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -128,6 +130,21 @@ def check_or_write_config(path: str | os.PathLike, config: dict, error: type[Exc
             f"{path}: {path.parent} holds a run made with other settings ({', '.join(diff)}); "
             "choose another output directory, or delete it to start over"
         )
+
+
+def record_is_current(record: str | os.PathLike, *artifacts: str | os.PathLike) -> bool:
+    """Whether a result record exists and was written after every artifact it measured was made:
+    a bundle's ``manifest.json`` (rewritten last on export) or a model's ``edgerep_model.json``,
+    else the artifact path itself. A re-exported bundle or retrained model makes it stale."""
+    record = Path(record)
+    if not record.is_file():
+        return False
+    written = record.stat().st_mtime
+    for artifact in map(Path, artifacts):
+        marker = next((artifact / n for n in (MANIFEST_FILE, MODEL_INFO_FILE) if (artifact / n).is_file()), artifact)
+        if marker.exists() and marker.stat().st_mtime > written:
+            return False
+    return True
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

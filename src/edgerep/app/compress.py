@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, check_or_write_config
+from edgerep.io import atomic_directory, check_or_write_config, record_is_current
 from edgerep.log import log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MB, MODEL_INFO_FILE, PROFILES, Backend, BERT_LARGE_PARAMETERS, Quantization, parse_quantizations
@@ -301,8 +301,7 @@ def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[s
     targets = {**{f"{n}/pytorch": p for n, p in models.items()}, **bundles}
     for variant, path in targets.items():
         rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
-        marker = path / ("manifest.json" if (path / "manifest.json").is_file() else MODEL_INFO_FILE)
-        if rec_path.is_file() and rec_path.stat().st_mtime >= marker.stat().st_mtime:  # else the variant was rebuilt since
+        if record_is_current(rec_path, path):  # else the variant was rebuilt since
             rec = read_record(rec_path, "evaluation")
         else:
             rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
@@ -320,8 +319,8 @@ def _bench(path: Path, bundles: dict[str, Path], teacher: Path, config: Compress
 
     rec = read_record(path, "bench") if path.is_file() else None
     wanted = {str(p) for p in bundles.values()} | {str(teacher)}
-    if rec is not None and not wanted <= {c["path"] for c in rec["cells"]}:
-        log(f"compress: {path} lacks some variants; timing all of them again (figures compared come from one run)")
+    if rec is not None and not (wanted <= {c["path"] for c in rec["cells"]} and record_is_current(path, *bundles.values())):
+        log(f"compress: {path} lacks some variants or predates them; timing all of them again (figures compared come from one run)")
         rec = None
     if rec is None:
         tweets = validation.spread(config.latency_tweets)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from edgerep.data import Samples, part_texts
 from edgerep.errors import ConfigError
-from edgerep.io import check_or_write_config
+from edgerep.io import check_or_write_config, record_is_current
 from edgerep.log import configure, log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
@@ -208,13 +208,14 @@ def _export(model_dir: Path, out: Path, config: RunConfig, texts: Samples):
 
 
 def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: RunConfig) -> dict[str, dict]:
-    """An ``edgerep.evaluation`` record per model on the validation split (kept when present)."""
+    """An ``edgerep.evaluation`` record per model on the validation split (kept when present and
+    newer than the model or bundle, :func:`edgerep.io.record_is_current`)."""
     from edgerep.measure.evaluate import evaluate
 
     evals = {}
     for name, path in models:
         rec_path = results / f"evaluation-{name}.json"
-        if rec_path.is_file():
+        if record_is_current(rec_path, path):  # else the bundle or model was rebuilt since
             log(f"evaluate {name}: {rec_path} exists, skipping")
             rec = read_record(rec_path, "evaluation")
         else:
@@ -228,10 +229,10 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
 
 def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> dict[str, dict]:
     """Single-tweet latency of each bundle by :func:`edgerep.measure.bench.bench` (host profile, one
-    worker process per bundle); the record is kept when present. Returns ``{bundle name: cell}``."""
+    worker process per bundle); the record is kept when present and newer than every bundle. Returns ``{bundle name: cell}``."""
     from edgerep.measure.bench import bench
 
-    if path.is_file():
+    if record_is_current(path, *bundles):
         rec = read_record(path, "bench")
     else:
         rec = bench(bundles, tweets.texts, threads=(threads,), profiles=(PROFILES["host"],), warmup=10, entities=tweets.entities)

@@ -212,7 +212,7 @@ def _cls_only_logits(model, folded: _ClsOnlyLast, input_ids, attention_mask, tok
     the query, attention output, feed-forward block and residuals are computed for one token
     (the last-layer case of PoWER-BERT's word-vector elimination, Goyal et al., ICML 2020).
     Same function as the full forward pass (eval mode: dropout off); for all-MiniLM-L6-v2 a
-    3-layer student does 28% fewer multiply-accumulates a token.
+    3-layer student does 27% fewer multiply-accumulates a tweet (6 layers: 13%).
 
     Args: ``input_ids``, ``token_type_ids`` int64 and ``attention_mask`` int64 [batch, seq_len].
     Returns: logits float32 [batch, num_labels].
