@@ -282,10 +282,11 @@ def _compressions(recs: Records) -> list[Section]:
             f"({rec['bert_large_source']}); the paper's 160x is {rec['paper_target_mb']:.1f} MB. Latency: one `edgerep bench` run, "
             "single tweets, 1 thread, the same tweets for every variant and for the transformers float32 model"
             + (f" (p50 {rec['transformers']['latency_p50_ms']:.2f} ms, {rec['transformers']['throughput_tweets_per_s']:.0f} tweets/s, "
-               f"peak RSS {rec['transformers']['peak_rss_mb']:.0f} MB)" if rec.get("transformers") else "") + ". "
-            "LiteRT bundles compute the last layer for [CLS] only (the same logits, fewer MACs); \"x ORT int8\" compares with "
-            "ONNX Runtime dynamic int8 of the same model exported with its own graph, \"same graph\" with ONNX Runtime given "
-            "that trimmed graph too (the kernels alone).")
+               f"peak RSS {rec['transformers']['peak_rss_mb']:.0f} MB)" if rec.get("transformers") else "") + "."
+            + (" LiteRT bundles compute the last layer for [CLS] only (the same logits, fewer MACs); \"x ORT int8\" compares with "
+               "ONNX Runtime dynamic int8 of the same model exported with its own graph, \"same graph\" with ONNX Runtime given "
+               "that trimmed graph too (the kernels alone)."
+               if any("speedup_vs_onnxruntime_int8_same_graph" in r for r in rec["rows"]) else ""))
         sec.blocks.append(Table(header, rows, f"Recommended (bold): {rec['rule']}."))
         timed = [r for r in rec["rows"] if r.get("latency_p50_ms") is not None]
         if timed:
