@@ -256,6 +256,9 @@ def export(
 ) -> None:
     """Convert, quantize, validate against PyTorch on real tweets, and write bundles.
 
+    LiteRT bundles of BERT-style models compute the last layer for [CLS] only (the same logits,
+    fewer MACs; the manifest's source.graph says so); ONNX bundles keep the model's own graph.
+
     Examples:
       edgerep export runs/default/train/model --out runs/default/bundles --data ../shared/data/replab2013
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
