@@ -94,6 +94,7 @@ def macs_per_tweet(config: dict, width: int, num_labels: int = 3, cls_only: bool
 def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int = 3) -> dict:
     """Time single tweets through the runtime at 1 thread; MACs from the bundle's architecture."""
     from edgerep.device.runtime import PolarityClassifier
+    from edgerep.workstation.models import GRAPH_CLS_ONLY, GRAPH_FULL
 
     clf = PolarityClassifier(bundle, num_threads=1)
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -101,7 +102,7 @@ def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int =
     buckets = manifest.get("buckets") or [manifest["max_seq_len"]]
     lengths = clf.tokenizer.token_lengths(texts, entities if clf.entity_conditioned else None)
     widths = [next(b for b in buckets if b >= min(n, manifest["max_seq_len"])) for n in lengths]
-    cls_only = manifest["source"].get("graph") == "cls-only-last-layer"
+    cls_only = manifest["source"].get("graph") == GRAPH_CLS_ONLY
     macs = sum(macs_per_tweet(config, w, cls_only=cls_only) for w in widths)
     names = entities if clf.entity_conditioned else None
     for k in range(10):
@@ -114,7 +115,7 @@ def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int =
         best = min(best, time.perf_counter() - t0)
     return {"tweets": len(texts), "mean_width": round(float(np.mean(widths)), 1), "gmac_per_tweet": round(macs / len(texts) / 1e9, 4),
             "ms_per_tweet": round(1e3 * best / len(texts), 3), "achieved_gmac_per_s": round(macs / best / 1e9, 1),
-            "graph": manifest["source"].get("graph", "full"), "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config["intermediate_size"]}
+            "graph": manifest["source"].get("graph", GRAPH_FULL), "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config["intermediate_size"]}
 
 
 def kernel_peak(rows: int = 256, k: int = 1024, n: int = 4096, repeats: int = 20) -> dict:

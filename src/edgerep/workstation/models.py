@@ -234,7 +234,8 @@ def _cls_only_logits(model, folded_query, folded_intermediate, input_ids, attent
         attended = layer.attention(norm(pre), mask)[0]
         pre = layer.output.dense(layer.intermediate(attended)) + attended
         norm = layer.output.LayerNorm
-    hidden, cls = norm(pre), norm(pre[:, :1])
+    hidden = norm(pre)
+    cls = hidden[:, :1]
     last = layers[-1]
     att = last.attention.self
     batch = hidden.shape[0]
