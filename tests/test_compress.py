@@ -474,8 +474,9 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     pruning = rec["models"]["teacher-pruned"]["vocabulary_pruning"]
     assert pruning["min_count"] == 2 and pruning["kept_vocabulary"] < 18_000
     variants = {r["variant"] for r in rec["rows"]}
-    assert {"teacher-pruned/dynamic-int8", "teacher-pruned/dynamic-int4", "k1-pruned/dynamic-int8", "k1-pruned/dynamic-int4",
+    assert {"teacher-pruned/dynamic-int4", "k1-pruned/dynamic-int8", "k1-pruned/dynamic-int4",
             "k1-pruned/onnx-dynamic-int8", "k1-pruned/onnx-dynamic-int8-same-graph", "k1-pruned/pytorch", "teacher-pruned/pytorch"} <= variants
+    assert {v for v in variants if v.startswith("teacher-pruned/")} == {"teacher-pruned/dynamic-int4", "teacher-pruned/pytorch"}  # the fallback recipe only
     litert = [r for r in rec["rows"] if r["backend"] == "litert"]
     assert all(r["latency_p50_ms"] > 0 and r["throughput_tweets_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in litert)
     assert all("speedup_vs_transformers" in r for r in litert)
@@ -487,7 +488,7 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     assert graphs == {"dynamic-int8": "cls-only-last-layer", "dynamic-int4": "cls-only-last-layer", "onnx-dynamic-int8": "full",
                       "onnx-dynamic-int8-same-graph": "cls-only-last-layer"}
     teacher = {r["quantization"]: r for r in rec["rows"] if r["model"] == "teacher-pruned"}
-    assert k1["dynamic-int8"]["size_mb"] < teacher["dynamic-int8"]["size_mb"]
+    assert k1["dynamic-int4"]["size_mb"] < teacher["dynamic-int4"]["size_mb"]
     # the recommendation follows the rule, is installed and named in the record
     chosen = rec["recommended"]
     assert chosen is not None and (run / "bundles" / "recommended" / "manifest.json").is_file()
@@ -521,6 +522,8 @@ def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
     assert r.returncode == 1 and b"--ffn-widths 'wide'" in r.stderr and not (run / "compress").exists()
     r = run_cli("compress", str(run), "--data", str(data_root), "--quantize", "int3")
     assert r.returncode == 1 and b"unknown quantization 'int3'" in r.stderr and b"valid:" in r.stderr
+    r = run_cli("compress", str(run), "--data", str(data_root), "--teacher-quantize", "full-int8")
+    assert r.returncode == 1 and b"full-int8 needs calibration" in r.stderr and not (run / "compress").exists()
 
 
 # ----------------------------------------------------------------------------- MobileBERT
@@ -556,6 +559,27 @@ def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
     assert json.loads((tmp_path / "p" / "config.json").read_text())["model_type"] == "mobilebert"
     clf = PolarityClassifier(res[0].path)
     assert len(clf.logits(tweets.texts[:5], entities=tweets.entities[:5])) == 5
+
+
+def test_teacher_recipes_default_keeps_older_run_configs(tmp_path):
+    """The teacher's recipe set is written to config.json only when not the default, so a run
+    directory made before the field resumes; another set is a different run and is refused."""
+    from edgerep.app.compress import DEFAULT_TEACHER_QUANTIZATIONS, CompressConfig
+    from edgerep.io import check_or_write_config
+    from edgerep.registry import Quantization
+
+    default = CompressConfig()
+    assert default.teacher_quantizations == DEFAULT_TEACHER_QUANTIZATIONS == (Quantization.DYNAMIC_INT4,)
+    older = default.to_dict()
+    assert "teacher_quantizations" not in older
+    check_or_write_config(tmp_path / "config.json", older, ConfigError)
+    check_or_write_config(tmp_path / "config.json", CompressConfig().to_dict(), ConfigError)
+    every = CompressConfig(teacher_quantizations=("dynamic-int8", "dynamic-int4"))
+    assert every.to_dict()["teacher_quantizations"] == ["dynamic-int8", "dynamic-int4"]
+    with pytest.raises(ConfigError, match="teacher_quantizations"):
+        check_or_write_config(tmp_path / "config.json", every.to_dict(), ConfigError)
+    with pytest.raises(ConfigError, match="full-int8 needs calibration"):
+        CompressConfig(teacher_quantizations=("full-int8",))
 
 
 def test_pareto_front_and_recommendation_rule():

@@ -38,6 +38,8 @@ from edgerep.registry import MB, MODEL_INFO_FILE, PROFILES, Backend, BERT_LARGE_
 
 #: Default mixed-precision variants of every compressed model.
 DEFAULT_QUANTIZATIONS = (Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT8_EMB4, Quantization.DYNAMIC_INT4)
+#: The vocabulary-pruned teacher's recipes beside students: the recommendation's 6-layer fallback.
+DEFAULT_TEACHER_QUANTIZATIONS = (Quantization.DYNAMIC_INT4,)
 
 #: Where the students' ONNX Runtime int8 bundle with the LiteRT bundles' graph (the last layer for
 #: ``[CLS]`` only, :func:`edgerep.workstation.models.logits_module`) goes, and its variant suffix.
@@ -57,6 +59,10 @@ class CompressConfig:
             ``None``: half the teacher's depth, rounded up, :func:`default_student_layers`).
         teachers: extra fine-tuned models averaged with the run's own as an ensemble teacher.
         quantizations: LiteRT recipes built for every compressed model.
+        teacher_quantizations: LiteRT recipes of the vocabulary-pruned teacher when there are
+            students (a lone teacher gets ``quantizations``). Default ``dynamic-int4`` only: the
+            6-layer fallback of the recommendation rule; its int8 and int8-emb4 variants (README,
+            "Compression") cost ~2 minutes of export, evaluation and bench in every run.
         prune_vocabulary: keep only the WordPiece tokens of the training split's English tweets.
         epochs: distillation epochs.
         temperature: distillation temperature.
@@ -85,6 +91,7 @@ class CompressConfig:
     layers: tuple[int, ...] | None = None
     teachers: tuple[str, ...] = ()
     quantizations: tuple[Quantization, ...] = DEFAULT_QUANTIZATIONS
+    teacher_quantizations: tuple[Quantization, ...] = DEFAULT_TEACHER_QUANTIZATIONS
     prune_vocabulary: bool = True
     epochs: int = 3
     temperature: float = 2.0
@@ -101,6 +108,7 @@ class CompressConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
+        object.__setattr__(self, "teacher_quantizations", tuple(parse_quantizations(list(self.teacher_quantizations))))
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
@@ -115,7 +123,7 @@ class CompressConfig:
             raise ConfigError(f"vocab_min_count must be >= 1, got {self.vocab_min_count}")
         if any(k < 1 for k in self.layers or ()):
             raise ConfigError(f"student layers must be >= 1, got {list(self.layers)}")
-        if Quantization.FULL_INT8 in self.quantizations:
+        if Quantization.FULL_INT8 in self.quantizations + self.teacher_quantizations:
             raise ConfigError("full-int8 needs calibration and lost >10% label agreement on MiniLM; valid here: "
                               + ", ".join(q.value for q in Quantization if q is not Quantization.FULL_INT8))
         if not 0 <= self.accuracy_budget < 1:
@@ -128,6 +136,9 @@ class CompressConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["quantizations"] = [q.value for q in self.quantizations]
+        d["teacher_quantizations"] = [q.value for q in self.teacher_quantizations]
+        if self.teacher_quantizations == DEFAULT_TEACHER_QUANTIZATIONS:
+            del d["teacher_quantizations"]  # the default: run directories made before the field resume
         d["layers"], d["teachers"] = None if self.layers is None else list(self.layers), list(self.teachers)
         d["ffn_widths"] = list(self.ffn_widths) or None  # None: the same settings as before the field existed
         return d
@@ -278,7 +289,8 @@ def _export(models: dict[str, Path], out: Path, config: CompressConfig, validati
         buckets = step_buckets(int(read_model_info(path)["max_seq_len"]), config.bucket_step) if config.bucket_step else None
         # not strict: a variant beyond its recipe's tolerance (e.g. an int4 embedding table under a
         # student trained in float32) is kept, measured and marked, never recommended
-        for r in export_bundles(path, out / name, list(config.quantizations), val, buckets=buckets, batch_size=1, strict=False):
+        recipes = config.teacher_quantizations if name.startswith("teacher") and len(models) > 1 else config.quantizations
+        for r in export_bundles(path, out / name, list(recipes), val, buckets=buckets, batch_size=1, strict=False):
             bundles[f"{name}/{r.mode}"] = Path(r.path)
             if not r.validation.get("passed", True):
                 log(f"[yellow]compress[/]: {name}/{r.mode} is beyond its recipe's tolerance against PyTorch "

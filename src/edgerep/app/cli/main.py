@@ -207,6 +207,7 @@ def compress(
     layers: Annotated[str, typer.Option(help="Student depths to distill, comma-separated; auto: half the teacher's (6 -> 3); none: only pruning and recipes.")] = "auto",
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable).")] = None,
     quantize: Annotated[str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
+    teacher_quantize: Annotated[str, typer.Option(help="Recipes of the vocabulary-pruned teacher beside students (the recommendation's fallback), comma-separated; with --layers none the teacher gets --quantize.")] = "dynamic-int4",
     prune_vocabulary: Annotated[bool, typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets.")] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; the teacher's states are kept in memory, ~2 GB float16); 0 = logits only.")] = 1.0,
@@ -226,7 +227,8 @@ def compress(
     from edgerep.registry import parse_quantizations
 
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
-                         quantizations=tuple(parse_quantizations(quantize)), prune_vocabulary=prune_vocabulary, epochs=epochs,
+                         quantizations=tuple(parse_quantizations(quantize)), teacher_quantizations=tuple(parse_quantizations(teacher_quantize)),
+                         prune_vocabulary=prune_vocabulary, epochs=epochs,
                          hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), quant_aware=quant_aware,
                          vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
