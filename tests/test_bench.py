@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -164,16 +165,21 @@ def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation
         assert prof["memory_cap"].startswith("cgroup v2")
 
 
-def test_interrupted_bench_resumes_finished_cells(tiny_bundles, validation_texts, tmp_path):
+def test_interrupted_bench_resumes_finished_runs(tiny_bundles, validation_texts, tmp_path):
+    """Each run of a cell is its own worker process, the cells timed in alternating order run
+    after run (A B, B A, A B); an interrupted bench keeps the runs it finished."""
     from edgerep.measure import bench as B
 
     ckpt = tmp_path / "bench.json.partial"
     models = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"]]
-    real_run_cell, calls = B._run_cell, []
+    a, b = (str(m) for m in models)
+    real_run_cell, calls, stop_at = B._run_cell, [], [3]
 
     def interrupted(spec, timeout_s, cgroup_parent=None):
         calls.append(spec["path"])
-        if len(calls) == 2:
+        assert spec["repeats"] == 1 and spec["keep_samples"]
+        if len(calls) in stop_at:
+            stop_at.clear()
             raise KeyboardInterrupt
         return real_run_cell(spec, timeout_s, cgroup_parent)
 
@@ -181,16 +187,38 @@ def test_interrupted_bench_resumes_finished_cells(tiny_bundles, validation_texts
     try:
         with pytest.raises(KeyboardInterrupt):
             bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
+        partial = json.loads(ckpt.read_text())
+        assert partial["complete"] is False and partial["cells"] == [] and [r["path"] for r in partial["runs"]] == [a, b]
+        calls.clear()
+        rec = bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
     finally:
         B._run_cell = real_run_cell
-    partial = json.loads(ckpt.read_text())
-    assert partial["complete"] is False and len(partial["cells"]) == 1
-    rec = bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
-    assert len(rec["cells"]) == 2
-    assert rec["cells"][0]["init_ms"] == partial["cells"][0]["init_ms"]  # kept, not measured again
-    assert rec["cells"][1]["path"] == str(tiny_bundles["dynamic-int8"]) and "error" not in rec["cells"][1]
+    assert calls == [b, a, a, b]  # the two finished runs kept; run 2 in reverse order, run 3 forward
+    assert rec["settings"]["interleaved"] is True and [c["path"] for c in rec["cells"]] == [a, b]
+    for c in rec["cells"]:
+        assert "error" not in c and c["repeats"] == c["processes"] == 3 and c["latency"]["n"] == 18
+        assert len(c["latency"]["run_medians_ms"]) == 3 and "samples_ms" not in c and "run_index" not in c
+    kept = next(r for r in partial["runs"] if r["path"] == a)
+    assert rec["cells"][0]["latency"]["run_medians_ms"][0] == round(float(np.median(kept["samples_ms"])), 4)  # kept, not measured again
     with pytest.raises(ConfigError, match="interrupted bench made with other settings"):
         bench(models, validation_texts[:5], warmup=0, checkpoint=ckpt)
+
+
+def test_merge_runs_pools_samples_and_takes_the_largest_memory():
+    from edgerep.measure.bench import merge_runs
+
+    def run(samples, wall, cpu, rss, init):
+        return {"kind": "bundle", "path": "p", "batch": 1, "repeats": 1, "threads": 1, "profile": {"profile": "host"},
+                "samples_ms": samples, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "init_ms": init,
+                "first_inference_ms": init, "run_index": 0}
+
+    cell = merge_runs([run([1.0, 2.0], 0.5, 0.4, 80.0, 10.0), run([3.0, 4.0], 1.5, 1.2, 90.0, 30.0), run([2.0, 2.0], 1.0, 1.0, 85.0, 20.0)])
+    assert cell["latency"]["n"] == 6 and cell["latency"]["run_medians_ms"] == [1.5, 3.5, 2.0] and cell["latency"]["p50_ms"] == 2.0
+    assert cell["throughput_tweets_per_s"] == 2.0 and cell["cpu_percent_of_one_core"] == pytest.approx(86.7)  # 6 tweets / 3 s; 2.6 / 3 s
+    assert cell["peak_rss_mb"] == 90.0 and cell["init_ms"] == 20.0 and cell["repeats"] == cell["processes"] == 3
+    assert not {"samples_ms", "wall_s", "cpu_s", "run_index"} & set(cell)
+    with pytest.raises(ValueError):
+        merge_runs([])
 
 
 def test_latency_stats_median_mad_and_run_spread():

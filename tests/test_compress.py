@@ -703,3 +703,32 @@ def test_distill_with_ffn_width_exports_a_narrow_student(tiny_entity_model, data
     assert model.bert.encoder.layer[0].intermediate.dense.weight.shape == (16, 32)
     [result] = export_bundles(model_dir, tmp_path / "bundles", [Quantization.DYNAMIC_INT4], sample_texts(data_root, "validation", 60))
     assert result.validation["passed"], result.validation
+
+
+def test_distill_prunes_after_the_full_width_epochs_and_resumes_across_the_cut(tiny_entity_model, data_root, tmp_path, monkeypatch):
+    """``prune_after_epoch=1``: epoch 1 trains the full width (its checkpoint keeps every unit),
+    the cut comes after it, later epochs train the narrow student, and the best epoch is chosen
+    among the pruned ones only. A run interrupted right after epoch 1 cuts on resume and ends
+    with the same student as an uninterrupted one."""
+    import torch
+
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.models import load_finetuned
+
+    with pytest.raises(ConfigError, match="prune_after_epoch 2: needs a feed-forward width to prune to and must be in"):
+        DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=2, ffn_width=16, prune_after_epoch=2)
+    with pytest.raises(ConfigError, match="prune_after_epoch 1: needs a feed-forward width"):
+        DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=2, prune_after_epoch=1)
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=2, limit=160, batch_size=32, ffn_width=16,
+                        prune_after_epoch=1, quant_aware="dynamic-int4")
+    assert cfg.to_dict()["prune_after_epoch"] == 1 and "prune_after_epoch" not in DistillConfig(teachers=("t",), ffn_width=16).to_dict()
+    full = distill(data_root, tmp_path / "full", cfg)
+    first = json.loads((tmp_path / "full" / "checkpoints" / "epoch-1" / "config.json").read_text())
+    assert first["intermediate_size"] == 64  # the tiny teacher's width: epoch 1 is not pruned
+    model, info = load_finetuned(full)
+    assert model.config.intermediate_size == 16 and info["best_epoch"] == 2 and info["distillation"]["ffn_width"] == 16
+    with interrupt_after_epoch_1(monkeypatch), pytest.raises(Interrupted):
+        distill(data_root, tmp_path / "resumed", cfg)
+    resumed, _ = load_finetuned(distill(data_root, tmp_path / "resumed", cfg))
+    for (k, v), w in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(v, w, atol=1e-6), k

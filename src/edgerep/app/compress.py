@@ -71,6 +71,9 @@ class CompressConfig:
         ffn_widths: feed-forward widths of the students (structured pruning before distillation,
             :mod:`edgerep.workstation.compress.prune`): one student per depth and width, named
             ``k<K>-f<F>`` (``k<K>`` at the teacher's own width); empty: the teacher's width only.
+        prune_after_epoch: with ``ffn_widths``, the narrow students are distilled at the
+            teacher's width for this many epochs and pruned then (0: pruned before distillation;
+            :class:`edgerep.workstation.compress.distill.DistillConfig`).
         quant_aware: train the students with this recipe's weight grid (quantization-aware
             distillation, :mod:`edgerep.workstation.compress.qat`); ``None``: float32.
         vocab_min_count: vocabulary pruning keeps corpus tokens used at least this often.
@@ -98,6 +101,7 @@ class CompressConfig:
     alpha: float = 0.5
     hidden_weight: float = 1.0
     ffn_widths: tuple[int, ...] = ()
+    prune_after_epoch: int = 0
     quant_aware: str | None = Quantization.DYNAMIC_INT4.value
     vocab_min_count: int = 3
     accuracy_budget: float = 0.01
@@ -115,6 +119,8 @@ class CompressConfig:
         object.__setattr__(self, "ffn_widths", tuple(sorted(set(int(w) for w in self.ffn_widths), reverse=True)))
         if any(w < 1 for w in self.ffn_widths):
             raise ConfigError(f"feed-forward widths must be >= 1, got {list(self.ffn_widths)}")
+        if not 0 <= self.prune_after_epoch < self.epochs:
+            raise ConfigError(f"prune_after_epoch must be in [0, epochs - 1 = {self.epochs - 1}], got {self.prune_after_epoch}")
         from edgerep.workstation.compress.qat import qat_mode  # torch-free; names checked before any work
 
         mode = qat_mode(self.quant_aware)
@@ -141,6 +147,8 @@ class CompressConfig:
             del d["teacher_quantizations"]  # the default: run directories made before the field resume
         d["layers"], d["teachers"] = None if self.layers is None else list(self.layers), list(self.teachers)
         d["ffn_widths"] = list(self.ffn_widths) or None  # None: the same settings as before the field existed
+        if not self.prune_after_epoch:
+            del d["prune_after_epoch"]  # likewise
         return d
 
     def student_layers(self, teacher_layers: int) -> tuple[int, ...]:
@@ -253,7 +261,8 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
             name = f"k{k}" if width == full else f"k{k}-f{width}"
             dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
                                  temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
-                                 ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit)
+                                 ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit,
+                                 prune_after_epoch=0 if width == full else config.prune_after_epoch)
             sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:
         return sources

@@ -9,12 +9,18 @@ cgroup with ``memory.max`` = the board's RAM and ``memory.swap.max`` = 0 and the
 (``cgroup.procs``), so the cap is on resident memory as on the board, and the kernel's
 ``memory.peak`` is recorded; elsewhere (cgroup v1, no delegation, macOS) it falls back to
 ``RLIMIT_AS``, a cap on address space (stricter than RSS). The worker then loads the model (init time), times the first inference, runs the warm-up (not sampled),
-then classifies the same real tweets, one at a time, in ``repeats`` runs. Statistics (the pyperf
-habit): median (p50), p90, p99 and the median absolute deviation (MAD) of the per-tweet latency
-(ms); stability is judged on the repeated runs of the same work: a cell whose runs' medians
+then classifies the same real tweets, one at a time. A cell's ``repeats`` runs are taken in as
+many worker processes, interleaved across the cells of one (profile, threads, batch) group in
+alternating order: run 1 times the cells A, B, C, run 2 C, B, A, run 3 A, B, C (pyperf also
+spreads a benchmark over several worker processes). A machine that slows down or speeds up
+during the bench (a shared host) then moves every cell alike, and the ratios between cells
+(x transformers, x ONNX Runtime) hold; with one process per cell, timed one after the other, a
+drift of minutes lands on whichever cells ran during it. Statistics (the pyperf habit): median
+(p50), p90, p99 and the median absolute deviation (MAD) of the per-tweet latency (ms) over all
+runs; stability is judged on the repeated runs of the same work: a cell whose runs' medians
 spread more than :data:`UNSTABLE_SPREAD` of the overall median is flagged unstable (a busy
-machine), not a cell whose tweets differ in length. Throughput = tweets / sampled wall time,
-CPU = (user + sys) / wall (% of one core), peak RSS = ``VmHWM`` of ``/proc/self/status`` (the
+machine), not a cell whose tweets differ in length. Throughput = tweets / sampled wall time (summed over the runs),
+CPU = (user + sys) / wall (% of one core), peak RSS (the largest of the runs) = ``VmHWM`` of ``/proc/self/status`` (the
 kernel's high-water mark of this process's own memory, MB = 10^6 bytes; ``ru_maxrss`` where there
 is no /proc: on Linux ``ru_maxrss`` survives ``fork`` + ``execve``, so a worker started by a large
 parent would report the parent's peak).
@@ -185,7 +191,8 @@ def run_worker(spec: dict) -> dict:
 
     ``spec``: ``{"kind": "bundle"|"pytorch", "path", "threads", "profile", "texts", "warmup",
     "batch", "repeats"}`` and optionally ``"entities"`` (one name per text, used by
-    entity-conditioned models only). With ``batch`` B > 1 a sample is one call on B tweets (latency of a
+    entity-conditioned models only) and ``"keep_samples"`` (return the per-call latencies ms,
+    ``samples_ms``, with ``wall_s`` and ``cpu_s``, for :func:`merge_runs`). With ``batch`` B > 1 a sample is one call on B tweets (latency of a
     batch) and throughput counts tweets. Every run times the same calls in the same order.
     """
     applied = _apply_profile(PROFILES[spec["profile"]], spec.get("cgroup"), spec.get("cgroup_note"))
@@ -243,7 +250,8 @@ def run_worker(spec: dict) -> dict:
     wall = time.perf_counter() - w0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {
+    raw = {"samples_ms": [round(x, 4) for x in samples], "wall_s": wall, "cpu_s": cpu_s} if spec.get("keep_samples") else {}
+    return {**raw,
         "kind": spec["kind"],
         "path": spec["path"],
         "backend": backend,
@@ -302,6 +310,7 @@ def bench(
     checkpoint: str | os.PathLike | None = None,
     repeats: int = 3,
     entities: Sequence[str] | None = None,
+    interleave: bool = True,
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
 
@@ -315,12 +324,15 @@ def bench(
         timeout_s: per-cell limit.
         batches: batch sizes (a bundle supports 1 and its manifest's ``batch_size``; a cell
             asking for another fails with that message).
-        checkpoint: a partial record rewritten atomically after every cell; when it exists and
-            was made with the same settings and tweets, its finished cells are kept and only
-            the missing ones run (an interrupted bench resumes). The caller deletes it once the
-            final record is written.
+        checkpoint: a partial record rewritten atomically after every worker process; when it
+            exists and was made with the same settings and tweets, its finished cells and runs
+            are kept and only the missing ones run (an interrupted bench resumes). The caller
+            deletes it once the final record is written.
         repeats: runs over the same tweets per cell (stability is judged across them).
         entities: the entity name of each text, read by entity-conditioned models only.
+        interleave: each run of a cell in its own worker process, the cells of a (profile,
+            threads, batch) group timed in alternating order run after run (module docstring);
+            ``False``: one process per cell runs its repeats back to back.
 
     Returns:
         Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
@@ -345,7 +357,9 @@ def bench(
         "tweets": len(texts), "tweets_sha256": _texts_digest(list(texts) + list(entities or ())), "warmup": warmup, "repeats": repeats,
         "threads": list(threads), "profiles": [asdict(p) for p in profiles],
     }
-    done = _resume(checkpoint, settings)
+    if interleave:
+        settings["interleaved"] = True  # absent: the record of one process per cell (earlier records too)
+    done, done_runs = _resume(checkpoint, settings)
     partial = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
     cgroup_parent, cgroup_reason = (None, "")
     if any(p.memory_mib for p in profiles):
@@ -353,24 +367,57 @@ def bench(
     cells = []
     from edgerep.log import progress
 
-    with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches)) as bar:
+    def spec_of(kind: str, path: str, n: int, batch: int, profile: DeviceProfile, runs: int) -> dict:
+        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup,
+                "batch": batch, "repeats": runs, "entities": None if entities is None else list(entities)}
+        if cgroup_parent is None and profile.memory_mib:
+            spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
+        return spec
+
+    runs_done = list(done_runs)  # finished runs of unfinished cells (from the checkpoint)
+    with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches) * (repeats if interleave else 1)) as bar:
         for profile in profiles:
             for n in threads:
                 for batch in batches:
-                    for kind, path in jobs:
+                    if not interleave:
+                        for kind, path in jobs:
+                            key = (path, n, batch, profile.name)
+                            if key in done:
+                                cells.append(done[key])
+                                bar.advance(1)
+                                continue
+                            cells.append(_run_cell(spec_of(kind, path, n, batch, profile, repeats), timeout_s, cgroup_parent))
+                            bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
+                            if checkpoint is not None:
+                                write_record(checkpoint, {**partial, "cells": cells})
+                        continue
+                    failed: dict[tuple, dict] = {}
+                    for r in range(repeats):
+                        for kind, path in (jobs if r % 2 == 0 else jobs[::-1]):  # A B C, C B A, A B C, ...
+                            key = (path, n, batch, profile.name)
+                            if key in done or key in failed or any(_cell_key(x) == key and x["run_index"] == r for x in runs_done):
+                                bar.advance(1)
+                                continue
+                            spec = {**spec_of(kind, path, n, batch, profile, 1), "keep_samples": True}
+                            result = _run_cell(spec, timeout_s, cgroup_parent)
+                            if "error" in result:
+                                failed[key] = result
+                            else:
+                                runs_done.append({**result, "run_index": r})
+                            bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name} run {r + 1}/{repeats}")
+                            if checkpoint is not None:
+                                write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
+                    for kind, path in jobs:  # the group's cells, in job order
                         key = (path, n, batch, profile.name)
                         if key in done:
                             cells.append(done[key])
-                            bar.advance(1)
-                            continue
-                        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup,
-                                "batch": batch, "repeats": repeats, "entities": None if entities is None else list(entities)}
-                        if cgroup_parent is None and profile.memory_mib:
-                            spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
-                        cells.append(_run_cell(spec, timeout_s, cgroup_parent))
-                        bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
-                        if checkpoint is not None:
-                            write_record(checkpoint, {**partial, "cells": cells})
+                        elif key in failed:
+                            cells.append(failed[key])
+                        else:
+                            cells.append(merge_runs(sorted((x for x in runs_done if _cell_key(x) == key), key=lambda x: x["run_index"])))
+                            runs_done = [x for x in runs_done if _cell_key(x) != key]
+                    if checkpoint is not None:
+                        write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
     for c in cells:
         if "error" in c:
             continue
@@ -386,6 +433,39 @@ def bench(
     return make_record("bench", {"settings": settings, "cells": cells})
 
 
+def merge_runs(runs: Sequence[dict]) -> dict:
+    """One cell from its runs, each measured in its own worker process (:func:`run_worker` with
+    ``keep_samples``), in run order: latency statistics over all samples with one median per run
+    (:func:`latency_stats`), throughput = all tweets / summed wall time, CPU = summed CPU time /
+    summed wall time, peak RSS and the cgroup's memory peak = the largest run's, init and
+    first-inference times = the median run's (ms).
+
+    Raises:
+        ValueError: no runs.
+    """
+    if not runs:
+        raise ValueError("merge_runs needs at least one run")
+    samples = [x for r in runs for x in r["samples_ms"]]
+    wall = sum(r["wall_s"] for r in runs)
+    cpu = sum(r["cpu_s"] for r in runs)
+    cell = {k: v for k, v in runs[0].items() if k not in ("samples_ms", "wall_s", "cpu_s", "run_index")}
+    profile = dict(runs[0]["profile"])
+    for k in ("cgroup_memory_peak_mb", "oom_kill"):
+        if any(k in r["profile"] for r in runs):
+            profile[k] = max(r["profile"].get(k, 0) for r in runs)
+    batch = int(cell.get("batch", 1))
+    cell.update(
+        repeats=len(runs), processes=len(runs), profile=profile,
+        init_ms=round(float(np.median([r["init_ms"] for r in runs])), 2),
+        first_inference_ms=round(float(np.median([r["first_inference_ms"] for r in runs])), 2),
+        latency=latency_stats(samples, len(runs)),
+        throughput_tweets_per_s=round(len(samples) * batch / wall, 2) if wall > 0 else 0.0,
+        cpu_percent_of_one_core=round(100 * cpu / wall, 1) if wall > 0 else 0.0,
+        peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+    )
+    return cell
+
+
 def _texts_digest(texts: Sequence[str]) -> str:
     import hashlib
 
@@ -396,22 +476,23 @@ def _cell_key(c: dict) -> tuple:
     return (c["path"], c["threads"], c.get("batch", 1), c["profile"]["profile"])
 
 
-def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> dict[tuple, dict]:
-    """Finished cells of a partial record made with the same settings (failed cells run again)."""
+def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> tuple[dict[tuple, dict], list[dict]]:
+    """Finished cells of a partial record made with the same settings (failed cells run again),
+    and the finished runs of its unfinished cells (interleaved benches)."""
     if checkpoint is None or not Path(checkpoint).is_file():
-        return {}
+        return {}, []
     from edgerep.errors import RecordError
     from edgerep.measure.records import differences, make_record, read_record
 
     try:
         old = read_record(checkpoint, "bench")
     except RecordError:  # not a bench record: start afresh (it is overwritten after the first cell)
-        return {}
+        return {}, []
     diff = differences(old, make_record("bench", {}))
     if old.get("settings") != settings or diff:
         why = "; ".join(diff) if diff else "other settings"
         raise ConfigError(f"{checkpoint}: an interrupted bench made with {why}; delete it or use another --output")
-    return {_cell_key(c): c for c in old.get("cells", []) if "error" not in c}
+    return {_cell_key(c): c for c in old.get("cells", []) if "error" not in c}, list(old.get("runs", []))
 
 
 def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -> dict:

@@ -181,6 +181,7 @@ def distill(
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. The teacher's hidden states are computed once and kept in memory (float16; ~2 GB for RepLab with 3 layers).")] = 0.0,
     ffn_width: Annotated[Optional[int], typer.Option(min=1, help="Feed-forward units kept per student layer (structured pruning by activation x weight importance before distillation; fewer MACs). Default: the teacher's width.")] = None,
+    prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --ffn-width: distill at full width for N epochs, then prune (importance of the partly distilled student); 0: prune first.")] = 0,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
     unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
     quant_aware: Annotated[str, typer.Option(help="Train with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
@@ -195,7 +196,7 @@ def distill(
     from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
-                        hidden_weight=hidden_weight, ffn_width=ffn_width, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
+                        hidden_weight=hidden_weight, ffn_width=ffn_width, prune_after_epoch=prune_after_epoch, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
                         limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
@@ -212,6 +213,7 @@ def compress(
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; the teacher's states are kept in memory, ~2 GB float16); 0 = logits only.")] = 1.0,
     ffn_widths: Annotated[str, typer.Option(help="Feed-forward widths of the students, comma-separated (structured pruning before distillation; one student per depth and width, k<K>-f<F>); auto: the teacher's width.")] = "auto",
+    prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --ffn-widths: distill the narrow students at full width for N epochs, then prune; 0: prune first.")] = 0,
     quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "dynamic-int4",
     vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).")] = 3,
     accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
@@ -229,7 +231,7 @@ def compress(
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
                          quantizations=tuple(parse_quantizations(quantize)), teacher_quantizations=tuple(parse_quantizations(teacher_quantize)),
                          prune_vocabulary=prune_vocabulary, epochs=epochs,
-                         hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), quant_aware=quant_aware,
+                         hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), prune_after_epoch=prune_after_epoch, quant_aware=quant_aware,
                          vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:
@@ -546,7 +548,7 @@ def bench(
     baseline: Annotated[Optional[Path], typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")] = None,
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each per run).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
-    repeats: Annotated[int, typer.Option(min=1, help="Runs over the same tweets per cell; a cell whose runs' medians differ by more than 10% is flagged unstable.")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs over the same tweets per cell, each in its own worker process, interleaved across the cells (A B C, C B A, ...: a machine that drifts moves every cell alike); a cell whose runs' medians differ by more than 10% is flagged unstable.")] = 3,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON record; cells of a run with the same settings are merged, other settings refused. An interrupted run resumes from OUTPUT.partial.")] = None,
     host: Annotated[Optional[str], typer.Option(help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert.")] = None,
     key: Annotated[Optional[Path], typer.Option(help="SSH private key (default: agent and ~/.ssh keys).")] = None,

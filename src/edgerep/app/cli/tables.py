@@ -112,7 +112,8 @@ def bench_table(rec: dict) -> Table:
     where = f" on {m['ssh_host']}" if m.get("ssh_host") else ""
     flags = " ".join(m.get("cpu_flags") or []) or "no SIMD flags read"
     st = rec["settings"]
-    t = Table(title=f"edgerep bench{where} — {st['tweets']} real tweets x {st.get('repeats', 1)} runs a cell, warm-up {st['warmup']}; "
+    t = Table(title=f"edgerep bench{where} — {st['tweets']} real tweets x {st.get('repeats', 1)} runs a cell"
+                    f"{' (a process each, cells interleaved)' if st.get('interleaved') else ''}, warm-up {st['warmup']}; "
                     f"{m.get('cpu')} [{flags}]")
     for col in ("model", "profile", "thr", "batch", "MB", "init ms", "p50±MAD ms", "p90 ms", "p99 ms", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
         t.add_column(col, justify="left" if col in ("model", "profile") else "right")

@@ -76,8 +76,13 @@ class DistillConfig:
             (:class:`TeacherStates`), or, where they do not fit, recomputed on every batch.
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
-        ffn_width: feed-forward units kept per student layer (structured pruning before
-            distillation, :mod:`.prune`: fewer MACs per layer); ``None``: the teacher's width.
+        ffn_width: feed-forward units kept per student layer (structured pruning, :mod:`.prune`:
+            fewer MACs per layer); ``None``: the teacher's width.
+        prune_after_epoch: with ``ffn_width``, distill at the teacher's width for this many
+            epochs first and prune then, with the importance of the partly distilled student
+            (0: prune the copied teacher layers before the first epoch). The optimizer restarts
+            for the pruned shapes (fresh AdamW moments) with the learning-rate schedule where it
+            was; the epochs before the cut cost the full width's time.
         quant_aware: a LiteRT recipe (``dynamic-int4``, ``dynamic-int8-emb4``, ``dynamic-int8``)
             whose weight grid the student trains with (:mod:`.qat`); the saved student's weights
             lie on that grid. ``None``: plain float32 training.
@@ -98,6 +103,7 @@ class DistillConfig:
     hidden_weight: float = 0.0
     unlabelled: bool = True
     ffn_width: int | None = None
+    prune_after_epoch: int = 0
     quant_aware: str | None = None
     seed: int = 13
     limit: int | None = None
@@ -117,6 +123,11 @@ class DistillConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.ffn_width is not None and self.ffn_width < 1:
             raise ConfigError(f"ffn_width must be >= 1, got {self.ffn_width}")
+        if self.prune_after_epoch and (self.ffn_width is None or not 0 < self.prune_after_epoch < self.epochs):
+            raise ConfigError(f"prune_after_epoch {self.prune_after_epoch}: needs a feed-forward width to prune to and must be in "
+                              f"[0, epochs - 1 = {self.epochs - 1}]")
+        if self.prune_after_epoch < 0:
+            raise ConfigError(f"prune_after_epoch must be >= 0, got {self.prune_after_epoch}")
         if not self.hidden_weight >= 0.0:
             raise ConfigError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -127,6 +138,8 @@ class DistillConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["teachers"] = list(self.teachers)
+        if not self.prune_after_epoch:
+            del d["prune_after_epoch"]  # the default: distillations made before the field resume
         return d
 
 
@@ -474,17 +487,28 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
     targets = soft_targets(teacher_logits, config.temperature)
     latest = _latest_checkpoint(out / "checkpoints")
-    if config.ffn_width is not None and latest is None:
+    done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
+    if latest is not None:
+        from transformers import AutoModelForSequenceClassification
+
+        student = AutoModelForSequenceClassification.from_pretrained(str(latest))
+
+    def prune_due(finished: int) -> bool:
+        return (config.ffn_width is not None and finished >= config.prune_after_epoch
+                and int(student.config.intermediate_size) != config.ffn_width)
+
+    def prune() -> None:
         from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
 
         sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
         before = int(student.config.intermediate_size)
         prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]))
-        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer (importance on {len(sample)} transfer tweets)")
-    if latest is not None:
-        from transformers import AutoModelForSequenceClassification
+        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer after {done} epoch(s) "
+            f"(importance on {len(sample)} transfer tweets)")
 
-        student = AutoModelForSequenceClassification.from_pretrained(str(latest))
+    restart = prune_due(done)  # before the first epoch, or a run stopped right after its full-width epochs
+    if restart:
+        prune()
     if config.hidden_weight > 0 and states is None:
         teacher.eval()
         for p in teacher.parameters():
@@ -510,8 +534,21 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         return ids_logits(model, tokenizer, data.val_ids)
 
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
-    optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
-    history, start = _resume(latest, optimizer, scheduler)
+
+    def restart_optimizer(finished: int):
+        """AdamW for the pruned shapes, its schedule advanced past ``finished`` epochs."""
+        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+        for _ in range(finished * steps_per_epoch):
+            optimizer.step()  # no gradients yet: a no-op that keeps the schedule's call order
+            scheduler.step()
+        return optimizer, scheduler
+
+    if restart and latest is not None:  # the checkpoint's optimizer state is for the unpruned shapes
+        optimizer, scheduler = restart_optimizer(done)
+        history, start = json.loads((latest / "state.json").read_text())["history"], done + 1
+    else:
+        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+        history, start = _resume(latest, optimizer, scheduler)
     log(
         f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
         f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
@@ -545,8 +582,13 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1),
                         "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}})
         _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
+        done = epoch
+        if prune_due(done) and epoch < config.epochs:
+            prune()
+            optimizer, scheduler = restart_optimizer(done)
 
-    best = max(history, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
+    pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
+    best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
     info = {k: v for k, v in info0.items() if not k.startswith("_")}
     info.update(
         edgerep_version=__version__, best_epoch=best["epoch"], validation=best["validation"],
