@@ -481,6 +481,13 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     assert all(r["latency_p50_ms"] > 0 and r["throughput_tweets_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in litert)
     assert all("speedup_vs_transformers" in r for r in litert)
     assert any(r.get("pareto") for r in litert)
+    # each variant against the run's float32 model on the same validation tweets, with a paired bootstrap interval
+    ref = rec["reference"]
+    for r in rec["rows"]:
+        vs = r["vs_reference"]
+        assert vs["macro_f1"]["diff"] == pytest.approx(r["macro_f1"] - ref["macro_f1"])
+        assert vs["accuracy"]["diff"] == pytest.approx(r["accuracy"] - ref["accuracy"])
+        assert vs["macro_f1"]["low"] <= vs["macro_f1"]["high"]
     k1 = {r["quantization"]: r for r in rec["rows"] if r["model"] == "k1-pruned"}
     assert k1["dynamic-int4"]["size_mb"] < k1["dynamic-int8"]["size_mb"]
     assert "speedup_vs_onnxruntime_int8" in k1["dynamic-int8"] and "speedup_vs_onnxruntime_int8_same_graph" in k1["dynamic-int8"]

@@ -120,6 +120,21 @@ def test_evaluate_bundle_and_checkpoint(tiny_bundles, tiny_model, data_root):
         assert cm.sum() == 200 and m["accuracy"] == pytest.approx(np.trace(cm) / 200)
         assert sum(d["n"] for d in m["per_domain"].values()) == 200
     assert recs["fp32"]["metrics"]["confusion_matrix"] == recs["pytorch"]["metrics"]["confusion_matrix"]
+    # per-tweet predictions: they reproduce the metrics, and pair two models scored on the same tweets
+    from edgerep.measure.evaluate import paired_comparison
+    from edgerep.measure.metrics import confusion_matrix
+
+    for r in recs.values():
+        p = r["predictions"]
+        assert len(p["label_ids"]) == len(p["gold_ids"]) == 200
+        assert confusion_matrix(p["gold_ids"], p["label_ids"], 3).tolist() == r["metrics"]["confusion_matrix"]
+    assert len({r["predictions"]["tweets_sha256"] for r in recs.values()}) == 1
+    vs = paired_comparison(recs["pytorch"], recs["int8"], resamples=300)
+    assert vs["accuracy"]["diff"] == pytest.approx(recs["int8"]["metrics"]["accuracy"] - recs["pytorch"]["metrics"]["accuracy"])
+    assert vs["macro_f1"]["low"] <= vs["macro_f1"]["diff"] <= vs["macro_f1"]["high"]
+    other_tweets = evaluate(tiny_bundles["dynamic-int8"], data_root, "training", limit=100)
+    assert paired_comparison(recs["pytorch"], other_tweets) is None
+    assert paired_comparison({k: v for k, v in recs["pytorch"].items() if k != "predictions"}, recs["int8"]) is None
     assert abs(recs["int8"]["metrics"]["accuracy"] - recs["fp32"]["metrics"]["accuracy"]) <= 0.03
     assert recs["int8"]["model"]["size_mb"] < recs["fp32"]["model"]["size_mb"] * 0.6
 

@@ -389,16 +389,20 @@ def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | Non
 def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals: dict, cells: dict, config: CompressConfig) -> dict:
     from edgerep.workstation.models import read_model_info
 
+    from edgerep.measure.evaluate import paired_comparison
+
     ref_path = run / "results" / "evaluation-pytorch.json"
     if ref_path.is_file():
-        reference = read_record(ref_path, "evaluation")["metrics"]
-        ref_source = str(ref_path)
+        ref_rec = read_record(ref_path, "evaluation")
     else:
         from edgerep.measure.evaluate import evaluate
 
-        rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
-        write_record(ref_path, rec)  # an `edgerep train` output has no results/ yet
-        reference, ref_source = rec["metrics"], str(ref_path)
+        ref_rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
+        write_record(ref_path, ref_rec)  # an `edgerep train` output has no results/ yet
+    reference, ref_source = ref_rec["metrics"], str(ref_path)
+    if "predictions" not in ref_rec:
+        log(f"[yellow]compress[/]: {ref_path} keeps no per-tweet predictions (written before edgerep kept them): "
+            "no confidence intervals of the differences to it; delete it to evaluate the model again")
     large_mb, large_source = bert_large_mb(run)
     base = cells.get("transformers")
     rows = []
@@ -413,6 +417,9 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
                "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
                "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
                "ffn_width": _config_int(models[model], "intermediate_size")}
+        vs = paired_comparison(ref_rec, rec)
+        if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
+            row["vs_reference"] = vs
         manifest = Path(rec["model"]["path"]) / "manifest.json"
         if row["backend"] != "pytorch" and manifest.is_file():
             row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))

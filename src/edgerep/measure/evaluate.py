@@ -125,7 +125,9 @@ def evaluate(
 
     Returns:
         Record with ``model`` (path, kind, quantization, size_mb, entity_conditioned), ``data``
-        (selection), ``metrics`` (:func:`polarity_metrics`) and ``inference`` (seconds, tweets/s).
+        (selection), ``metrics`` (:func:`polarity_metrics`), ``predictions``
+        (:func:`predictions_entry`: gold and predicted class per tweet, for paired comparisons)
+        and ``inference`` (seconds, tweets/s).
         An entity-conditioned model reads each tweet's own entity name.
 
     Raises:
@@ -144,9 +146,39 @@ def evaluate(
             "model": model_info,
             "data": data_info,
             "metrics": polarity_metrics(tweets, logits),
+            "predictions": predictions_entry(tweets, logits),
             "inference": {"seconds": round(seconds, 3), "tweets_per_s": round(len(texts) / seconds, 2), "threads": threads},
         },
     )
+
+
+def tweets_digest(tweets: list) -> str:
+    """SHA-256 (hex) of the tweets' ids in order: two evaluations whose digests match scored the
+    same tweets in the same order, so their predictions can be paired."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(str(t.tweet_id) for t in tweets).encode()).hexdigest()
+
+
+def predictions_entry(tweets: list, logits: np.ndarray) -> dict:
+    """The ``predictions`` of an evaluation record, for paired comparisons between models
+    (:func:`paired_comparison`): ``{"tweets_sha256": tweets_digest(tweets), "gold_ids": [...],
+    "label_ids": [argmax per tweet]}``, class indices into ``LABELS`` in tweet order."""
+    return {"tweets_sha256": tweets_digest(tweets), "gold_ids": [int(t.label_id) for t in tweets],
+            "label_ids": [int(i) for i in np.asarray(logits).argmax(-1)]}
+
+
+def paired_comparison(reference: dict, other: dict, resamples: int = 2000) -> dict | None:
+    """:func:`edgerep.measure.metrics.paired_bootstrap` of two ``edgerep.evaluation`` records
+    (``other`` - ``reference``, accuracy and macro-F1 with a 95% interval), or ``None`` when either
+    has no ``predictions`` (records written before they were kept) or they scored other tweets
+    (``tweets_sha256`` differs)."""
+    from edgerep.measure.metrics import paired_bootstrap
+
+    a, b = reference.get("predictions"), other.get("predictions")
+    if not a or not b or a["tweets_sha256"] != b["tweets_sha256"]:
+        return None
+    return paired_bootstrap(a["gold_ids"], a["label_ids"], b["label_ids"], len(LABELS), resamples=resamples)
 
 
 def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: int | None) -> tuple[list, dict]:

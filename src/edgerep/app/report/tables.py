@@ -46,10 +46,19 @@ def bench_name(cell: dict) -> str:
 
 #: Columns of a compression record, in order.
 COMPRESSION_COLUMNS = (
-    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", "F1 NEG",
+    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", "Δ macro-F1 vs fp32, points [95% CI]", "F1 NEG",
     "p50 ms (1 thread)", "tweets/s", "x transformers", "x ORT int8",
     "x ORT int8 same graph", "peak RSS MB", "Pareto",
 )
+
+
+def _delta(vs: dict | None) -> str:
+    """``-0.29 [-1.03, +0.46]``: macro-F1 minus the reference's, in points, with its paired
+    bootstrap interval (:func:`edgerep.measure.metrics.paired_bootstrap`); "–" without one."""
+    if not vs:
+        return "–"
+    m = vs["macro_f1"]
+    return f"{100 * m['diff']:+.2f} [{100 * m['low']:+.2f}, {100 * m['high']:+.2f}]"
 
 
 def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[list[str]]]:
@@ -69,7 +78,8 @@ def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[li
             name += " (beyond tolerance)"
         rows.append([
             name, f(r.get("layers"), "d"), r["backend"], f"{r['size_mb']:.1f}", f"{r['x_smaller_than_bert_large']:.0f}",
-            f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['negative_f1']:.3f}", f(r.get("latency_p50_ms"), ".2f"),
+            f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", _delta(r.get("vs_reference")), f"{r['negative_f1']:.3f}",
+            f(r.get("latency_p50_ms"), ".2f"),
             f(r.get("throughput_tweets_per_s"), ".0f"), f(r.get("speedup_vs_transformers"), ".1f"),
             f(r.get("speedup_vs_onnxruntime_int8"), ".2f"), f(r.get("speedup_vs_onnxruntime_int8_same_graph"), ".2f"),
             f(r.get("peak_rss_mb"), ".0f"),
