@@ -155,14 +155,14 @@ def run_table(summary: dict) -> Table:
 
 def compression_table(rec: dict) -> Table:
     """Rich table of an ``edgerep.compression`` record (the recommended variant in bold)."""
-    from edgerep.app.report.tables import compression_rows
+    from edgerep.app.report.tables import DELTA_COLUMN, compression_rows
 
     header, rows = compression_rows(rec, ("[bold green]", "[/]"))
     ref = rec["reference"]
     t = Table(title=f"compression variants (float32 model: accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}; "
                     f"BERT-large float32 {rec['bert_large_fp32_mb']:.0f} MB)")
     for col in header:
-        t.add_column(col, justify="left" if col in ("variant", "backend") else "right")
+        t.add_column(col, justify="left" if col in ("variant", "backend") else "right", no_wrap=col == DELTA_COLUMN)
     for row in rows:
         t.add_row(*row)
     t.caption = f"recommended: {(rec.get('recommended') or {}).get('variant', 'none')} — {rec['rule']}"

@@ -286,7 +286,11 @@ def _compressions(recs: Records) -> list[Section]:
             + (" LiteRT bundles compute the last layer for [CLS] only (the same logits, fewer MACs); \"x ORT int8\" compares with "
                "ONNX Runtime dynamic int8 of the same model exported with its own graph, \"same graph\" with ONNX Runtime given "
                "that trimmed graph too (the kernels alone)."
-               if any("speedup_vs_onnxruntime_int8_same_graph" in r for r in rec["rows"]) else ""))
+               if any("speedup_vs_onnxruntime_int8_same_graph" in r for r in rec["rows"]) else "")
+            + (" \"Δ macro-F1\": the variant's macro-F1 minus the float32 model's, in points, with a 95% interval from a paired "
+               "bootstrap over the same validation tweets (both models' predictions resampled together, 2,000 resamples): "
+               "a difference whose interval holds 0 is one these tweets cannot tell from none."
+               if any("vs_reference" in r for r in rec["rows"]) else ""))
         sec.blocks.append(Table(header, rows, f"Recommended (bold): {rec['rule']}."))
         timed = [r for r in rec["rows"] if r.get("latency_p50_ms") is not None]
         if timed:

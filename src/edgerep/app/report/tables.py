@@ -44,21 +44,25 @@ def bench_name(cell: dict) -> str:
     return f"{cell.get('backend', '?')} {cell.get('quantization', '?')}"
 
 
+#: Macro-F1 minus the run's float32 model's, points, with a paired bootstrap 95% interval.
+DELTA_COLUMN = "Δ macro-F1 (95% CI)"
+
 #: Columns of a compression record, in order.
 COMPRESSION_COLUMNS = (
-    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", "Δ macro-F1 vs fp32, points [95% CI]", "F1 NEG",
+    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", DELTA_COLUMN, "F1 NEG",
     "p50 ms (1 thread)", "tweets/s", "x transformers", "x ORT int8",
     "x ORT int8 same graph", "peak RSS MB", "Pareto",
 )
 
 
 def _delta(vs: dict | None) -> str:
-    """``-0.29 [-1.03, +0.46]``: macro-F1 minus the reference's, in points, with its paired
-    bootstrap interval (:func:`edgerep.measure.metrics.paired_bootstrap`); "–" without one."""
+    """``-0.29 (-1.03, +0.46)``: macro-F1 minus the run's float32 model's, in points, with its
+    paired bootstrap 95% interval (:func:`edgerep.measure.metrics.paired_bootstrap`); "–"
+    without one (evaluation records written before per-tweet predictions were kept)."""
     if not vs:
         return "–"
     m = vs["macro_f1"]
-    return f"{100 * m['diff']:+.2f} [{100 * m['low']:+.2f}, {100 * m['high']:+.2f}]"
+    return f"{100 * m['diff']:+.2f} ({100 * m['low']:+.2f}, {100 * m['high']:+.2f})"
 
 
 def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[list[str]]]:
