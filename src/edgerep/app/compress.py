@@ -387,9 +387,8 @@ def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | Non
 
 
 def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals: dict, cells: dict, config: CompressConfig) -> dict:
-    from edgerep.workstation.models import read_model_info
-
     from edgerep.measure.evaluate import paired_comparison
+    from edgerep.workstation.models import read_model_info
 
     ref_path = run / "results" / "evaluation-pytorch.json"
     if ref_path.is_file():

@@ -10,6 +10,7 @@ Loading a bundle needs only the light runtime; a checkpoint needs the ``train`` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -155,8 +156,6 @@ def evaluate(
 def tweets_digest(tweets: list) -> str:
     """SHA-256 (hex) of the tweets' ids in order: two evaluations whose digests match scored the
     same tweets in the same order, so their predictions can be paired."""
-    import hashlib
-
     return hashlib.sha256("\n".join(str(t.tweet_id) for t in tweets).encode()).hexdigest()
 
 

@@ -85,7 +85,7 @@ def paired_bootstrap(y_true: Sequence[int], pred_reference: Sequence[int], pred_
     Args:
         y_true, pred_reference, pred_other: class indices, int [n], in the same tweet order.
         n_classes: number of classes (3 for polarity).
-        resamples: bootstrap resamples (2,000 take ~1 s for 4,052 tweets).
+        resamples: bootstrap resamples (2,000 take ~0.5 s for 4,052 tweets, one call for both metrics).
         confidence: two-sided level of the percentile interval.
         seed: resampling seed (the same inputs give the same interval).
 
@@ -111,16 +111,16 @@ def paired_bootstrap(y_true: Sequence[int], pred_reference: Sequence[int], pred_
     if min(y.min(), a.min(), b.min()) < 0 or max(y.max(), a.max(), b.max()) >= n_classes:
         raise ValueError(f"labels must lie in [0, {n_classes})")
     out = {"n": int(y.size), "resamples": int(resamples), "confidence": float(confidence)}
-    for i, name in enumerate(("accuracy", "macro_f1")):
-        def diff(yy, aa, bb, axis=-1, i=i):
-            return _accuracy_and_macro_f1(yy, bb, n_classes)[i] - _accuracy_and_macro_f1(yy, aa, n_classes)[i]
+    names = ("accuracy", "macro_f1")
 
-        point = float(diff(y, a, b))
-        if np.array_equal(a, b):  # every resample gives 0 (scipy warns on a degenerate distribution)
-            out[name] = {"diff": 0.0, "low": 0.0, "high": 0.0}
-            continue
-        res = bootstrap((y, a, b), diff, paired=True, vectorized=True, n_resamples=resamples, batch=250,
-                        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
-        ci = res.confidence_interval
-        out[name] = {"diff": point, "low": float(ci.low), "high": float(ci.high)}
+    def diff(yy, aa, bb, axis=-1):  # [2, ...]: accuracy and macro-F1 of b minus a's
+        return np.stack(_accuracy_and_macro_f1(yy, bb, n_classes)) - np.stack(_accuracy_and_macro_f1(yy, aa, n_classes))
+
+    point = diff(y, a, b)
+    if np.array_equal(a, b):  # every resample gives 0 (scipy warns on a degenerate distribution)
+        return {**out, **{k: {"diff": 0.0, "low": 0.0, "high": 0.0} for k in names}}
+    ci = bootstrap((y, a, b), diff, paired=True, vectorized=True, n_resamples=resamples, batch=250,
+                   confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    for i, k in enumerate(names):
+        out[k] = {"diff": float(point[i]), "low": float(ci.low[i]), "high": float(ci.high[i])}
     return out
