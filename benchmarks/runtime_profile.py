@@ -81,14 +81,19 @@ def memory_breakdown(bundle: Path, texts: list[str], entities: list[str]) -> lis
 def macs_per_tweet(config: dict, width: int, num_labels: int = 3, cls_only: bool = False) -> int:
     """Multiply-accumulates of one BERT-family forward pass at sequence length ``width`` (see the
     module docstring; MobileBERT counts its true hidden and bottleneck sizes the same way);
-    ``cls_only``: the last layer computed for [CLS] only."""
-    h, i, n = int(config["hidden_size"]), int(config["intermediate_size"]), int(config["num_hidden_layers"])
+    ``cls_only``: the last layer computed for [CLS] only. Per-layer feed-forward widths
+    (``ffn_layer_widths``, a student whose last layer kept its units) are counted layer by layer."""
+    h, n = int(config["hidden_size"]), int(config["num_hidden_layers"])
+    widths = [int(w) for w in config.get("ffn_layer_widths") or [config["intermediate_size"]] * n]
     if config.get("model_type") == "mobilebert":
         h = int(config.get("intra_bottleneck_size", h)) if config.get("use_bottleneck", True) else h
-        i = i * int(config.get("num_feedforward_networks", 1))
-    layer = 4 * width * h * h + 2 * width * h * i + 2 * width * width * h
-    last = 2 * width * h * h + 2 * h * h + 2 * h * i + 2 * width * h if cls_only else layer
-    return (n - 1) * layer + last + h * h + h * num_labels
+        widths = [w * int(config.get("num_feedforward_networks", 1)) for w in widths]
+
+    def layer(i: int) -> int:
+        return 4 * width * h * h + 2 * width * h * i + 2 * width * width * h
+
+    last = 2 * width * h * h + 2 * h * h + 2 * h * widths[-1] + 2 * width * h if cls_only else layer(widths[-1])
+    return sum(layer(i) for i in widths[:-1]) + last + h * h + h * num_labels
 
 
 def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int = 3) -> dict:
@@ -115,7 +120,7 @@ def achieved(bundle: Path, texts: list[str], entities: list[str], repeats: int =
         best = min(best, time.perf_counter() - t0)
     return {"tweets": len(texts), "mean_width": round(float(np.mean(widths)), 1), "gmac_per_tweet": round(macs / len(texts) / 1e9, 4),
             "ms_per_tweet": round(1e3 * best / len(texts), 3), "achieved_gmac_per_s": round(macs / best / 1e9, 1),
-            "graph": manifest["source"].get("graph", GRAPH_FULL), "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config["intermediate_size"]}
+            "graph": manifest["source"].get("graph", GRAPH_FULL), "layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "intermediate": config.get("ffn_layer_widths") or config["intermediate_size"]}
 
 
 def kernel_peak(rows: int = 256, k: int = 1024, n: int = 4096, repeats: int = 20) -> dict:

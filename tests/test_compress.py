@@ -633,6 +633,10 @@ def test_runtime_profile_script(tiny_entity_bundles, data_root, tmp_path):
     cls_last = 2 * 32 * 384**2 + 2 * 384**2 + 2 * 384 * 1536 + 2 * 32 * 384
     assert rp.macs_per_tweet(bert, 32, cls_only=True) == 5 * layer + cls_last + 384**2 + 384 * 3
     assert rp.macs_per_tweet({**bert, "num_hidden_layers": 3}, 32, cls_only=True) / rp.macs_per_tweet({**bert, "num_hidden_layers": 3}, 32) < 0.74  # 27% fewer
+    # a 3-layer student pruned to 768 units but its last layer: layers of their own widths
+    narrow = {**bert, "num_hidden_layers": 3, "intermediate_size": 768, "ffn_layer_widths": [768, 768, 1536]}
+    layer768 = 4 * 32 * 384**2 + 2 * 32 * 384 * 768 + 2 * 32**2 * 384
+    assert rp.macs_per_tweet(narrow, 32, cls_only=True) == 2 * layer768 + cls_last + 384**2 + 384 * 3
     tweets = sample_texts(data_root, "validation", 30)
     bundle = tiny_entity_bundles["dynamic-int8"]
     mem = rp.memory_breakdown(bundle, tweets.texts, tweets.entities)
@@ -739,3 +743,78 @@ def test_distill_prunes_after_the_full_width_epochs_and_resumes_across_the_cut(t
     resumed, _ = load_finetuned(distill(data_root, tmp_path / "resumed", cfg))
     for (k, v), w in zip(model.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(v, w, atol=1e-6), k
+
+
+def test_keep_last_prunes_all_but_the_last_layer_and_round_trips(tiny_entity_model, data_root, tmp_path):
+    """``keep_last=True`` cuts every feed-forward block but the last one (its logits equal the
+    unpruned model's with the same units masked, on real validation tweets), saves the per-layer
+    widths, and :func:`load_sequence_classifier` loads the directory back to the same logits
+    (plain ``from_pretrained`` expects one width and refuses it)."""
+    import torch
+
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.prune import feed_forward_blocks, ffn_importance, ffn_layer_widths, prune_ffn
+    from edgerep.workstation.inference import ids_logits
+    from edgerep.workstation.models import load_finetuned, load_sequence_classifier
+
+    model, info = load_finetuned(tiny_entity_model)
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(info["max_seq_len"]), True)
+    tweets = sample_texts(data_root, "validation", 64)
+    ids = tok.ids(tweets.texts, tweets.entities)
+    importance = ffn_importance(model, tok, ids)
+    first = feed_forward_blocks(model)[0][1]
+    keep = np.sort(np.argsort(-importance[0])[:24])
+    m = torch.zeros(first.out_features)
+    m[keep] = 1.0
+    hook = first.register_forward_hook(lambda _m, _i, out: out.masked_fill(m == 0, -1e4))  # gelu(-1e4) == 0
+    masked = ids_logits(model, tok, ids)
+    hook.remove()
+    prune_ffn(model, 24, importance, keep_last=True)
+    assert ffn_layer_widths(model.config) == [24, 64] and model.config.intermediate_size == 24
+    assert [inter.out_features for _, inter, _ in feed_forward_blocks(model)] == [24, 64]
+    pruned = ids_logits(model, tok, ids)
+    np.testing.assert_allclose(pruned, masked, atol=1e-4)
+    model.save_pretrained(tmp_path / "pruned")
+    assert json.loads((tmp_path / "pruned" / "config.json").read_text())["ffn_layer_widths"] == [24, 64]
+    again = load_sequence_classifier(tmp_path / "pruned")
+    np.testing.assert_allclose(ids_logits(again, tok, ids), pruned, atol=1e-5)
+    from transformers import AutoModelForSequenceClassification
+
+    with pytest.raises(Exception):
+        AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "pruned"))
+
+
+def test_distill_keep_last_student_prunes_vocabulary_and_exports(tiny_entity_model, data_root, corpus, tmp_path):
+    """A student distilled with ``ffn_keep_last`` (pruned after its first epoch) records per-layer
+    widths, keeps them through vocabulary pruning with the same logits on real tweets, and its
+    int4 LiteRT bundle with the ``[CLS]``-only last layer passes validation against PyTorch; the
+    option alone, without a width, is one error."""
+    from edgerep.data import sample_texts
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.registry import Quantization
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.compress.vocab import prune_checkpoint
+    from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.inference import torch_logits
+    from edgerep.workstation.models import load_finetuned
+
+    with pytest.raises(ConfigError, match="ffn_keep_last: needs a feed-forward width"):
+        DistillConfig(teachers=(str(tiny_entity_model),), layers=2, ffn_keep_last=True)
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), layers=2, epochs=2, limit=96, batch_size=32, ffn_width=16,
+                        prune_after_epoch=1, ffn_keep_last=True, quant_aware="dynamic-int4")
+    assert cfg.to_dict()["ffn_keep_last"] and "ffn_keep_last" not in DistillConfig(teachers=("t",), ffn_width=16).to_dict()
+    model_dir = distill(data_root, tmp_path / "student", cfg)
+    model, info = load_finetuned(model_dir)
+    assert info["distillation"]["ffn_layer_widths"] == [16, 64] and info["distillation"]["ffn_width"] == 16
+    texts, names = corpus
+    prune_checkpoint(model_dir, tmp_path / "pruned", texts, names)
+    small, small_info = load_finetuned(tmp_path / "pruned")
+    assert [layer.intermediate.dense.out_features for layer in small.bert.encoder.layer] == [16, 64]
+    tweets = sample_texts(data_root, "validation", 100)
+    L = int(info["max_seq_len"])
+    np.testing.assert_allclose(
+        torch_logits(small, TweetTokenizer(tmp_path / "pruned" / "tokenizer.json", L, True), tweets.texts, entities=tweets.entities),
+        torch_logits(model, TweetTokenizer(model_dir / "tokenizer.json", L, True), tweets.texts, entities=tweets.entities), atol=1e-5)
+    [result] = export_bundles(tmp_path / "pruned", tmp_path / "bundles", [Quantization.DYNAMIC_INT4], sample_texts(data_root, "validation", 60))
+    assert result.validation["passed"], result.validation

@@ -74,6 +74,9 @@ class CompressConfig:
         prune_after_epoch: with ``ffn_widths``, the narrow students are distilled at the
             teacher's width for this many epochs and pruned then (0: pruned before distillation;
             :class:`edgerep.workstation.compress.distill.DistillConfig`).
+        ffn_keep_last: with ``ffn_widths``, the narrow students' last layer keeps the teacher's
+            width (it runs for ``[CLS]`` alone in the LiteRT bundles: one token's MACs); named
+            ``k<K>-f<F>-last<full>``.
         quant_aware: train the students with this recipe's weight grid (quantization-aware
             distillation, :mod:`edgerep.workstation.compress.qat`); ``None``: float32.
         vocab_min_count: vocabulary pruning keeps corpus tokens used at least this often.
@@ -102,6 +105,7 @@ class CompressConfig:
     hidden_weight: float = 1.0
     ffn_widths: tuple[int, ...] = ()
     prune_after_epoch: int = 0
+    ffn_keep_last: bool = False
     quant_aware: str | None = Quantization.DYNAMIC_INT4.value
     vocab_min_count: int = 3
     accuracy_budget: float = 0.01
@@ -121,6 +125,8 @@ class CompressConfig:
             raise ConfigError(f"feed-forward widths must be >= 1, got {list(self.ffn_widths)}")
         if not 0 <= self.prune_after_epoch < self.epochs:
             raise ConfigError(f"prune_after_epoch must be in [0, epochs - 1 = {self.epochs - 1}], got {self.prune_after_epoch}")
+        if self.ffn_keep_last and not self.ffn_widths:
+            raise ConfigError("ffn_keep_last needs feed-forward widths to prune the other layers to (--ffn-widths)")
         from edgerep.workstation.compress.qat import qat_mode  # torch-free; names checked before any work
 
         mode = qat_mode(self.quant_aware)
@@ -149,6 +155,8 @@ class CompressConfig:
         d["ffn_widths"] = list(self.ffn_widths) or None  # None: the same settings as before the field existed
         if not self.prune_after_epoch:
             del d["prune_after_epoch"]  # likewise
+        if not self.ffn_keep_last:
+            del d["ffn_keep_last"]  # likewise
         return d
 
     def student_layers(self, teacher_layers: int) -> tuple[int, ...]:
@@ -258,11 +266,12 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
     full = int(json.loads((teacher / "config.json").read_text()).get("intermediate_size", 0))
     for k in layers:
         for width in config.ffn_widths or (full,):
-            name = f"k{k}" if width == full else f"k{k}-f{width}"
+            name = f"k{k}" if width == full else f"k{k}-f{width}" + (f"-last{full}" if config.ffn_keep_last else "")
             dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
                                  temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
                                  ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit,
-                                 prune_after_epoch=0 if width == full else config.prune_after_epoch)
+                                 prune_after_epoch=0 if width == full else config.prune_after_epoch,
+                                 ffn_keep_last=config.ffn_keep_last and width != full)
             sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:
         return sources
@@ -415,7 +424,7 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
                "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
                "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
-               "ffn_width": _config_int(models[model], "intermediate_size")}
+               "ffn_width": _config_int(models[model], "intermediate_size"), "ffn_layer_widths": _layer_widths(models[model])}
         vs = paired_comparison(ref_rec, rec)
         if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
             row["vs_reference"] = vs
@@ -471,6 +480,7 @@ def _model_entry(model_dir: Path) -> dict:
         "path": str(model_dir),
         "layers": _config_int(model_dir),
         "ffn_width": _config_int(model_dir, "intermediate_size"),
+        "ffn_layer_widths": _layer_widths(model_dir),
         "vocabulary_pruning": info.get("vocabulary_pruning"),
         "distillation": None if d is None else {
             "teachers": d["teachers"], "layer_map": d["layer_map"], "temperature": d["temperature"], "alpha": d["alpha"],
@@ -485,6 +495,15 @@ def _config_int(model_dir: Path, key: str = "num_hidden_layers") -> int | None:
     try:
         return int(json.loads((model_dir / "config.json").read_text())[key])
     except (OSError, ValueError, KeyError):
+        return None
+
+
+def _layer_widths(model_dir: Path) -> list[int] | None:
+    """Feed-forward units per layer (``config.json``), ``None`` if unreadable."""
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text())
+        return [int(w) for w in cfg.get("ffn_layer_widths") or [cfg["intermediate_size"]] * int(cfg["num_hidden_layers"])]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

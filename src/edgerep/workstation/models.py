@@ -143,10 +143,40 @@ def load_finetuned(model_dir: str | os.PathLike):
 
     info = read_model_info(model_dir)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+        model = load_sequence_classifier(model_dir)
     except Exception as exc:
         raise _load_error(str(model_dir), exc) from None
     return model.eval(), info
+
+
+def load_sequence_classifier(model_dir: str | os.PathLike):
+    """``AutoModelForSequenceClassification.from_pretrained(model_dir)``, or, for a student whose
+    last layer kept its feed-forward units (``config.ffn_layer_widths``,
+    :func:`edgerep.workstation.compress.prune.prune_ffn` with ``keep_last=True``), the same model
+    built with those widths and its ``model.safetensors`` loaded strictly.
+
+    Raises:
+        OSError, ValueError, RuntimeError: transformers' and safetensors' own errors (a missing or
+            damaged file, weights of other shapes); :func:`load_finetuned` turns them into one
+            :class:`~edgerep.errors.ModelLoadError`.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    if not getattr(config, "ffn_layer_widths", None):
+        return AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    from safetensors.torch import load_file
+
+    from edgerep.workstation.compress.prune import model_from_config
+
+    model = model_from_config(config)
+    state = load_file(str(Path(model_dir) / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(f"weights do not fit the per-layer widths {config.ffn_layer_widths}: "
+                           f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
+    return model.eval()
 
 
 GRAPH_FULL = "full"

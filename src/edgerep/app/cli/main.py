@@ -182,6 +182,7 @@ def distill(
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. The teacher's hidden states are computed once and kept in memory (float16; ~2 GB for RepLab with 3 layers).")] = 0.0,
     ffn_width: Annotated[Optional[int], typer.Option(min=1, help="Feed-forward units kept per student layer (structured pruning by activation x weight importance before distillation; fewer MACs). Default: the teacher's width.")] = None,
     prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --ffn-width: distill at full width for N epochs, then prune (importance of the partly distilled student); 0: prune first.")] = 0,
+    ffn_keep_last: Annotated[bool, typer.Option("--ffn-keep-last/--ffn-prune-last", help="With --ffn-width: the last layer keeps the teacher's width (LiteRT bundles run it for [CLS] alone: one token's MACs).")] = False,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 1e-4,
     unlabelled: Annotated[bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")] = True,
     quant_aware: Annotated[str, typer.Option(help="Train with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "none",
@@ -196,7 +197,7 @@ def distill(
     from edgerep.workstation.compress.distill import DistillConfig, distill as do_distill
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
-                        hidden_weight=hidden_weight, ffn_width=ffn_width, prune_after_epoch=prune_after_epoch, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
+                        hidden_weight=hidden_weight, ffn_width=ffn_width, prune_after_epoch=prune_after_epoch, ffn_keep_last=ffn_keep_last, learning_rate=lr, unlabelled=unlabelled, quant_aware=quant_aware, seed=seed,
                         limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
@@ -214,6 +215,7 @@ def compress(
     hidden_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the hidden-state distillation term (TinyBERT-style; the teacher's states are kept in memory, ~2 GB float16); 0 = logits only.")] = 1.0,
     ffn_widths: Annotated[str, typer.Option(help="Feed-forward widths of the students, comma-separated (structured pruning before distillation; one student per depth and width, k<K>-f<F>); auto: the teacher's width.")] = "auto",
     prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --ffn-widths: distill the narrow students at full width for N epochs, then prune; 0: prune first.")] = 0,
+    ffn_keep_last: Annotated[bool, typer.Option("--ffn-keep-last/--ffn-prune-last", help="With --ffn-widths: the last layer keeps the teacher's width (LiteRT bundles run it for [CLS] alone: one token's MACs); students k<K>-f<F>-last<full>.")] = False,
     quant_aware: Annotated[str, typer.Option(help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8.")] = "dynamic-int4",
     vocab_min_count: Annotated[int, typer.Option(min=1, help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).")] = 3,
     accuracy_budget: Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")] = 0.01,
@@ -231,7 +233,7 @@ def compress(
     cfg = CompressConfig(layers=_layers_list(layers), teachers=tuple(str(t) for t in teacher or ()),
                          quantizations=tuple(parse_quantizations(quantize)), teacher_quantizations=tuple(parse_quantizations(teacher_quantize)),
                          prune_vocabulary=prune_vocabulary, epochs=epochs,
-                         hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), prune_after_epoch=prune_after_epoch, quant_aware=quant_aware,
+                         hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), prune_after_epoch=prune_after_epoch, ffn_keep_last=ffn_keep_last, quant_aware=quant_aware,
                          vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:

@@ -52,6 +52,7 @@ from edgerep.io import atomic_directory, atomic_write_json, check_or_write_confi
 from edgerep.log import log, progress
 from edgerep.measure.metrics import classification_report
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
+from edgerep.workstation.compress.prune import ffn_layer_widths
 from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
 
 
@@ -83,6 +84,9 @@ class DistillConfig:
             (0: prune the copied teacher layers before the first epoch). The optimizer restarts
             for the pruned shapes (fresh AdamW moments) with the learning-rate schedule where it
             was; the epochs before the cut cost the full width's time.
+        ffn_keep_last: with ``ffn_width``, the last student layer keeps the teacher's width: LiteRT
+            bundles compute that layer for ``[CLS]`` alone, so its feed-forward block costs one
+            token's MACs (:func:`.prune.prune_ffn`); the student then saves per-layer widths.
         quant_aware: a LiteRT recipe (``dynamic-int4``, ``dynamic-int8-emb4``, ``dynamic-int8``)
             whose weight grid the student trains with (:mod:`.qat`); the saved student's weights
             lie on that grid. ``None``: plain float32 training.
@@ -104,6 +108,7 @@ class DistillConfig:
     unlabelled: bool = True
     ffn_width: int | None = None
     prune_after_epoch: int = 0
+    ffn_keep_last: bool = False
     quant_aware: str | None = None
     seed: int = 13
     limit: int | None = None
@@ -126,6 +131,8 @@ class DistillConfig:
         if self.prune_after_epoch and (self.ffn_width is None or not 0 < self.prune_after_epoch < self.epochs):
             raise ConfigError(f"prune_after_epoch {self.prune_after_epoch}: needs a feed-forward width to prune to and must be in "
                               f"[0, epochs - 1 = {self.epochs - 1}]")
+        if self.ffn_keep_last and self.ffn_width is None:
+            raise ConfigError("ffn_keep_last: needs a feed-forward width to prune the other layers to")
         if self.prune_after_epoch < 0:
             raise ConfigError(f"prune_after_epoch must be >= 0, got {self.prune_after_epoch}")
         if not self.hidden_weight >= 0.0:
@@ -140,6 +147,8 @@ class DistillConfig:
         d["teachers"] = list(self.teachers)
         if not self.prune_after_epoch:
             del d["prune_after_epoch"]  # the default: distillations made before the field resume
+        if not self.ffn_keep_last:
+            del d["ffn_keep_last"]  # likewise
         return d
 
 
@@ -489,9 +498,9 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     latest = _latest_checkpoint(out / "checkpoints")
     done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
     if latest is not None:
-        from transformers import AutoModelForSequenceClassification
+        from edgerep.workstation.models import load_sequence_classifier
 
-        student = AutoModelForSequenceClassification.from_pretrained(str(latest))
+        student = load_sequence_classifier(latest)
 
     def prune_due(finished: int) -> bool:
         return (config.ffn_width is not None and finished >= config.prune_after_epoch
@@ -502,8 +511,9 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
         sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
         before = int(student.config.intermediate_size)
-        prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]))
-        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer after {done} epoch(s) "
+        prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last)
+        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer"
+            f"{' (the last layer keeps its ' + str(before) + ')' if config.ffn_keep_last else ''} after {done} epoch(s) "
             f"(importance on {len(sample)} transfer tweets)")
 
     restart = prune_due(done)  # before the first epoch, or a run stopped right after its full-width epochs
@@ -598,6 +608,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                       "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
                       "teacher_states": None if config.hidden_weight == 0 else (f"cached, {np.dtype(TEACHER_STATES_DTYPE).name}" if states is not None else "per batch"),
                       "ffn_width": int(student.config.intermediate_size),
+                      "ffn_layer_widths": ffn_layer_widths(student.config),
                       "quant_aware": config.quant_aware,
                       "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),
                       "transfer": data.counts, "config": config.to_dict()},
@@ -609,9 +620,9 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     tokenizer_files = [Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()]
     source = out / "checkpoints" / f"epoch-{best['epoch']}"
     if qat_grids:  # the checkpoints keep the float weights (to resume); the model gets the grid
-        from transformers import AutoModelForSequenceClassification
+        from edgerep.workstation.models import load_sequence_classifier
 
-        snapped = snap_to_grid(AutoModelForSequenceClassification.from_pretrained(str(source)), qat_grids)
+        snapped = snap_to_grid(load_sequence_classifier(source), qat_grids)
         with atomic_directory(out / "snapped", overwrite=True) as tmp:
             snapped.save_pretrained(tmp)
         source = out / "snapped"

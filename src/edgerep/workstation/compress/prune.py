@@ -6,7 +6,12 @@ F -> hidden) holds two thirds of the layer's multiply-accumulates per token at F
 (2·h·F of 4·h² + 2·h·F). Removing feed-forward units removes a column of ``output.dense`` and
 a row of ``intermediate.dense`` each, and the model stays a standard one: every layer keeps the
 same width, so ``config.intermediate_size`` describes it and the saved directory loads, converts
-and quantizes like any other. The pruned student is then trained by distillation
+and quantizes like any other. One exception, ``keep_last=True``: the last layer keeps its units,
+since LiteRT bundles compute it for ``[CLS]`` alone (:func:`edgerep.workstation.models.logits_module`),
+where its feed-forward block is one token's worth of MACs; the per-layer widths are then saved as
+``config.ffn_layer_widths`` and the directory loads with :func:`model_from_config` /
+:func:`edgerep.workstation.models.load_sequence_classifier` (plain ``from_pretrained`` expects one
+width). The pruned student is then trained by distillation
 (:mod:`.distill`), which recovers what the cut units carried.
 
 Importance of unit j of a layer (a magnitude criterion in the spirit of the first-order
@@ -87,34 +92,82 @@ def ffn_importance(model, tokenizer, ids: list[np.ndarray], batch_size: int = 32
             for s, (_, _, out) in zip(sums, blocks)]
 
 
-def prune_ffn(model, width: int, importance: list[np.ndarray]):
+FFN_LAYER_WIDTHS = "ffn_layer_widths"
+"""``config`` attribute: feed-forward units per layer, where they differ (:func:`prune_ffn` with
+``keep_last=True``); ``config.intermediate_size`` then holds the pruned layers' width."""
+
+
+def ffn_layer_widths(config) -> list[int]:
+    """Feed-forward units of each encoder layer, ``[num_hidden_layers]`` ints: the saved per-layer
+    widths, or ``intermediate_size`` for every layer."""
+    widths = getattr(config, FFN_LAYER_WIDTHS, None)
+    return [int(w) for w in widths] if widths else [int(config.intermediate_size)] * int(config.num_hidden_layers)
+
+
+def _cut(model, widths: list[int], keep: list) -> None:
+    """Replace each layer's feed-forward block by its ``keep[i]`` units (int64 indices) where the
+    width changes, and record the widths in ``model.config``."""
+    from transformers.pytorch_utils import prune_linear_layer
+
+    modules = dict(model.named_modules())
+    for (layer, inter_dense, _), idx in zip(feed_forward_blocks(model), keep):
+        if idx is None or len(idx) == inter_dense.out_features:
+            continue
+        inter, out = modules[f"{layer}.intermediate"], modules[f"{layer}.output"]
+        inter.dense = prune_linear_layer(inter.dense, idx, dim=0)
+        out.dense = prune_linear_layer(out.dense, idx, dim=1)
+    model.config.intermediate_size = min(widths)
+    if len(set(widths)) > 1:
+        setattr(model.config, FFN_LAYER_WIDTHS, list(widths))
+    elif hasattr(model.config, FFN_LAYER_WIDTHS):
+        delattr(model.config, FFN_LAYER_WIDTHS)
+
+
+def prune_ffn(model, width: int, importance: list[np.ndarray], keep_last: bool = False):
     """Keep the ``width`` most important units of every feed-forward block (in their original
     order) in place, set ``config.intermediate_size = width``; returns ``model``.
 
     Args:
         width: units kept per layer, 1 <= width <= the current intermediate size.
         importance: :func:`ffn_importance` of this model, float [F] per layer.
+        keep_last: leave the last layer's block whole (it runs for ``[CLS]`` alone in LiteRT
+            bundles: a token's worth of MACs); the widths go to ``config.ffn_layer_widths``.
 
     Raises:
         ConfigError: ``width`` out of range, or importance for another model.
     """
     import torch
-    from transformers.pytorch_utils import prune_linear_layer
 
     blocks = feed_forward_blocks(model)
-    current = int(model.config.intermediate_size)
-    if not 1 <= width <= current:
-        raise ConfigError(f"feed-forward width {width}: must be in 1..{current} (the model's intermediate size)")
+    current = ffn_layer_widths(model.config)
+    if not 1 <= width <= min(current):
+        raise ConfigError(f"feed-forward width {width}: must be in 1..{min(current)} (the model's intermediate size)")
     if len(importance) != len(blocks) or any(len(s) != inter.out_features for s, (_, inter, _) in zip(importance, blocks)):
         raise ConfigError("feed-forward importance does not match the model's layers")
-    modules = dict(model.named_modules())
-    for score, (layer, _, _) in zip(importance, blocks):
-        keep = torch.as_tensor(np.sort(np.argsort(-np.asarray(score), kind="stable")[:width]), dtype=torch.long)
-        inter, out = modules[f"{layer}.intermediate"], modules[f"{layer}.output"]
-        inter.dense = prune_linear_layer(inter.dense, keep, dim=0)
-        out.dense = prune_linear_layer(out.dense, keep, dim=1)
-    model.config.intermediate_size = width
+    widths = [width] * len(blocks)
+    if keep_last:
+        widths[-1] = current[-1]
+    keep = [torch.as_tensor(np.sort(np.argsort(-np.asarray(score), kind="stable")[:w]), dtype=torch.long)
+            for score, w in zip(importance, widths)]
+    _cut(model, widths, keep)
     return model
 
 
-__all__ = ["feed_forward_blocks", "ffn_importance", "prune_ffn"]
+def model_from_config(config):
+    """``AutoModelForSequenceClassification.from_config(config)`` with the feed-forward widths of
+    :func:`ffn_layer_widths` (randomly initialised: load the weights after)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    widths = ffn_layer_widths(config)
+    if len(set(widths)) == 1:
+        return AutoModelForSequenceClassification.from_config(config)
+    full = config.__class__.from_dict(config.to_dict())
+    delattr(full, FFN_LAYER_WIDTHS)
+    full.intermediate_size = max(widths)
+    model = AutoModelForSequenceClassification.from_config(full)
+    _cut(model, widths, [torch.arange(w) for w in widths])
+    return model
+
+
+__all__ = ["FFN_LAYER_WIDTHS", "feed_forward_blocks", "ffn_importance", "ffn_layer_widths", "model_from_config", "prune_ffn"]

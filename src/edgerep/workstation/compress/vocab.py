@@ -174,7 +174,8 @@ def prune_model(model, pruned: PrunedVocabulary | None, max_seq_len: int | None)
         ConfigError: ``max_seq_len`` larger than the model's position table.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from edgerep.workstation.compress.prune import model_from_config
 
     config = model.config.__class__.from_dict(model.config.to_dict())
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -193,7 +194,7 @@ def prune_model(model, pruned: PrunedVocabulary | None, max_seq_len: int | None)
             config.max_position_embeddings = max_seq_len
             for k in [k for k in state if k.endswith("embeddings.position_ids")]:
                 state[k] = state[k][:, :max_seq_len].clone()
-    out = AutoModelForSequenceClassification.from_config(config)
+    out = model_from_config(config)  # the model's own feed-forward widths, per layer where they differ
     missing, unexpected = out.load_state_dict(state, strict=False)
     real_missing = [k for k in missing if not k.endswith("position_ids")]
     if real_missing or unexpected:
