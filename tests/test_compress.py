@@ -531,6 +531,8 @@ def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
     assert r.returncode == 1 and b"unknown quantization 'int3'" in r.stderr and b"valid:" in r.stderr
     r = run_cli("compress", str(run), "--data", str(data_root), "--teacher-quantize", "full-int8")
     assert r.returncode == 1 and b"full-int8 needs calibration" in r.stderr and not (run / "compress").exists()
+    r = run_cli("compress", str(run), "--data", str(data_root), "--ffn-keep-last")
+    assert r.returncode == 1 and b"ffn_keep_last needs feed-forward widths" in r.stderr and not (run / "compress").exists()
 
 
 # ----------------------------------------------------------------------------- MobileBERT
