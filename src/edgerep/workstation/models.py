@@ -162,19 +162,19 @@ def load_sequence_classifier(model_dir: str | os.PathLike):
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from edgerep.workstation.compress.prune import FFN_LAYER_WIDTHS, model_from_config
+
     config = AutoConfig.from_pretrained(str(model_dir))
-    if not getattr(config, "ffn_layer_widths", None):
+    if not getattr(config, FFN_LAYER_WIDTHS, None):
         return AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     from safetensors.torch import load_file
-
-    from edgerep.workstation.compress.prune import model_from_config
 
     model = model_from_config(config)
     state = load_file(str(Path(model_dir) / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise RuntimeError(f"weights do not fit the per-layer widths {config.ffn_layer_widths}: "
+        raise RuntimeError(f"weights do not fit the per-layer widths {getattr(config, FFN_LAYER_WIDTHS)}: "
                            f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
     return model.eval()
 
