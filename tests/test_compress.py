@@ -505,6 +505,16 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
     # a second call keeps every artifact and gives the same record rows
     again = compress(data_root, run, cfg)
     assert [r["variant"] for r in again["rows"]] == [r["variant"] for r in rec["rows"]]
+    # a run directory moved elsewhere resumes there: its kept evaluations point at the bundles where they are now
+    moved = tmp_path / "moved"
+    shutil.move(run, moved)
+    (moved / "compress" / "compression.json").unlink()
+    shutil.rmtree(moved / "bundles" / "recommended")
+    again = compress(data_root, moved, cfg)
+    assert all(Path(r["path"]).is_relative_to(moved) for r in again["rows"])
+    assert Path(again["recommended"]["path"]).is_relative_to(moved) and (moved / "bundles" / "recommended" / "manifest.json").is_file()
+    chosen = again["recommended"]  # timed again (the bench keys its cells by path): the fastest may differ
+    run = moved
     rep = build_report([run], tmp_path / "report")
     md = Path(rep["markdown"]).read_text()
     assert "Compression: distilled students" in md and chosen["variant"] in md

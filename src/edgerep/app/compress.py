@@ -333,6 +333,9 @@ def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[s
         rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
         if record_is_current(rec_path, path):  # else the variant was rebuilt since
             rec = read_record(rec_path, "evaluation")
+            if rec["model"].get("path") != str(path):  # the run directory was moved or copied, or another working directory
+                rec["model"]["path"] = str(path)
+                write_record(rec_path, rec)
         else:
             rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
             write_record(rec_path, rec)
