@@ -218,6 +218,9 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
         if record_is_current(rec_path, path):  # else the bundle or model was rebuilt since
             log(f"evaluate {name}: {rec_path} exists, skipping")
             rec = read_record(rec_path, "evaluation")
+            if rec["model"].get("path") != str(path):  # the run directory was moved or copied, or another working directory
+                rec["model"]["path"] = str(path)
+                write_record(rec_path, rec)
         else:
             rec = evaluate(path, data_root, "training", "validation", limit=config.train.limit and max(1, config.train.limit // 4))
             write_record(rec_path, rec)
