@@ -83,8 +83,10 @@ def macs_per_tweet(config: dict, width: int, num_labels: int = 3, cls_only: bool
     module docstring; MobileBERT counts its true hidden and bottleneck sizes the same way);
     ``cls_only``: the last layer computed for [CLS] only. Per-layer feed-forward widths
     (``ffn_layer_widths``, a student whose last layer kept its units) are counted layer by layer."""
-    h, n = int(config["hidden_size"]), int(config["num_hidden_layers"])
-    widths = [int(w) for w in config.get("ffn_layer_widths") or [config["intermediate_size"]] * n]
+    from edgerep.workstation.compress.prune import ffn_layer_widths
+
+    h = int(config["hidden_size"])
+    widths = ffn_layer_widths(config)
     if config.get("model_type") == "mobilebert":
         h = int(config.get("intra_bottleneck_size", h)) if config.get("use_bottleneck", True) else h
         widths = [w * int(config.get("num_feedforward_networks", 1)) for w in widths]

@@ -325,18 +325,14 @@ def _export(models: dict[str, Path], out: Path, config: CompressConfig, validati
 
 
 def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[str, Path], config: CompressConfig) -> dict[str, dict]:
-    from edgerep.measure.evaluate import evaluate
+    from edgerep.measure.evaluate import evaluate, kept_evaluation
 
     evals = {}
     targets = {**{f"{n}/pytorch": p for n, p in models.items()}, **bundles}
     for variant, path in targets.items():
         rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
-        if record_is_current(rec_path, path):  # else the variant was rebuilt since
-            rec = read_record(rec_path, "evaluation")
-            if rec["model"].get("path") != str(path):  # the run directory was moved or copied, or another working directory
-                rec["model"]["path"] = str(path)
-                write_record(rec_path, rec)
-        else:
+        rec = kept_evaluation(rec_path, path)  # None: the variant was rebuilt since
+        if rec is None:
             rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
             write_record(rec_path, rec)
         evals[variant] = rec
@@ -503,9 +499,10 @@ def _config_int(model_dir: Path, key: str = "num_hidden_layers") -> int | None:
 
 def _layer_widths(model_dir: Path) -> list[int] | None:
     """Feed-forward units per layer (``config.json``), ``None`` if unreadable."""
+    from edgerep.workstation.compress.prune import ffn_layer_widths
+
     try:
-        cfg = json.loads((model_dir / "config.json").read_text())
-        return [int(w) for w in cfg.get("ffn_layer_widths") or [cfg["intermediate_size"]] * int(cfg["num_hidden_layers"])]
+        return ffn_layer_widths(json.loads((model_dir / "config.json").read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -210,17 +210,14 @@ def _export(model_dir: Path, out: Path, config: RunConfig, texts: Samples):
 def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: RunConfig) -> dict[str, dict]:
     """An ``edgerep.evaluation`` record per model on the validation split (kept when present and
     newer than the model or bundle, :func:`edgerep.io.record_is_current`)."""
-    from edgerep.measure.evaluate import evaluate
+    from edgerep.measure.evaluate import evaluate, kept_evaluation
 
     evals = {}
     for name, path in models:
         rec_path = results / f"evaluation-{name}.json"
-        if record_is_current(rec_path, path):  # else the bundle or model was rebuilt since
+        rec = kept_evaluation(rec_path, path)  # None: the bundle or model was rebuilt since
+        if rec is not None:
             log(f"evaluate {name}: {rec_path} exists, skipping")
-            rec = read_record(rec_path, "evaluation")
-            if rec["model"].get("path") != str(path):  # the run directory was moved or copied, or another working directory
-                rec["model"]["path"] = str(path)
-                write_record(rec_path, rec)
         else:
             rec = evaluate(path, data_root, "training", "validation", limit=config.train.limit and max(1, config.train.limit // 4))
             write_record(rec_path, rec)

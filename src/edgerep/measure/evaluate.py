@@ -20,9 +20,10 @@ import numpy as np
 from edgerep import LABELS
 from edgerep.data import SplitConfig, select_tweets
 from edgerep.errors import ConfigError, ModelLoadError
+from edgerep.io import record_is_current
 from edgerep.log import progress
 from edgerep.measure.metrics import classification_report
-from edgerep.measure.records import make_record
+from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MANIFEST_FILE, MB, MODEL_INFO_FILE, TOKENIZER_FILE
 
 def model_kind(path: str | os.PathLike) -> str:
@@ -308,3 +309,17 @@ def _checkpoint_logits(path: Path, texts: list[str], threads: int | None, entiti
     model, info = load_finetuned(path)
     tokenizer = TweetTokenizer(path / TOKENIZER_FILE, int(info["max_seq_len"]), entity_conditioned=entities is not None)
     return torch_logits(model, tokenizer, texts, description=f"evaluate {path.name}", entities=entities)
+
+
+def kept_evaluation(record: str | os.PathLike, artifact: str | os.PathLike) -> dict | None:
+    """The evaluation record at ``record`` if it was written after ``artifact`` (a bundle or
+    model directory) was made, else ``None`` (evaluate again). Its ``model.path`` is set to
+    ``artifact`` as given now (rewritten when it moved: a run directory moved or copied since, or
+    another working directory), so later steps open the artifact where it is."""
+    if not record_is_current(record, artifact):
+        return None
+    rec = read_record(record, "evaluation")
+    if rec["model"].get("path") != str(artifact):
+        rec["model"]["path"] = str(artifact)
+        write_record(record, rec)
+    return rec

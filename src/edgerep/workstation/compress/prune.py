@@ -99,9 +99,16 @@ FFN_LAYER_WIDTHS = "ffn_layer_widths"
 
 def ffn_layer_widths(config) -> list[int]:
     """Feed-forward units of each encoder layer, ``[num_hidden_layers]`` ints: the saved per-layer
-    widths, or ``intermediate_size`` for every layer."""
-    widths = getattr(config, FFN_LAYER_WIDTHS, None)
-    return [int(w) for w in widths] if widths else [int(config.intermediate_size)] * int(config.num_hidden_layers)
+    widths, or ``intermediate_size`` for every layer. ``config``: a transformers config or the
+    dict of its ``config.json``.
+
+    Raises:
+        KeyError, TypeError: a config without ``intermediate_size`` / ``num_hidden_layers``.
+    """
+    if not isinstance(config, dict):
+        config = {k: getattr(config, k, None) for k in (FFN_LAYER_WIDTHS, "intermediate_size", "num_hidden_layers")}
+    widths = config.get(FFN_LAYER_WIDTHS)
+    return [int(w) for w in widths] if widths else [int(config["intermediate_size"])] * int(config["num_hidden_layers"])
 
 
 def _cut(model, widths: list[int], keep: list) -> None:
