@@ -830,3 +830,55 @@ def test_distill_keep_last_student_prunes_vocabulary_and_exports(tiny_entity_mod
         torch_logits(model, TweetTokenizer(model_dir / "tokenizer.json", L, True), tweets.texts, entities=tweets.entities), atol=1e-5)
     [result] = export_bundles(tmp_path / "pruned", tmp_path / "bundles", [Quantization.DYNAMIC_INT4], sample_texts(data_root, "validation", 60))
     assert result.validation["passed"], result.validation
+
+
+# ----------------------------------------------------------------------------- transfer text
+
+
+def test_transfer_text_joins_tweeteval_tweets_as_unlabelled_with_a_replab_entity(tiny_entity_model, data_root, tmp_path):
+    """``transfer_text``: TweetEval's training-portion tweets follow the RepLab transfer set,
+    unlabelled (their sentiment labels never used), each read with a RepLab entity; the
+    distillation records them, and a missing folder is one error with nothing written."""
+    from edgerep.data import SplitConfig
+    from edgerep.data.replab import entity_names
+    from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.distill import DistillConfig, _transfer_set, distill
+    from edgerep.workstation.models import read_model_info
+
+    tweeteval = data_root.parent / "tweeteval-sentiment"
+    info = read_model_info(tiny_entity_model)
+    tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(info["max_seq_len"]), True)
+    split = SplitConfig(**info["split"])
+    base = _transfer_set(data_root, split, tok, DistillConfig(teachers=(str(tiny_entity_model),)))
+    cfg = DistillConfig(teachers=(str(tiny_entity_model),), transfer_text=(str(tweeteval),))
+    more = _transfer_set(data_root, split, tok, cfg)
+    extra = load_sentiment(tweeteval, TRAIN_PORTION).texts
+    n = len(base.ids)
+    assert more.counts[f"text:{tweeteval}"] == len(extra) == len(more.ids) - n > 12_000
+    assert all(np.array_equal(a, b) for a, b in zip(base.ids, more.ids[:n])) and np.array_equal(base.y, more.y[:n])
+    assert (more.y[n:] == -1).all() and np.array_equal(more.val_y, base.val_y)
+    names = sorted(set(entity_names(data_root).values()))
+    paired = []
+    for i in range(0, len(extra), 1500):  # each tweet is read with one of RepLab's entities
+        match = [e for e in names if np.array_equal(tok.ids([extra[i]], [e])[0], more.ids[n + i])]
+        assert match, extra[i]
+        paired.append(match[0])
+    assert len(set(paired)) > 1  # drawn, not one fixed entity
+
+    student = distill(data_root, tmp_path / "k1", DistillConfig(teachers=(str(tiny_entity_model),), layers=1, epochs=1,
+                                                               limit=200, transfer_text=(str(tweeteval),)))
+    d = json.loads((student / "edgerep_model.json").read_text())["distillation"]
+    assert d["transfer"][f"text:{tweeteval}"] == len(extra) and d["config"]["transfer_text"] == [str(tweeteval)]
+    with np.load(tmp_path / "k1" / "teacher-logits.npz") as z:
+        assert json.loads(str(z["key"]))["transfer_text"] == [str(tweeteval)]
+    assert "transfer_text" not in DistillConfig(teachers=("t",)).to_dict()  # older distillations resume
+
+    r = run_cli("distill", "--data", str(data_root), "--teacher", str(tiny_entity_model), "--out", str(tmp_path / "x"),
+                "--layers", "1", "--transfer-text", str(tmp_path / "nope"))
+    assert r.returncode == 1 and r.stderr.decode().startswith("error:") and str(tmp_path / "nope").encode() in r.stderr
+    assert b"Traceback" not in r.stderr and not (tmp_path / "x").exists()
+    run = tmp_path / "run"
+    shutil.copytree(tiny_entity_model, run / "train" / "model")
+    r = run_cli("compress", str(run), "--data", str(data_root), "--layers", "1", "--transfer-text", str(tmp_path / "nope"))
+    assert r.returncode == 1 and str(tmp_path / "nope").encode() in r.stderr and not (run / "compress").exists()

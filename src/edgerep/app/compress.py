@@ -77,6 +77,9 @@ class CompressConfig:
         ffn_keep_last: with ``ffn_widths``, the narrow students' last layer keeps the teacher's
             width (it runs for ``[CLS]`` alone in the LiteRT bundles: one token's MACs); named
             ``k<K>-f<F>-last<full>``.
+        transfer_text: TweetEval sentiment folders whose training portion joins every student's
+            transfer set as unlabelled tweets (teacher soft targets only;
+            :class:`edgerep.workstation.compress.distill.DistillConfig`).
         quant_aware: train the students with this recipe's weight grid (quantization-aware
             distillation, :mod:`edgerep.workstation.compress.qat`); ``None``: float32.
         vocab_min_count: vocabulary pruning keeps corpus tokens used at least this often.
@@ -106,6 +109,7 @@ class CompressConfig:
     ffn_widths: tuple[int, ...] = ()
     prune_after_epoch: int = 0
     ffn_keep_last: bool = False
+    transfer_text: tuple[str, ...] = ()
     quant_aware: str | None = Quantization.DYNAMIC_INT4.value
     vocab_min_count: int = 3
     accuracy_budget: float = 0.01
@@ -120,6 +124,7 @@ class CompressConfig:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        object.__setattr__(self, "transfer_text", tuple(str(t) for t in self.transfer_text))
         object.__setattr__(self, "ffn_widths", tuple(sorted(set(int(w) for w in self.ffn_widths), reverse=True)))
         if any(w < 1 for w in self.ffn_widths):
             raise ConfigError(f"feed-forward widths must be >= 1, got {list(self.ffn_widths)}")
@@ -157,6 +162,10 @@ class CompressConfig:
             del d["prune_after_epoch"]  # likewise
         if not self.ffn_keep_last:
             del d["ffn_keep_last"]  # likewise
+        if self.transfer_text:
+            d["transfer_text"] = list(self.transfer_text)
+        else:
+            del d["transfer_text"]  # likewise
         return d
 
     def student_layers(self, teacher_layers: int) -> tuple[int, ...]:
@@ -201,7 +210,7 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
         ModelLoadError: ``run_dir`` holds no fine-tuned model, or a teacher is not one.
         ConfigError: a student deeper than the teacher, teachers that disagree, settings that
             differ from an earlier compress of this run.
-        DataError: unreadable corpus.
+        DataError: unreadable corpus or ``transfer_text`` folder (file and line named).
 
     ``log_file``: also append every log and progress line to ``RUN/compress/edgerep.log`` (the
     command line; ``edgerep run`` keeps its own log).
@@ -218,6 +227,11 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
     for width in config.ffn_widths or (None,):  # every user mistake is found before anything is written
         check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1), ffn_width=width))
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
+    if layers:
+        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+
+        for folder in config.transfer_text:  # likewise a missing or malformed transfer-text folder
+            load_sentiment(folder, TRAIN_PORTION)
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
@@ -271,7 +285,7 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
                                  temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
                                  ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit,
                                  prune_after_epoch=0 if width == full else config.prune_after_epoch,
-                                 ffn_keep_last=config.ffn_keep_last and width != full)
+                                 ffn_keep_last=config.ffn_keep_last and width != full, transfer_text=config.transfer_text)
             sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:
         return sources

@@ -17,7 +17,8 @@ running the teacher on every batch of every epoch. Optionally the student trains
 its weights on the grid of the LiteRT recipe it will be exported with (quantization-aware
 training, :mod:`.qat`). The transfer set is the training
 part's labelled tweets plus every other English tweet of the training split (unrelated tweets,
-tweets without a polarity label), minus the validation tweets: never the test split. With
+tweets without a polarity label), minus the validation tweets: never the test split; optionally
+TweetEval's general tweets as more unlabelled transfer data (``transfer_text``). With
 several teachers (an ensemble, e.g. seeds) the target is the mean of their softened
 probabilities.
 
@@ -77,6 +78,13 @@ class DistillConfig:
             (:class:`TeacherStates`), or, where they do not fit, recomputed on every batch.
         unlabelled: add the training split's other English tweets (no polarity label) to the
             transfer set.
+        transfer_text: TweetEval sentiment folders (:mod:`edgerep.data.tweeteval`) whose
+            training portion joins the transfer set as unlabelled tweets: the student learns the
+            teacher's soft targets on them, never their sentiment labels (general sentiment is
+            not reputation polarity). Each is paired with the entity of a RepLab transfer tweet
+            drawn at random (seeded), as the model reads a tweet with its entity. More transfer
+            data, the lever of TinyBERT's data augmentation (Jiao et al., 2020), at the cost of
+            a longer epoch (+38% with TweetEval's 12,284 tweets).
         ffn_width: feed-forward units kept per student layer (structured pruning, :mod:`.prune`:
             fewer MACs per layer); ``None``: the teacher's width.
         prune_after_epoch: with ``ffn_width``, distill at the teacher's width for this many
@@ -106,6 +114,7 @@ class DistillConfig:
     alpha: float = 0.5
     hidden_weight: float = 0.0
     unlabelled: bool = True
+    transfer_text: tuple[str, ...] = ()
     ffn_width: int | None = None
     prune_after_epoch: int = 0
     ffn_keep_last: bool = False
@@ -116,6 +125,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        object.__setattr__(self, "transfer_text", tuple(str(t) for t in self.transfer_text))
         mode = qat_mode(self.quant_aware)
         object.__setattr__(self, "quant_aware", mode.value if mode else None)
         if not self.teachers:
@@ -149,6 +159,10 @@ class DistillConfig:
             del d["prune_after_epoch"]  # the default: distillations made before the field resume
         if not self.ffn_keep_last:
             del d["ffn_keep_last"]  # likewise
+        if self.transfer_text:
+            d["transfer_text"] = list(self.transfer_text)
+        else:
+            del d["transfer_text"]  # likewise
         return d
 
 
@@ -231,6 +245,17 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
         entities += [names.get(r.entity_id, r.entity_id) for r in extra]
         y += [-1] * len(extra)
         counts["unlabelled"] = len(extra)
+    if config.transfer_text:
+        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+
+        rng = np.random.default_rng(config.seed)
+        pool = list(entities)
+        for folder in config.transfer_text:
+            extra_texts = load_sentiment(folder, TRAIN_PORTION).texts  # labels unused: sentiment, not polarity
+            texts += extra_texts
+            entities += [pool[i] for i in rng.integers(0, len(pool), len(extra_texts))]
+            y += [-1] * len(extra_texts)
+            counts[f"text:{folder}"] = len(extra_texts)
     counts["validation_left_out"] = len(val)
     y = np.asarray(y, dtype=np.int64)
     if config.limit is not None and config.limit < len(texts):
@@ -356,6 +381,8 @@ def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer,
     path = out / "teacher-logits.npz"
     key = {"teachers": [sha256_tree(t) for t in config.teachers], "n": len(data.ids), "limit": config.limit,
            "unlabelled": config.unlabelled}
+    if config.transfer_text:  # only when set: caches written before the field stay valid
+        key["transfer_text"] = list(config.transfer_text)
     states = None
     if path.is_file():
         with np.load(path) as z:
@@ -467,7 +494,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     Raises:
         ModelLoadError: a teacher directory that is not a fine-tuned model. ConfigError: a student
             deeper than a teacher, teachers that disagree, or ``out_dir`` made with other settings.
-        DataError: unreadable corpus.
+        DataError: unreadable corpus or ``transfer_text`` folder (file and line named); nothing
+            is written.
     """
     import torch
 
