@@ -882,3 +882,6 @@ def test_transfer_text_joins_tweeteval_tweets_as_unlabelled_with_a_replab_entity
     shutil.copytree(tiny_entity_model, run / "train" / "model")
     r = run_cli("compress", str(run), "--data", str(data_root), "--layers", "1", "--transfer-text", str(tmp_path / "nope"))
     assert r.returncode == 1 and str(tmp_path / "nope").encode() in r.stderr and not (run / "compress").exists()
+    r = run_cli("run", "--data", str(data_root), "--out", str(tmp_path / "r"), "--student-widths", "64",
+                "--prune-after-epoch", "1", "--transfer-text", str(tmp_path / "nope"))  # before fine-tuning, not after
+    assert r.returncode == 1 and str(tmp_path / "nope").encode() in r.stderr and not (tmp_path / "r").exists()

@@ -201,6 +201,20 @@ def bert_large_mb(run_dir: Path | None = None) -> tuple[float, str]:
     return round(BERT_LARGE_PARAMETERS * 4 / MB, 1), "bert-large-uncased parameters x 4 bytes"
 
 
+def check_transfer_text(folders) -> None:
+    """Read the training portion of each ``transfer_text`` folder (:class:`CompressConfig`) once,
+    so that a wrong path fails before a run writes anything, not when distillation starts.
+
+    Raises:
+        DataError: a missing folder or malformed file (:func:`edgerep.data.tweeteval.load_sentiment`
+            names the file and line).
+    """
+    from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+
+    for folder in folders:
+        load_sentiment(folder, TRAIN_PORTION)
+
+
 def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig(),
              log_file: bool = False) -> dict:
     """Compress the fine-tuned model of ``run_dir`` (an ``edgerep run`` or ``edgerep train`` output);
@@ -228,10 +242,7 @@ def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: C
         check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1), ffn_width=width))
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
     if layers:
-        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
-
-        for folder in config.transfer_text:  # likewise a missing or malformed transfer-text folder
-            load_sentiment(folder, TRAIN_PORTION)
+        check_transfer_text(config.transfer_text)  # likewise a missing or malformed folder
     out = run / "compress"
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)

@@ -113,6 +113,10 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     from edgerep.workstation.train import train
 
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
+    if config.compress is not None:
+        from edgerep.app.compress import check_transfer_text
+
+        check_transfer_text(config.compress.transfer_text)  # likewise, not after fine-tuning
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config.to_dict()

@@ -704,6 +704,10 @@ def run(
     sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first, ~4 min) or joint (a second head trained with polarity).")] = "intermediate",
     compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
     student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation.")] = "auto",
+    student_widths: Annotated[str, typer.Option(help="Feed-forward widths of the compression stage's students, comma-separated (as compress --ffn-widths); auto: the teacher's width.")] = "auto",
+    distill_epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs of the compression stage.")] = 3,
+    prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --student-widths: distill at full width for N epochs, then prune (as compress --prune-after-epoch).")] = 0,
+    transfer_text: Annotated[Optional[list[Path]], typer.Option(help="TweetEval sentiment folder whose training portion joins the compression stage's transfer set as unlabelled tweets (as compress --transfer-text; repeatable).")] = None,
     budget: Annotated[str, typer.Option(help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage (README: its cost).")] = "default",
     pretrain_text: Annotated[Optional[list[Path]], typer.Option(help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable).")] = None,
     as_json: JsonFlag = False,
@@ -725,7 +729,9 @@ def run(
     tcfg = TrainConfig(model=model, epochs=epochs, stop_after=recipe_stop_after(epochs, stop_after), limit=limit, entity=entity, sentiment_data=str(sentiment_data) if sentiment_data else None,
                        sentiment_mode=sentiment_mode)
     rcfg = RunConfig.for_budget(budget, tcfg, quantizations=modes,
-                                compress=CompressConfig(layers=_layers_list(student_layers)) if compress else None)
+                                compress=CompressConfig(layers=_layers_list(student_layers), ffn_widths=_widths_list(student_widths),
+                                                        epochs=distill_epochs, prune_after_epoch=prune_after_epoch,
+                                                        transfer_text=tuple(str(t) for t in transfer_text or ())) if compress else None)
     if pretrain_text:
         if rcfg.pretrain is None:
             raise ConfigError("--pretrain-text needs --budget large (the default budget does no pretraining)")
