@@ -199,7 +199,7 @@ def distill(
 
     cfg = DistillConfig(teachers=tuple(str(t) for t in teacher), layers=layers, epochs=epochs, temperature=temperature, alpha=alpha,
                         hidden_weight=hidden_weight, ffn_width=ffn_width, prune_after_epoch=prune_after_epoch, ffn_keep_last=ffn_keep_last, learning_rate=lr, unlabelled=unlabelled,
-                        transfer_text=tuple(str(t) for t in transfer_text or ()), quant_aware=quant_aware, seed=seed,
+                        transfer_text=tuple(transfer_text or ()), quant_aware=quant_aware, seed=seed,
                         limit=limit, threads=threads)
     out.print(str(do_distill(data, out_dir, cfg)))
 
@@ -237,7 +237,7 @@ def compress(
                          quantizations=tuple(parse_quantizations(quantize)), teacher_quantizations=tuple(parse_quantizations(teacher_quantize)),
                          prune_vocabulary=prune_vocabulary, epochs=epochs,
                          hidden_weight=hidden_weight, ffn_widths=_widths_list(ffn_widths), prune_after_epoch=prune_after_epoch, ffn_keep_last=ffn_keep_last, quant_aware=quant_aware,
-                         transfer_text=tuple(str(t) for t in transfer_text or ()), vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
+                         transfer_text=tuple(transfer_text or ()), vocab_min_count=vocab_min_count, accuracy_budget=accuracy_budget, limit=limit)
     rec = do_compress(data, run_dir, cfg, log_file=True)
     if as_json:
         _print_json(rec)
@@ -731,7 +731,7 @@ def run(
     rcfg = RunConfig.for_budget(budget, tcfg, quantizations=modes,
                                 compress=CompressConfig(layers=_layers_list(student_layers), ffn_widths=_widths_list(student_widths),
                                                         epochs=distill_epochs, prune_after_epoch=prune_after_epoch,
-                                                        transfer_text=tuple(str(t) for t in transfer_text or ())) if compress else None)
+                                                        transfer_text=tuple(transfer_text or ())) if compress else None)
     if pretrain_text:
         if rcfg.pretrain is None:
             raise ConfigError("--pretrain-text needs --budget large (the default budget does no pretraining)")
