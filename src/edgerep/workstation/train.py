@@ -4,12 +4,14 @@ Output layout under ``out_dir``::
 
     config.json                   resolved TrainConfig (max_seq_len filled in)
     checkpoints/epoch-K/          weights after epoch K (+ optimizer state for the latest)
+    checkpoints/mid-epoch/        inside an epoch: weights, optimizer, schedule, RNG state, batches done
     history.json                  per-epoch train loss and validation metrics
     model/                        best epoch on validation: HF weights, tokenizer, edgerep_model.json
 
-Interrupted runs resume from the latest complete epoch checkpoint; a finished run (``model/``
-present) is returned as is. Each epoch's batch order and dropout draw from ``seed + epoch``
-so a resumed run reproduces the uninterrupted one.
+Interrupted runs resume from the latest checkpoint, at an epoch's end or inside an epoch (a
+mid-epoch checkpoint is written every ``checkpoint_minutes``); a finished run (``model/``
+present) is returned as is. Each epoch's batch order draws from ``seed * 1000 + epoch`` and a
+mid-epoch checkpoint keeps torch's RNG state, so a resumed run reproduces the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ SELECT_METRICS = ("macro_f1", "accuracy")
 SENTIMENT_MODES = ("intermediate", "joint")
 #: File of the auxiliary sentiment head in a checkpoint (never in the final model).
 SENTIMENT_HEAD_FILE = "sentiment_head.pt"
+#: Minutes of training between mid-epoch checkpoints (``edgerep train --checkpoint-minutes``).
+DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
 @dataclass(frozen=True)
@@ -215,11 +219,14 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig()) -> Path:
+def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
+          checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> Path:
     """Fine-tune ``config.model`` on RepLab 2013 training tweets; return the best model dir.
 
     Resumes from ``out_dir/checkpoints`` when an earlier run with the same config was
-    interrupted; returns immediately when ``out_dir/model`` is complete.
+    interrupted (inside an epoch too); returns immediately when ``out_dir/model`` is complete.
+    ``checkpoint_minutes``: minutes of training between mid-epoch checkpoints (``None``: only
+    at epoch ends); not a training setting, so a run may resume with another value.
 
     Raises:
         DataError: unreadable data. ModelLoadError: model not found or offline hub id.
@@ -256,8 +263,9 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
 
     ckpt_root = out / "checkpoints"
     latest = _latest_checkpoint(ckpt_root)
+    mid = MidEpoch.find(ckpt_root, latest)
     torch.manual_seed(config.seed)  # the classifier head's initialisation
-    model = load_for_classification(source if latest is None else str(latest), LABELS)
+    model = load_for_classification(source if latest is None and mid is None else str(mid.path if mid else latest), LABELS)
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
     if sentiment is not None and latest is None and config.sentiment_mode == "intermediate":
@@ -271,7 +279,11 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     steps_per_epoch = math.ceil(len(data.train_ids) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs + (joint.total_batches if joint else 0)
     optimizer, scheduler = _optimizer(model if joint is None else joint.trainable(model), config, total_steps)
-    history, start_epoch = _resume(latest, optimizer, scheduler)
+    if mid is None:
+        history, start_epoch = _resume(latest, optimizer, scheduler)
+    else:
+        history, start_epoch = mid.restore(optimizer, scheduler), mid.epoch
+    mid_epoch = MidEpoch(ckpt_root, checkpoint_minutes, mid)
 
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
@@ -282,8 +294,10 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     )
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.trained_epochs + 1):
-        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint))
+        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint,
+                              mid_epoch if joint is None else None, history))
         _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
+        mid_epoch.clear()
 
     best = max(history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
     _write_final(out, final, best, history, config, data, data_report, joint)
@@ -474,24 +488,108 @@ def optimizer_step(model, loss, optimizer, scheduler) -> float:
 
 
 def _train_pass(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, batches, loss_fn, optimizer, scheduler,
-                description: str) -> float:
+                description: str, mid_epoch: "MidEpoch | None" = None, epoch: int = 0, history: list[dict] | None = None) -> float:
     """One pass of classification training over ``batches`` (index arrays into ``ids``/``y``);
-    returns the mean loss per tweet."""
+    returns the mean loss per tweet. With ``mid_epoch``, starts after the batches its restored
+    checkpoint had done and writes checkpoints as it goes."""
     import torch
 
-    loss_sum, seen = 0.0, 0
+    start, loss_sum, seen = mid_epoch.progress(epoch) if mid_epoch else (0, 0.0, 0)
     with progress(description, len(batches)) as bar:
-        for b in batches:
+        if start:
+            bar.advance(start)
+        for k in range(start, len(batches)):
+            b = batches[k]
             enc = tokenizer.pad([ids[i] for i in b])
             loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
             loss_sum += optimizer_step(model, loss, optimizer, scheduler) * len(b)
             seen += len(b)
             bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+            if mid_epoch is not None and k + 1 < len(batches):
+                mid_epoch.maybe_save(epoch, k + 1, loss_sum, seen, model, optimizer, scheduler, history or [])
     return loss_sum / max(seen, 1)
 
 
+
+class MidEpoch:
+    """Checkpoints inside an epoch, in ``checkpoints/mid-epoch/``: the weights, optimizer and
+    schedule state, torch's CPU RNG state (dropout) and the batches done, written atomically
+    every ``minutes`` of training. Resuming restores all of it and skips the batches done; the
+    batch order is redrawn from the epoch's seed, so the resumed epoch equals the uninterrupted
+    one. Cleared when the epoch's own checkpoint is written.
+    """
+
+    DIR = "mid-epoch"
+
+    def __init__(self, root: Path, minutes: float | None, restored: "MidEpoch | None" = None, state: dict | None = None):
+        self.root, self.minutes = root, minutes
+        self.path = root / self.DIR
+        self.state = state
+        self._restored = restored
+        self._last = time.perf_counter()
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state["epoch"]) if self.state else 0
+
+    @classmethod
+    def find(cls, root: Path, latest: Path | None) -> "MidEpoch | None":
+        """The mid-epoch checkpoint after the ``latest`` epoch checkpoint, or ``None`` (a stale
+        one, from an epoch already complete, is removed)."""
+        path = root / cls.DIR
+        if not (path / "state.json").is_file():
+            return None
+        state = json.loads((path / "state.json").read_text())
+        done = int(latest.name.split("-")[1]) if latest is not None else 0
+        if state["epoch"] != done + 1:
+            shutil.rmtree(path)
+            return None
+        return cls(root, None, state=state)
+
+    def restore(self, optimizer, scheduler) -> list[dict]:
+        """Load the optimizer and schedule state; return the history of the complete epochs."""
+        import torch
+
+        saved = torch.load(self.path / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        log(f"[yellow]train[/]: resuming epoch {self.epoch} after batch {self.state['batches_done']} from {self.path}")
+        return self.state["history"]
+
+    def progress(self, epoch: int) -> tuple[int, float, int]:
+        """``(batches done, loss sum, tweets seen)`` of ``epoch`` restored from the checkpoint
+        (and torch's RNG state set to where it was), else zeros."""
+        import torch
+
+        r = self._restored
+        if r is None or r.epoch != epoch:
+            return 0, 0.0, 0
+        self._restored = None
+        torch.set_rng_state(torch.load(r.path / "rng.pt", weights_only=True))
+        return int(r.state["batches_done"]), float(r.state["loss_sum"]), int(r.state["seen"])
+
+    def maybe_save(self, epoch: int, done: int, loss_sum: float, seen: int, model, optimizer, scheduler, history: list[dict]) -> None:
+        """Write a checkpoint after batch ``done`` if ``minutes`` have passed since the last."""
+        import torch
+
+        if self.minutes is None or time.perf_counter() - self._last < self.minutes * 60:
+            return
+        with atomic_directory(self.path, overwrite=True) as tmp:
+            model.save_pretrained(tmp)
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+            torch.save(torch.get_rng_state(), tmp / "rng.pt")
+            state = {"epoch": epoch, "batches_done": done, "loss_sum": loss_sum, "seen": seen, "history": history}
+            (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        self._last = time.perf_counter()
+
+    def clear(self) -> None:
+        """Remove the mid-epoch checkpoint (its epoch is complete)."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+
 def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int,
-           joint: _JointTask | None = None) -> dict:
+           joint: _JointTask | None = None, mid_epoch: MidEpoch | None = None, history: list[dict] | None = None) -> dict:
     """One pass over the training tweets (with ``joint``: interleaved with this epoch's share of
     the sentiment tweets), then validation; returns the epoch's history entry.
 
@@ -509,7 +607,8 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     t_epoch = time.perf_counter()
     sentiment_loss = None
     if joint is None:
-        train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler, f"epoch {epoch}/{config.epochs}")
+        train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler,
+                                 f"epoch {epoch}/{config.epochs}", mid_epoch, epoch, history)
     else:
         train_loss, sentiment_loss = joint.train_pass(model, data.train_ids, data.train_y, tokenizer, batches, loss_fn, optimizer,
                                                       scheduler, epoch, f"epoch {epoch}/{config.epochs} (+ sentiment head)")

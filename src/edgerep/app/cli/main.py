@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgerep import LABELS
@@ -102,6 +103,7 @@ def train(
     sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode).")] = None,
     sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first) or joint (a second head trained with polarity).")] = "intermediate",
     joint_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss with --sentiment-mode joint.")] = 0.5,
+    checkpoint_minutes: Annotated[float, typer.Option(min=0, help="Minutes of training between checkpoints inside an epoch (0: only at epoch ends); a run resumes from the latest.")] = 10.0,
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
 
@@ -117,7 +119,7 @@ def train(
                       class_weighted=class_weighted, split=SplitConfig(fold=fold),
                       sentiment_data=str(sentiment_data) if sentiment_data else None, sentiment_mode=sentiment_mode,
                       joint_weight=joint_weight)
-    path = do_train(data, out_dir, cfg)
+    path = do_train(data, out_dir, cfg, checkpoint_minutes or None)
     out.print(str(path))
 
 
@@ -483,7 +485,7 @@ def classify(
                 error = str(exc)
         if error is not None:
             failures += 1
-            err.print(f"error: {where}: {error}", highlight=False)
+            err.print(f"error: {escape(where)}: {escape(error)}", highlight=False)
             if as_json:
                 sys.stdout.write(json.dumps({"input": where, "error": error}) + "\n")
             continue
@@ -771,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgerepError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
     except typer.Exit as exc:
         return exc.exit_code
@@ -785,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         if isinstance(exc, OSError) and not debug:
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            err.print(f"[red]error:[/] {escape(where + str(exc.strerror or exc))}", highlight=False)
             return 1
         raise
     return 0
