@@ -60,7 +60,7 @@ BOARDS = {
 }
 FINDING_CPUS = ("max",)
 
-#: Acceptance (issue 12): float32 logits equal to 1e-4; quantized labels equal on >= 98%.
+#: Acceptance: float32 logits equal to 1e-4; quantized labels equal on >= 98%.
 FP32_MAX_ABS = 1e-4
 QUANTIZED_LABEL_AGREEMENT = 0.98
 

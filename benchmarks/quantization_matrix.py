@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate the README's quantization matrix at real sizes (takes tens of minutes on 2 cores).
+"""Regenerate the quantization matrix (docs/usage/quantization.md) at real sizes (takes tens of minutes on 2 cores).
 
     python benchmarks/quantization_matrix.py --data ../shared/data/replab2013 \
         --model-dir runs/default/train/model --out runs/matrix

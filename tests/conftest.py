@@ -23,11 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_FIXTURES = {"tiny_pretrained", "tiny_model", "tiny_bundles", "tiny_entity_model", "tiny_entity_bundles"}
 
 
+#: Markers per external component, set by the fixture a test uses (``-m "not qemu"`` leaves the
+#: emulation out, ``-m ray`` runs only the Ray tests); tests without such a fixture carry the
+#: marker themselves (``pytestmark`` in test_aarch64.py, test_serve_fuzz.py).
+COMPONENT_FIXTURES = {"ray_cluster": "ray", "sshd": "sshd", "api_schema": "fuzz"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs a trained or converted model ``model`` (see the module docstring)."""
+    """Mark every test that needs a trained or converted model ``model`` (see the module
+    docstring), and every test of an external component with its marker."""
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if MODEL_FIXTURES & fixtures:
             item.add_marker(pytest.mark.model)
+        for fixture, marker in COMPONENT_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(getattr(pytest.mark, marker))
 DATA = Path(os.environ.get("EDGEREP_DATA", REPO.parent / "shared" / "data" / "replab2013"))
 
 

@@ -132,3 +132,9 @@ def test_corrupt_run_config_is_one_error_line(data_root, tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text("{truncated")
     _err(run_cli("run", "--data", str(data_root), "--out", str(run_dir), "--limit", "8"), f"{run_dir / 'config.json'}: not a readable JSON config")
+
+
+def test_help_texts_print_brackets_as_written():
+    """Help is plain text: an extra's name and [CLS] are not taken for markup."""
+    assert "pip install 'edgerep[ray]'" in " ".join(_ok(run_cli("batch", "--help", env={"COLUMNS": "300"})).stdout.decode().split())
+    assert "for [CLS] alone" in " ".join(_ok(run_cli("distill", "--help", env={"COLUMNS": "300"})).stdout.decode().split())

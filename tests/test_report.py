@@ -92,6 +92,7 @@ def test_report_errors_and_skips(tmp_path, results_dir):
     assert (d / "results" / "evaluation-pytorch.json").is_file()
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (CI installs Debian's chromium)")
 def test_html_report_renders_in_headless_chromium(report, tmp_path):
     out, info = report

@@ -107,6 +107,21 @@ def read_bytes(path: str | os.PathLike, error: type[Exception]) -> bytes:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def settings_dict(settings: dict, optional: dict[str, Any]) -> dict:
+    """A config's ``settings`` as saved in a run directory: tuples as lists, and each
+    ``optional`` field left out while it holds its default (``optional`` maps name -> default).
+
+    :func:`check_or_write_config` compares saved and current settings field by field; an
+    optional field is written only when it changes what the run does, so every run directory
+    whose settings leave it at its default keeps resuming.
+    """
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    for name, default in optional.items():
+        if out.get(name) == (list(default) if isinstance(default, tuple) else default):
+            out.pop(name, None)
+    return out
+
+
 def check_or_write_config(path: str | os.PathLike, config: dict, error: type[Exception]) -> None:
     """Save a run's resolved config, or refuse a run directory made with other settings.
 

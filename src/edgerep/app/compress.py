@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, check_or_write_config, record_is_current
+from edgerep.io import atomic_directory, check_or_write_config, record_is_current, settings_dict
 from edgerep.log import log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MB, MODEL_INFO_FILE, PROFILES, Backend, BERT_LARGE_PARAMETERS, Quantization, parse_quantizations
@@ -61,8 +61,8 @@ class CompressConfig:
         quantizations: LiteRT recipes built for every compressed model.
         teacher_quantizations: LiteRT recipes of the vocabulary-pruned teacher when there are
             students (a lone teacher gets ``quantizations``). Default ``dynamic-int4`` only: the
-            6-layer fallback of the recommendation rule; its int8 and int8-emb4 variants (README,
-            "Compression") cost ~2 minutes of export, evaluation and bench in every run.
+            6-layer fallback of the recommendation rule (its int8 and int8-emb4 variants are never
+            recommended once there are students, and each costs export, evaluation and bench time).
         prune_vocabulary: keep only the WordPiece tokens of the training split's English tweets.
         epochs: distillation epochs.
         temperature: distillation temperature.
@@ -150,23 +150,16 @@ class CompressConfig:
         if self.latency_tweets < 2:
             raise ConfigError("latency_tweets must be >= 2")
 
+    #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
+    OPTIONAL = {"teacher_quantizations": [q.value for q in DEFAULT_TEACHER_QUANTIZATIONS], "prune_after_epoch": 0,
+                "ffn_keep_last": False, "transfer_text": ()}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["quantizations"] = [q.value for q in self.quantizations]
         d["teacher_quantizations"] = [q.value for q in self.teacher_quantizations]
-        if self.teacher_quantizations == DEFAULT_TEACHER_QUANTIZATIONS:
-            del d["teacher_quantizations"]  # the default: run directories made before the field resume
-        d["layers"], d["teachers"] = None if self.layers is None else list(self.layers), list(self.teachers)
-        d["ffn_widths"] = list(self.ffn_widths) or None  # None: the same settings as before the field existed
-        if not self.prune_after_epoch:
-            del d["prune_after_epoch"]  # likewise
-        if not self.ffn_keep_last:
-            del d["ffn_keep_last"]  # likewise
-        if self.transfer_text:
-            d["transfer_text"] = list(self.transfer_text)
-        else:
-            del d["transfer_text"]  # likewise
-        return d
+        d["ffn_widths"] = list(self.ffn_widths) or None  # no width: the teacher's
+        return settings_dict(d, self.OPTIONAL)
 
     def student_layers(self, teacher_layers: int) -> tuple[int, ...]:
         """The depths to distill for a teacher of ``teacher_layers`` layers."""
@@ -175,8 +168,7 @@ class CompressConfig:
 
 def default_student_layers(teacher_layers: int) -> tuple[int, ...]:
     """Half the teacher's depth, rounded up: 6 -> 3 (all-MiniLM-L6-v2), 24 -> 12 (BERT-large,
-    MobileBERT), 2 -> 1. At 3 of MiniLM's 6 layers the quantization-aware student stays within
-    1.0 point of its teacher after int4 (README, "Compression"); at 2 it lost 1.6 / 2.8."""
+    MobileBERT), 2 -> 1 (docs/experiments/compression.md compares depths)."""
     return (max(1, -(-int(teacher_layers) // 2)),)
 
 

@@ -38,7 +38,7 @@ from edgerep.workstation.train import TrainConfig
 
 #: ``edgerep run --budget``: the default recipe, and the larger one for users with more time
 #: (domain-adaptive pretraining first, then two more fine-tuned seeds: a 3-member ensemble teacher
-#: for the compression stage's distillation). README "A better teacher" gives their measured cost.
+#: for the compression stage's distillation); docs/experiments/teacher-search.md gives their cost.
 BUDGETS = ("default", "large")
 LARGE_ENSEMBLE_SEEDS = (14, 15)
 

@@ -1,7 +1,7 @@
 """Validation split taken from the RepLab training split only.
 
-RepLab 2013 trains on each entity's first 700 tweets and tests on the later ones (README,
-section 1). The default ``temporal`` strategy mirrors that: for each entity, the latest
+RepLab 2013 trains on each entity's first 700 tweets and tests on the later ones (the corpus's
+README, section 1). The default ``temporal`` strategy mirrors that: for each entity, the latest
 ``val_fraction`` of its tweets by timestamp form the validation set. ``random`` is a seeded,
 per-entity random hold-out for comparison.
 

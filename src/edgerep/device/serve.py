@@ -384,7 +384,7 @@ class MicroBatcher:
     def _infer(self, texts: list[str], entities: list[str] | None) -> np.ndarray:
         # Each tweet runs in its length bucket, not through the batch signature: dynamic-range
         # int8 quantizes activations per call, so a batched tweet's logits would depend on its
-        # neighbours; buckets are also the faster path at 1 thread (README, edgerep bench).
+        # neighbours; buckets are also the faster path at 1 thread.
         return self.clf.logits(texts, batch_size=1, entities=entities)
 
     async def _run(self) -> None:
@@ -718,7 +718,7 @@ def serve(
 
     if token is None and not insecure and not is_loopback(host):
         raise ConfigError(f"refusing to listen on {host} without a token: anyone on that network could use the API; "
-                          "give --token-file FILE (README: Serving on a network), or --insecure to accept it")
+                          "give --token-file FILE (docs/usage/serving-network.md), or --insecure to accept it")
     app = create_app(bundle, cfg, token)
     try:
         import uvicorn

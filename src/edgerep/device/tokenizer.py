@@ -150,7 +150,7 @@ class TweetTokenizer:
             self._tok.enable_truncation(max_length=self.max_seq_len)
         return np.asarray([len(e.ids) for e in encs], dtype=np.int32)
 
-    def ids(self, texts: Sequence[str], entities=None) -> list[np.ndarray]:
+    def ids(self, texts: Sequence[str], entities: str | Sequence[str] | None = None) -> list[np.ndarray]:
         """Normalized, tokenized, truncated to ``max_seq_len``, unpadded: int32 [n_tokens] per text.
 
         Args:

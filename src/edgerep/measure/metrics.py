@@ -34,7 +34,8 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: 
     """All polarity metrics as a JSON-ready dict.
 
     Args:
-        y_true, y_pred: class indices into ``labels``, same length.
+        y_true: gold class indices into ``labels``.
+        y_pred: predicted class indices into ``labels``, same length.
         labels: class names in index order.
 
     Returns:
@@ -83,9 +84,11 @@ def paired_bootstrap(y_true: Sequence[int], pred_reference: Sequence[int], pred_
     predictions kept together; Efron & Tibshirani, 1993; Koehn, 2004, for system comparison).
 
     Args:
-        y_true, pred_reference, pred_other: class indices, int [n], in the same tweet order.
+        y_true: gold class indices, int [n].
+        pred_reference: the reference model's predicted classes, int [n], in the same tweet order.
+        pred_other: the other model's predicted classes, int [n], in the same tweet order.
         n_classes: number of classes (3 for polarity).
-        resamples: bootstrap resamples (2,000 take ~0.5 s for 4,052 tweets, one call for both metrics).
+        resamples: bootstrap resamples (one call resamples both metrics).
         confidence: two-sided level of the percentile interval.
         seed: resampling seed (the same inputs give the same interval).
 

@@ -5,7 +5,7 @@ Every measurement edgerep writes (evaluation, export, latency) is a record::
     {"schema": "edgerep.<kind>", "schema_version": 1, "created": ISO-8601 UTC,
      "edgerep_version": ..., "machine": {...}, ...payload}
 
-Reports and README tables are built from these files only.
+Reports are built from these files only; the published tables from their excerpts in docs/records/.
 """
 
 from __future__ import annotations

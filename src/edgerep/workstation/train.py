@@ -29,7 +29,7 @@ import numpy as np
 from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig, Tweet, training_tweets
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
 from edgerep.measure.metrics import classification_report
 from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
@@ -57,8 +57,8 @@ class TrainConfig:
             to zero) spans them all.
         stop_after: stop after this epoch (``None``: train every epoch of the schedule). The
             default recipe of ``edgerep run`` / ``train`` trains 2 epochs of the 3-epoch schedule
-            (:func:`recipe_stop_after`): the best epoch was the second on both temporal folds
-            (README, trials ``entity``), so the third only cost time; the model is the same.
+            (:func:`recipe_stop_after`), the best epoch of the recorded search on both temporal
+            folds (docs/experiments/teacher-search.md); the model is the same.
         batch_size: tweets per optimizer step.
         learning_rate: AdamW peak learning rate, linear warm-up then linear decay
             (Devlin et al., 2019, BERT fine-tuning recipe).
@@ -73,8 +73,8 @@ class TrainConfig:
         threads: torch intra-op threads; ``None`` = all cores.
         split: how validation is carved out of the training split.
         entity: entity-conditioned input: the pair (entity name, tweet) as the encoder's two
-            segments (:class:`~edgerep.device.tokenizer.TweetTokenizer`). On by default: it won
-            on both temporal folds (README, "A better teacher").
+            segments (:class:`~edgerep.device.tokenizer.TweetTokenizer`). On by default
+            (docs/experiments/teacher-search.md).
         label_smoothing: cross-entropy label smoothing in [0, 1) (Szegedy et al., 2016).
         class_weighted: weight the loss per class by ``n / (k * n_class)`` over the training
             tweets (scikit-learn's "balanced" weights), raising the share of NEGATIVE.
@@ -135,11 +135,14 @@ class TrainConfig:
         if not self.joint_weight > 0:
             raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
 
+    #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
+    OPTIONAL = {"stop_after": None}
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["stop_after"] in (None, self.epochs):  # the whole schedule: run directories written before the field existed still resume
-            del d["stop_after"]
-        return d
+        if d["stop_after"] == self.epochs:  # a stop after the last epoch is the whole schedule
+            d["stop_after"] = None
+        return settings_dict(d, self.OPTIONAL)
 
     @property
     def trained_epochs(self) -> int:

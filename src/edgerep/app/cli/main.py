@@ -33,9 +33,10 @@ app = typer.Typer(
     help="Reputation polarity of tweets (RepLab 2013) with quantized LiteRT transformers on edge devices.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: [CLS], edgerep[ray] print as written
     add_completion=False,
 )
-data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect the RepLab 2013 corpus.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 
 
@@ -88,7 +89,7 @@ def train(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints, best model).")],
     model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of the learning-rate schedule (warm-up, linear decay to zero).")] = 3,
-    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch on both temporal folds, README), else every epoch.")] = None,
+    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch of the recorded search on both temporal folds), else every epoch.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Tweets per step.")] = 32,
     lr: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 5e-5,
     max_seq_len: Annotated[Optional[int], typer.Option(help="Tokens per tweet (default: p99 of the training tweets).")] = None,
@@ -98,7 +99,7 @@ def train(
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")] = True,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
-    class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (scikit-learn's \"balanced\"; measured on fold 0: no lift for NEGATIVE, see README).")] = False,
+    class_weighted: Annotated[bool, typer.Option("--class-weighted/--no-class-weighted", help="Balanced class weights in the loss (scikit-learn's \"balanced\").")] = False,
     fold: Annotated[int, typer.Option(min=0, help="Temporal fold: 0 validates on each entity's latest 15%, 1 on the 15% before (training on earlier tweets only).")] = 0,
     sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode).")] = None,
     sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first) or joint (a second head trained with polarity).")] = "intermediate",
@@ -675,7 +676,7 @@ def serve(
 
     Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
              curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"text": "Great service from @BMW today!", "entity": "BMW"}'
-    On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (README: Serving on a network)
+    On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (docs/usage/serving-network.md)
     """
     from edgerep.device.serve import ServeConfig, is_loopback, read_token, serve as do_serve
 
@@ -698,19 +699,19 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory; re-running it skips finished stages.")] = Path("runs/default"),
     model: Annotated[str, typer.Option(help=f"Encoder: alias ({', '.join(MODEL_ALIASES)}), hub id or local path.")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of the learning-rate schedule (warm-up, linear decay to zero).")] = 3,
-    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch on both temporal folds, README), else every epoch.")] = None,
+    stop_after: Annotated[Optional[int], typer.Option(min=1, help="Stop after this epoch. Default: 2 with the default 3-epoch schedule (the best epoch of the recorded search on both temporal folds), else every epoch.")] = None,
     quantize: Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")] = "fp32,dynamic-int8",
     limit: Annotated[Optional[int], typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
     entity: Annotated[bool, typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe).")] = True,
-    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (README: better out of domain, not the default).")] = None,
-    sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first, ~4 min) or joint (a second head trained with polarity).")] = "intermediate",
+    sentiment_data: Annotated[Optional[Path], typer.Option(help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode).")] = None,
+    sentiment_mode: Annotated[str, typer.Option(help="How --sentiment-data is used: intermediate (one epoch of sentiment first) or joint (a second head trained with polarity).")] = "intermediate",
     compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.")] = True,
     student_layers: Annotated[str, typer.Option(help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation.")] = "auto",
     student_widths: Annotated[str, typer.Option(help="Feed-forward widths of the compression stage's students, comma-separated (as compress --ffn-widths); auto: the teacher's width.")] = "auto",
     distill_epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs of the compression stage.")] = 3,
     prune_after_epoch: Annotated[int, typer.Option(min=0, help="With --student-widths: distill at full width for N epochs, then prune (as compress --prune-after-epoch).")] = 0,
     transfer_text: Annotated[Optional[list[Path]], typer.Option(help="TweetEval sentiment folder whose training portion joins the compression stage's transfer set as unlabelled tweets (as compress --transfer-text; repeatable).")] = None,
-    budget: Annotated[str, typer.Option(help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage (README: its cost).")] = "default",
+    budget: Annotated[str, typer.Option(help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage.")] = "default",
     pretrain_text: Annotated[Optional[list[Path]], typer.Option(help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable).")] = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -29,7 +29,7 @@ def matrix_rows(record: dict, failed: str = "no") -> tuple[list[str], list[list[
 
 
 def matrix_markdown(record: dict) -> str:
-    """The matrix as a Markdown table, with its BERT-large reference (for README and scripts)."""
+    """The matrix as a Markdown table, with its BERT-large reference (for the docs and scripts)."""
     from edgerep.app.report.render import markdown_table
 
     header, rows = matrix_rows(record, "**no**")

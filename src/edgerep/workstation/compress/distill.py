@@ -49,7 +49,7 @@ from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, sha256_tree
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict, sha256_tree
 from edgerep.log import log, progress
 from edgerep.measure.metrics import classification_report
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
@@ -84,8 +84,7 @@ class DistillConfig:
             not reputation polarity). Each is paired with the entity of a RepLab transfer tweet
             drawn at random (seeded), as the model reads a tweet with its entity. More transfer
             data, the lever of TinyBERT's data augmentation (Jiao et al., 2020), at the cost of
-            longer epochs (TweetEval's 12,284 tweets: 38% more transfer tweets; a 3-layer epoch took
-            45-55% longer, README "More transfer data").
+            longer epochs (TweetEval's 12,284 tweets are 38% more transfer tweets).
         ffn_width: feed-forward units kept per student layer (structured pruning, :mod:`.prune`:
             fewer MACs per layer); ``None``: the teacher's width.
         prune_after_epoch: with ``ffn_width``, distill at the teacher's width for this many
@@ -153,18 +152,11 @@ class DistillConfig:
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
 
+    #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
+    OPTIONAL = {"prune_after_epoch": 0, "ffn_keep_last": False, "transfer_text": ()}
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["teachers"] = list(self.teachers)
-        if not self.prune_after_epoch:
-            del d["prune_after_epoch"]  # the default: distillations made before the field resume
-        if not self.ffn_keep_last:
-            del d["ffn_keep_last"]  # likewise
-        if self.transfer_text:
-            d["transfer_text"] = list(self.transfer_text)
-        else:
-            del d["transfer_text"]  # likewise
-        return d
+        return settings_dict(asdict(self), self.OPTIONAL)
 
 
 def student_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
