@@ -16,8 +16,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from edgerep.registry import MANIFEST_FILE, MODEL_INFO_FILE
 

@@ -22,8 +22,8 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -43,8 +43,25 @@ PLAIN_MIN_GAP_S = 5.0
 #: Loggers of other libraries held at ERROR unless verbose. torch resets the levels of its own
 #: loggers when it is imported, so the ones that warn at import (torch.utils._pytree, from
 #: torchao's enum registration) also get a filter, which survives the reset.
-NOISY_LOGGERS = ("torch", "torch.utils._pytree", "torchao", "transformers", "absl", "jax", "litert_torch", "ai_edge_torch",
-                 "ai_edge_quantizer", "ai_edge_litert", "tensorflow", "onnxruntime", "onnx", "xdsl", "huggingface_hub", "urllib3", "httpx")
+NOISY_LOGGERS = (
+    "torch",
+    "torch.utils._pytree",
+    "torchao",
+    "transformers",
+    "absl",
+    "jax",
+    "litert_torch",
+    "ai_edge_torch",
+    "ai_edge_quantizer",
+    "ai_edge_litert",
+    "tensorflow",
+    "onnxruntime",
+    "onnx",
+    "xdsl",
+    "huggingface_hub",
+    "urllib3",
+    "httpx",
+)
 
 
 class _ErrorsOnly(logging.Filter):
@@ -104,8 +121,14 @@ def quiet_third_party() -> None:
     transformers' "Loading weights" and the quantizer's), ``TRANSFORMERS_VERBOSITY``,
     ``TF_CPP_MIN_LOG_LEVEL`` / ``GLOG_minloglevel`` (TensorFlow Lite and absl C++ logging).
     """
-    for key, value in (("TQDM_DISABLE", "1"), ("TRANSFORMERS_VERBOSITY", "error"), ("TF_CPP_MIN_LOG_LEVEL", "3"),
-                       ("GLOG_minloglevel", "3"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
+    for key, value in (
+        ("TQDM_DISABLE", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TF_CPP_MIN_LOG_LEVEL", "3"),
+        ("GLOG_minloglevel", "3"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+    ):
         os.environ.setdefault(key, value)
     for name in NOISY_LOGGERS:
         logger = logging.getLogger(name)
@@ -145,8 +168,12 @@ class _Bar:
         elapsed = now - self._t0
         pct = 100.0 * self.done / self.total if self.total else 100.0
         eta = elapsed * (self.total - self.done) / self.done if self.done and not final else 0.0
-        line = (f"{self.description}: {self.done:,}/{self.total:,} ({pct:.0f}%)" + (f" {self.info}" if self.info else "")
-                + f", elapsed {_clock(elapsed)}" + ("" if final else f", eta {_clock(eta)}"))
+        line = (
+            f"{self.description}: {self.done:,}/{self.total:,} ({pct:.0f}%)"
+            + (f" {self.info}" if self.info else "")
+            + f", elapsed {_clock(elapsed)}"
+            + ("" if final else f", eta {_clock(eta)}")
+        )
         if self._rich is None:
             console.print(line, highlight=False, markup=False)
         _to_file(line)
@@ -173,8 +200,15 @@ def progress(description: str, total: int, show: bool = True) -> Iterator[_Bar]:
         yield _SilentBar(description, total)
         return
     if console.is_terminal:
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as p:
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as p:
             bar = _Bar(description, total, p)
             yield bar
     else:

@@ -7,9 +7,10 @@ runtime all read the same lists; nothing here is copied into a help text by hand
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, unique
-from typing import Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 from edgerep.errors import ConfigError
 
@@ -277,24 +278,56 @@ ARCHITECTURES: dict[str, dict] = {
         "hub_id": "google/mobilebert-uncased",
         "model_type": "mobilebert",
         "config": dict(
-            vocab_size=30522, hidden_size=512, num_hidden_layers=24, num_attention_heads=4, intermediate_size=512,
-            embedding_size=128, intra_bottleneck_size=128, true_hidden_size=128, use_bottleneck=True,
-            key_query_shared_bottleneck=True, num_feedforward_networks=4, normalization_type="no_norm",
-            trigram_input=True, max_position_embeddings=512,
+            vocab_size=30522,
+            hidden_size=512,
+            num_hidden_layers=24,
+            num_attention_heads=4,
+            intermediate_size=512,
+            embedding_size=128,
+            intra_bottleneck_size=128,
+            true_hidden_size=128,
+            use_bottleneck=True,
+            key_query_shared_bottleneck=True,
+            num_feedforward_networks=4,
+            normalization_type="no_norm",
+            trigram_input=True,
+            max_position_embeddings=512,
         ),
-        "tiny": dict(num_hidden_layers=2, hidden_size=64, intermediate_size=64, embedding_size=32,
-                     intra_bottleneck_size=32, true_hidden_size=32, num_attention_heads=2, num_feedforward_networks=2),
+        "tiny": dict(
+            num_hidden_layers=2,
+            hidden_size=64,
+            intermediate_size=64,
+            embedding_size=32,
+            intra_bottleneck_size=32,
+            true_hidden_size=32,
+            num_attention_heads=2,
+            num_feedforward_networks=2,
+        ),
     },
     "bert-base": {
         "hub_id": "bert-base-uncased",
         "model_type": "bert",
-        "config": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512),
+        "config": dict(
+            vocab_size=30522,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            max_position_embeddings=512,
+        ),
         "tiny": dict(num_hidden_layers=2, hidden_size=48, num_attention_heads=2, intermediate_size=96),
     },
     "bert-large": {
         "hub_id": "bert-large-uncased",
         "model_type": "bert",
-        "config": dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, max_position_embeddings=512),
+        "config": dict(
+            vocab_size=30522,
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            max_position_embeddings=512,
+        ),
         "tiny": dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128),
     },
 }
@@ -343,12 +376,16 @@ class DeviceProfile:
         lacks asimddp (int8 dot products), ..."``; ``None`` for profiles that are not boards."""
         if self.board_isa is None:
             return None
-        what = " and ".join(x for x in (f"{self.cores} cores" if self.cores else "", f"{self.memory_mib} MiB" if self.memory_mib else "") if x)
+        what = " and ".join(
+            x for x in (f"{self.cores} cores" if self.cores else "", f"{self.memory_mib} MiB" if self.memory_mib else "") if x
+        )
         missing = [f"{f} ({BOARD_FEATURES[f]})" for f in BOARD_FEATURES if f not in self.board_isa]
         cpu = self.description.split(": ", 1)[-1].split(",")[0]
-        return (f"{self.name} emulates {what} only: clock and instruction set are this machine's "
-                f"({' '.join(host_flags) or 'no int8/fp16 flags read'}); the board ({cpu}) has {' '.join(self.board_isa)}"
-                + (f" and lacks {', '.join(missing)}" if missing else ""))
+        return (
+            f"{self.name} emulates {what} only: clock and instruction set are this machine's "
+            f"({' '.join(host_flags) or 'no int8/fp16 flags read'}); the board ({cpu}) has {' '.join(self.board_isa)}"
+            + (f" and lacks {', '.join(missing)}" if missing else "")
+        )
 
 
 #: The ARM features that decide int8/fp16 speed, and what they are (Arm Architecture Reference

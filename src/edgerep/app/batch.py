@@ -39,9 +39,9 @@ import csv
 import json
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from edgerep import LABELS, __version__
 from edgerep.errors import ConfigError, DataError, EdgerepError, InputTextError
@@ -161,11 +161,17 @@ def read_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
                 except json.JSONDecodeError as exc:
                     yield Row(f"{path.name}:{i}", None, None, f"line {i} is not JSON ({exc.msg})")
                     continue
-                yield _row(path, i, rec, cfg) if isinstance(rec, dict) else Row(f"{path.name}:{i}", None, None, f"line {i} is not a JSON object")
+                yield (
+                    _row(path, i, rec, cfg)
+                    if isinstance(rec, dict)
+                    else Row(f"{path.name}:{i}", None, None, f"line {i} is not a JSON object")
+                )
         else:
             reader = csv.DictReader(f, strict=True)
             if reader.fieldnames is None or cfg.text_field not in reader.fieldnames:
-                raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {', '.join(reader.fieldnames or []) or 'none'}); see --text-field")
+                raise DataError(
+                    f"{path}: no column {cfg.text_field!r} (columns: {', '.join(reader.fieldnames or []) or 'none'}); see --text-field"
+                )
             while True:
                 start = reader.line_num + 1  # the line the next row starts on
                 try:
@@ -238,8 +244,17 @@ def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
 def _table(columns: dict[str, list], meta: dict[str, str]):
     import pyarrow as pa
 
-    schema = pa.schema([("id", pa.string()), ("label", pa.string()), ("p_negative", pa.float32()), ("p_neutral", pa.float32()),
-                        ("p_positive", pa.float32()), ("error", pa.string())], metadata={k.encode(): v.encode() for k, v in meta.items()})
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("label", pa.string()),
+            ("p_negative", pa.float32()),
+            ("p_neutral", pa.float32()),
+            ("p_positive", pa.float32()),
+            ("error", pa.string()),
+        ],
+        metadata={k.encode(): v.encode() for k, v in meta.items()},
+    )
     return pa.Table.from_pydict({c: columns[c] for c in COLUMNS}, schema=schema)
 
 
@@ -267,7 +282,7 @@ def _local_shard(path: str, rows: list[Row], meta: dict[str, str], step: int = 2
     clf, queue = _WORKER["clf"], _WORKER["queue"]
     parts: dict[str, list] = {c: [] for c in COLUMNS}
     for i in range(0, len(rows), step):
-        for c, v in classify_rows(clf, rows[i:i + step]).items():
+        for c, v in classify_rows(clf, rows[i : i + step]).items():
             parts[c].extend(v)
         queue.put(min(step, len(rows) - i))
     return write_shard(Path(path), parts, meta)
@@ -296,9 +311,15 @@ class _RayClassifier:
 
         rows = [Row(str(i), t, e, err) for i, t, e, err in zip(batch["id"], batch["text"], batch["entity"], batch["error"])]
         cols = classify_rows(self.clf, rows)
-        return {"id": np.asarray(cols["id"], dtype=object), "label": np.asarray(cols["label"], dtype=object),
-                **{f"p_{lab.lower()}": np.asarray([np.nan if v is None else v for v in cols[f"p_{lab.lower()}"]], dtype=np.float32) for lab in LABELS},
-                "error": np.asarray(cols["error"], dtype=object)}
+        return {
+            "id": np.asarray(cols["id"], dtype=object),
+            "label": np.asarray(cols["label"], dtype=object),
+            **{
+                f"p_{lab.lower()}": np.asarray([np.nan if v is None else v for v in cols[f"p_{lab.lower()}"]], dtype=np.float32)
+                for lab in LABELS
+            },
+            "error": np.asarray(cols["error"], dtype=object),
+        }
 
 
 def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
@@ -320,7 +341,9 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise ConfigError(f"Ray cluster at {address} does not answer ({exc.strerror or exc}); start it with `ray start --head` or fix --address") from None
+        raise ConfigError(
+            f"Ray cluster at {address} does not answer ({exc.strerror or exc}); start it with `ray start --head` or fix --address"
+        ) from None
 
 
 def _ray_init(cfg: BatchConfig):
@@ -336,9 +359,14 @@ def _ray_init(cfg: BatchConfig):
         else:
             ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
-                if cfg.address else "")
-        raise ConfigError(f"cannot use the Ray cluster at {cfg.address or '(a new local one)'}: {str(exc).splitlines()[0][:300]}{hint}") from None
+        hint = (
+            "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            if cfg.address
+            else ""
+        )
+        raise ConfigError(
+            f"cannot use the Ray cluster at {cfg.address or '(a new local one)'}: {str(exc).splitlines()[0][:300]}{hint}"
+        ) from None
     ctx = ray.data.DataContext.get_current()  # imports ray.data, which sets up its own loggers
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False  # edgerep's own bar counts the rows
@@ -370,12 +398,15 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
     import pyarrow as pa
 
     rows = [r for _, rs in wave for r in rs]
-    src = pa.table({"id": [r.id for r in rows], "text": [r.text for r in rows], "entity": [r.entity for r in rows], "error": [r.error for r in rows]},
-                   schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("entity", pa.string()), ("error", pa.string())]))
+    src = pa.table(
+        {"id": [r.id for r in rows], "text": [r.text for r in rows], "entity": [r.entity for r in rows], "error": [r.error for r in rows]},
+        schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("entity", pa.string()), ("error", pa.string())]),
+    )
     step = max(1, min(4 * cfg.batch_size, -(-len(rows) // cfg.n_workers)))
     # blocks made here, not by a repartition task: the actors hold every CPU of a local cluster
     ds = ray.data.from_arrow([src.slice(i, step) for i in range(0, len(rows), step)]).map_batches(
-        _RayClassifier, fn_constructor_args=(files,), batch_size=cfg.batch_size, concurrency=cfg.n_workers, num_cpus=1, batch_format="numpy")
+        _RayClassifier, fn_constructor_args=(files,), batch_size=cfg.batch_size, concurrency=cfg.n_workers, num_cpus=1, batch_format="numpy"
+    )
     buf: dict[str, list] = {c: [] for c in COLUMNS}
     queue = list(wave)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -392,7 +423,9 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
             write_shard(out / f"part-{k:05d}.parquet", {c: v[:n] for c, v in buf.items()}, meta)
             buf = {c: v[n:] for c, v in buf.items()}
     if queue or buf["id"]:
-        raise EdgerepError(f"Ray returned {sum(len(rs) for _, rs in wave) - sum(len(rs) for _, rs in queue) + len(buf['id'])} rows for {len(rows)}")
+        raise EdgerepError(
+            f"Ray returned {sum(len(rs) for _, rs in wave) - sum(len(rs) for _, rs in queue) + len(buf['id'])} rows for {len(rows)}"
+        )
 
 
 # ----------------------------------------------------------------------------- the job
@@ -415,8 +448,13 @@ def _check_output(out: Path, identity: dict) -> None:
         atomic_write_json(path, identity)
 
 
-def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bundle: str | os.PathLike,
-              cfg: BatchConfig = BatchConfig(), show_progress: bool = True) -> dict:
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    bundle: str | os.PathLike,
+    cfg: BatchConfig = BatchConfig(),
+    show_progress: bool = True,
+) -> dict:
     """Classify every row of ``inputs`` into Parquet shards under ``output``; return the summary.
 
     Resumes: finished shards (``part-K.parquet``) are skipped.
@@ -446,16 +484,22 @@ def run_batch(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, bu
         check_ray_address(cfg.address)
     bundle_sha = sha256_tree(bundle, suffixes=(".tflite", ".onnx", ".json"))
     out = Path(output)
-    identity = {"bundle_sha256": bundle_sha, "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths],
-                "fields": {"text": cfg.text_field, "id": cfg.id_field, "entity": cfg.entity_field, "default_entity": cfg.entity},
-                "shard_size": cfg.shard_size, "schema": "edgerep.batch/1"}
+    identity = {
+        "bundle_sha256": bundle_sha,
+        "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths],
+        "fields": {"text": cfg.text_field, "id": cfg.id_field, "entity": cfg.entity_field, "default_entity": cfg.entity},
+        "shard_size": cfg.shard_size,
+        "schema": "edgerep.batch/1",
+    }
     total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written
     _check_output(out, identity)
     meta = {"edgerep.bundle_sha256": bundle_sha, "edgerep.bundle": str(Path(bundle).resolve()), "edgerep.version": __version__}
     done_before = sorted(out.glob("part-*.parquet"))
     n_workers = cfg.n_workers
-    log(f"batch: {total:,} rows in {len(paths)} file(s) -> {out} ({cfg.engine} engine, {n_workers} workers, "
-        f"shards of {cfg.shard_size:,}; {len(done_before)} finished shard(s) kept)")
+    log(
+        f"batch: {total:,} rows in {len(paths)} file(s) -> {out} ({cfg.engine} engine, {n_workers} workers, "
+        f"shards of {cfg.shard_size:,}; {len(done_before)} finished shard(s) kept)"
+    )
     t0, new_rows = time.perf_counter(), 0
     pending = ((k, rows) for k, rows in shards(read_inputs(paths, cfg), cfg.shard_size) if not (out / f"part-{k:05d}.parquet").is_file())
     with progress("batch", total, show=show_progress) as bar:
@@ -528,7 +572,18 @@ def _summary(out: Path, cfg: BatchConfig, n_workers: int, total: int, new_rows: 
         for item in pc.value_counts(t["label"]).to_pylist():
             if item["values"] is not None:
                 labels[item["values"]] += item["counts"]
-    return {"schema": "edgerep.batch_summary", "edgerep_version": __version__, "rows": rows, "input_rows": total, "errors": errors,
-            "labels": labels, "classified_this_run": new_rows, "seconds_this_run": round(seconds, 2),
-            "tweets_per_s_this_run": round(new_rows / seconds, 1) if seconds > 0 and new_rows else None,
-            "engine": cfg.engine, "workers": n_workers, "bundle_sha256": bundle_sha, "config": asdict(cfg)}
+    return {
+        "schema": "edgerep.batch_summary",
+        "edgerep_version": __version__,
+        "rows": rows,
+        "input_rows": total,
+        "errors": errors,
+        "labels": labels,
+        "classified_this_run": new_rows,
+        "seconds_this_run": round(seconds, 2),
+        "tweets_per_s_this_run": round(new_rows / seconds, 1) if seconds > 0 and new_rows else None,
+        "engine": cfg.engine,
+        "workers": n_workers,
+        "bundle_sha256": bundle_sha,
+        "config": asdict(cfg),
+    }

@@ -34,7 +34,7 @@ from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, check_or_write_config, record_is_current, settings_dict
 from edgerep.log import log
 from edgerep.measure.records import make_record, read_record, write_record
-from edgerep.registry import MB, MODEL_INFO_FILE, PROFILES, Backend, BERT_LARGE_PARAMETERS, Quantization, parse_quantizations
+from edgerep.registry import BERT_LARGE_PARAMETERS, MB, MODEL_INFO_FILE, PROFILES, Backend, Quantization, parse_quantizations
 
 #: Default mixed-precision variants of every compressed model.
 DEFAULT_QUANTIZATIONS = (Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT8_EMB4, Quantization.DYNAMIC_INT4)
@@ -141,8 +141,10 @@ class CompressConfig:
         if any(k < 1 for k in self.layers or ()):
             raise ConfigError(f"student layers must be >= 1, got {list(self.layers)}")
         if Quantization.FULL_INT8 in self.quantizations + self.teacher_quantizations:
-            raise ConfigError("full-int8 needs calibration and lost >10% label agreement on MiniLM; valid here: "
-                              + ", ".join(q.value for q in Quantization if q is not Quantization.FULL_INT8))
+            raise ConfigError(
+                "full-int8 needs calibration and lost >10% label agreement on MiniLM; valid here: "
+                + ", ".join(q.value for q in Quantization if q is not Quantization.FULL_INT8)
+            )
         if not 0 <= self.accuracy_budget < 1:
             raise ConfigError(f"accuracy_budget must be in [0, 1), got {self.accuracy_budget}")
         if self.bucket_step < 0 or 0 < self.bucket_step < 4:
@@ -151,8 +153,12 @@ class CompressConfig:
             raise ConfigError("latency_tweets must be >= 2")
 
     #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
-    OPTIONAL = {"teacher_quantizations": [q.value for q in DEFAULT_TEACHER_QUANTIZATIONS], "prune_after_epoch": 0,
-                "ffn_keep_last": False, "transfer_text": ()}
+    OPTIONAL = {
+        "teacher_quantizations": [q.value for q in DEFAULT_TEACHER_QUANTIZATIONS],
+        "prune_after_epoch": 0,
+        "ffn_keep_last": False,
+        "transfer_text": (),
+    }
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -183,7 +189,7 @@ def bert_large_mb(run_dir: Path | None = None) -> tuple[float, str]:
     """BERT-large float32 size in MB and where the figure comes from: the LiteRT file measured by
     ``edgerep matrix`` (``runs/matrix/matrix.json`` beside the run) when present, else 4 bytes
     per parameter of :data:`edgerep.registry.BERT_LARGE_PARAMETERS`."""
-    for cand in ([run_dir.parent / "matrix" / "matrix.json"] if run_dir else []):
+    for cand in [run_dir.parent / "matrix" / "matrix.json"] if run_dir else []:
         try:
             rec = json.loads(cand.read_text())
             if rec.get("bert_large_fp32_mb"):
@@ -207,8 +213,9 @@ def check_transfer_text(folders) -> None:
         load_sentiment(folder, TRAIN_PORTION)
 
 
-def compress(data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig(),
-             log_file: bool = False) -> dict:
+def compress(
+    data_root: str | os.PathLike, run_dir: str | os.PathLike, config: CompressConfig = CompressConfig(), log_file: bool = False
+) -> dict:
     """Compress the fine-tuned model of ``run_dir`` (an ``edgerep run`` or ``edgerep train`` output);
     return the ``edgerep.compression`` record (see the module docstring).
 
@@ -284,11 +291,20 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
     for k in layers:
         for width in config.ffn_widths or (full,):
             name = f"k{k}" if width == full else f"k{k}-f{width}" + (f"-last{full}" if config.ffn_keep_last else "")
-            dcfg = DistillConfig(teachers=(str(teacher), *config.teachers), layers=k, epochs=config.epochs,
-                                 temperature=config.temperature, alpha=config.alpha, hidden_weight=config.hidden_weight,
-                                 ffn_width=None if width == full else width, quant_aware=config.quant_aware, limit=config.limit,
-                                 prune_after_epoch=0 if width == full else config.prune_after_epoch,
-                                 ffn_keep_last=config.ffn_keep_last and width != full, transfer_text=config.transfer_text)
+            dcfg = DistillConfig(
+                teachers=(str(teacher), *config.teachers),
+                layers=k,
+                epochs=config.epochs,
+                temperature=config.temperature,
+                alpha=config.alpha,
+                hidden_weight=config.hidden_weight,
+                ffn_width=None if width == full else width,
+                quant_aware=config.quant_aware,
+                limit=config.limit,
+                prune_after_epoch=0 if width == full else config.prune_after_epoch,
+                ffn_keep_last=config.ffn_keep_last and width != full,
+                transfer_text=config.transfer_text,
+            )
             sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:
         return sources
@@ -305,9 +321,11 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
                 texts = [r.text for r in load_texts(data_root, "training")[0]]
                 names = sorted(set(entity_names(data_root).values()))
             entry = prune_checkpoint(src, dst, texts, names, check_texts=val_texts, min_count=config.vocab_min_count)
-            log(f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
+            log(
+                f"prune {name}: vocabulary {entry['original_vocabulary']} -> {entry['kept_vocabulary']} tokens "
                 f"({entry['kept_from_corpus']} used by {entry['corpus_texts']} tweets), position rows -> {entry['position_rows']}; "
-                f"[UNK] rate on validation {entry['unk_rate']['before']:.4%} -> {entry['unk_rate']['after']:.4%}")
+                f"[UNK] rate on validation {entry['unk_rate']['before']:.4%} -> {entry['unk_rate']['after']:.4%}"
+            )
         models[f"{name}-pruned"] = dst
     return models
 
@@ -328,15 +346,25 @@ def _export(models: dict[str, Path], out: Path, config: CompressConfig, validati
         for r in export_bundles(path, out / name, list(recipes), val, buckets=buckets, batch_size=1, strict=False):
             bundles[f"{name}/{r.mode}"] = Path(r.path)
             if not r.validation.get("passed", True):
-                log(f"[yellow]compress[/]: {name}/{r.mode} is beyond its recipe's tolerance against PyTorch "
+                log(
+                    f"[yellow]compress[/]: {name}/{r.mode} is beyond its recipe's tolerance against PyTorch "
                     f"(max |Δlogit| {r.validation['max_abs_logit_diff']:.3f}, label agreement {r.validation['label_agreement']:.2%}); "
-                    "measured, marked, not recommended")
+                    "measured, marked, not recommended"
+                )
         if not name.startswith("teacher") or len(models) == 1:  # ONNX Runtime for the students (or a lone teacher)
             # the model's own graph (what torch.onnx / optimum give ONNX Runtime users), and the
             # LiteRT bundles' [CLS]-only last layer (same MACs: the kernels compared alone)
             for sub, cls_only, suffix in (("", False, ""), (ORT_SAME_GRAPH_DIR, True, ORT_SAME_GRAPH_SUFFIX)):
-                for r in export_bundles(path, out / name / sub, [Quantization.DYNAMIC_INT8], val, backend=Backend.ONNXRUNTIME,
-                                        buckets=buckets, batch_size=1, cls_only=cls_only):
+                for r in export_bundles(
+                    path,
+                    out / name / sub,
+                    [Quantization.DYNAMIC_INT8],
+                    val,
+                    backend=Backend.ONNXRUNTIME,
+                    buckets=buckets,
+                    batch_size=1,
+                    cls_only=cls_only,
+                ):
                     bundles[f"{name}/{r.mode}{suffix}"] = Path(r.path)
     return bundles
 
@@ -370,8 +398,16 @@ def _bench(path: Path, bundles: dict[str, Path], teacher: Path, config: Compress
         rec = None
     if rec is None:
         tweets = validation.spread(config.latency_tweets)
-        rec = bench(list(bundles.values()), tweets.texts, threads=(config.threads,), profiles=(PROFILES["host"],), baseline=teacher,
-                    warmup=10, entities=tweets.entities, checkpoint=path.with_suffix(".partial.json"))
+        rec = bench(
+            list(bundles.values()),
+            tweets.texts,
+            threads=(config.threads,),
+            profiles=(PROFILES["host"],),
+            baseline=teacher,
+            warmup=10,
+            entities=tweets.entities,
+            checkpoint=path.with_suffix(".partial.json"),
+        )
         write_record(path, rec)
         path.with_suffix(".partial.json").unlink(missing_ok=True)
     by_path = {str(p): v for v, p in bundles.items()}
@@ -389,6 +425,7 @@ def _bench(path: Path, bundles: dict[str, Path], teacher: Path, config: Compress
 def pareto_front(rows: list[dict], keys: tuple[str, ...] = ("size_mb", "latency_p50_ms", "error")) -> list[bool]:
     """Whether each row is Pareto-optimal: no other row is at least as good in every key (lower
     is better) and better in one."""
+
     def dominates(a, b):
         return all(a[k] <= b[k] for k in keys) and any(a[k] < b[k] for k in keys)
 
@@ -400,11 +437,20 @@ def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | Non
     ``budget`` of ``reference``'s accuracy
     and macro-F1 (validation split), the fastest (p50 at 1 thread); variants within 5% of that
     latency count as ties, broken by the smaller size. Returns ``(row or None, rule in words)``."""
-    rule = (f"LiteRT variants within {100 * budget:.1f} points of the fine-tuned float32 model "
-            f"(accuracy >= {reference['accuracy'] - budget:.4f}, macro-F1 >= {reference['macro_f1'] - budget:.4f}, validation split); "
-            "the fastest p50 at 1 thread, ties within 5% broken by the smaller file")
-    ok = [r for r in rows if r["backend"] == "litert" and r.get("latency_p50_ms") is not None and r.get("validation_passed", True)
-          and r["accuracy"] >= reference["accuracy"] - budget and r["macro_f1"] >= reference["macro_f1"] - budget]
+    rule = (
+        f"LiteRT variants within {100 * budget:.1f} points of the fine-tuned float32 model "
+        f"(accuracy >= {reference['accuracy'] - budget:.4f}, macro-F1 >= {reference['macro_f1'] - budget:.4f}, validation split); "
+        "the fastest p50 at 1 thread, ties within 5% broken by the smaller file"
+    )
+    ok = [
+        r
+        for r in rows
+        if r["backend"] == "litert"
+        and r.get("latency_p50_ms") is not None
+        and r.get("validation_passed", True)
+        and r["accuracy"] >= reference["accuracy"] - budget
+        and r["macro_f1"] >= reference["macro_f1"] - budget
+    ]
     if not ok:
         return None, rule + ": none qualifies"
     fastest = min(r["latency_p50_ms"] for r in ok)
@@ -425,22 +471,32 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
         write_record(ref_path, ref_rec)  # an `edgerep train` output has no results/ yet
     reference, ref_source = ref_rec["metrics"], str(ref_path)
     if "predictions" not in ref_rec:
-        log(f"[yellow]compress[/]: {ref_path} keeps no per-tweet predictions (written before edgerep kept them): "
-            "no confidence intervals of the differences to it; delete it to evaluate the model again")
+        log(
+            f"[yellow]compress[/]: {ref_path} keeps no per-tweet predictions (written before edgerep kept them): "
+            "no confidence intervals of the differences to it; delete it to evaluate the model again"
+        )
     large_mb, large_source = bert_large_mb(run)
     base = cells.get("transformers")
     rows = []
     for variant, rec in evals.items():
         model, mode = variant.split("/", 1)
         m = rec["metrics"]
-        row = {"variant": variant, "model": model, "quantization": mode,
-               "backend": "pytorch" if mode == "pytorch" else ("onnxruntime" if mode.startswith("onnx-") else "litert"),
-               "path": rec["model"]["path"], "size_mb": rec["model"]["size_mb"],
-               "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
-               "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-               "negative_f1": m["per_class"]["NEGATIVE"]["f1"], "error": round(1 - m["accuracy"], 6),
-               "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
-               "ffn_width": _config_int(models[model], "intermediate_size"), "ffn_layer_widths": _layer_widths(models[model])}
+        row = {
+            "variant": variant,
+            "model": model,
+            "quantization": mode,
+            "backend": "pytorch" if mode == "pytorch" else ("onnxruntime" if mode.startswith("onnx-") else "litert"),
+            "path": rec["model"]["path"],
+            "size_mb": rec["model"]["size_mb"],
+            "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "negative_f1": m["per_class"]["NEGATIVE"]["f1"],
+            "error": round(1 - m["accuracy"], 6),
+            "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
+            "ffn_width": _config_int(models[model], "intermediate_size"),
+            "ffn_layer_widths": _layer_widths(models[model]),
+        }
         vs = paired_comparison(ref_rec, rec)
         if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
             row["vs_reference"] = vs
@@ -449,14 +505,20 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
             row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))
         c = cells.get(variant)
         if c is not None:
-            row.update(latency_p50_ms=c["latency"]["p50_ms"], latency_p90_ms=c["latency"]["p90_ms"],
-                       throughput_tweets_per_s=c["throughput_tweets_per_s"], peak_rss_mb=c["peak_rss_mb"])
+            row.update(
+                latency_p50_ms=c["latency"]["p50_ms"],
+                latency_p90_ms=c["latency"]["p90_ms"],
+                throughput_tweets_per_s=c["throughput_tweets_per_s"],
+                peak_rss_mb=c["peak_rss_mb"],
+            )
             if base is not None:
                 row["speedup_vs_transformers"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2)
         rows.append(row)
     for r in rows:  # vs ONNX Runtime dynamic int8 of the same model, same run: its own graph, and the LiteRT bundles' graph
-        for key, quantization in (("speedup_vs_onnxruntime_int8", "onnx-dynamic-int8"),
-                                  ("speedup_vs_onnxruntime_int8_same_graph", "onnx-dynamic-int8" + ORT_SAME_GRAPH_SUFFIX)):
+        for key, quantization in (
+            ("speedup_vs_onnxruntime_int8", "onnx-dynamic-int8"),
+            ("speedup_vs_onnxruntime_int8_same_graph", "onnx-dynamic-int8" + ORT_SAME_GRAPH_SUFFIX),
+        ):
             ort = next((o for o in rows if o["model"] == r["model"] and o["quantization"] == quantization), None)
             if ort is not None and r["backend"] == "litert" and "throughput_tweets_per_s" in r and "throughput_tweets_per_s" in ort:
                 r[key] = round(r["throughput_tweets_per_s"] / ort["throughput_tweets_per_s"], 2)
@@ -469,14 +531,23 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
     payload = {
         "run": str(run),
         "config": config.to_dict(),
-        "reference": {"source": ref_source, "accuracy": reference["accuracy"], "macro_f1": reference["macro_f1"],
-                      "negative_f1": reference["per_class"]["NEGATIVE"]["f1"]},
+        "reference": {
+            "source": ref_source,
+            "accuracy": reference["accuracy"],
+            "macro_f1": reference["macro_f1"],
+            "negative_f1": reference["per_class"]["NEGATIVE"]["f1"],
+        },
         "bert_large_fp32_mb": large_mb,
         "bert_large_source": large_source,
         "paper_target_mb": round(large_mb / PAPER_RATIO, 2),
-        "transformers": None if base is None else {"latency_p50_ms": base["latency"]["p50_ms"],
-                                                   "throughput_tweets_per_s": base["throughput_tweets_per_s"],
-                                                   "peak_rss_mb": base["peak_rss_mb"], "size_mb": base["model_size_mb"]},
+        "transformers": None
+        if base is None
+        else {
+            "latency_p50_ms": base["latency"]["p50_ms"],
+            "throughput_tweets_per_s": base["throughput_tweets_per_s"],
+            "peak_rss_mb": base["peak_rss_mb"],
+            "size_mb": base["model_size_mb"],
+        },
         "models": {name: _model_entry(path) for name, path in models.items()},
         "rows": rows,
         "rule": rule,
@@ -498,11 +569,20 @@ def _model_entry(model_dir: Path) -> dict:
         "ffn_width": _config_int(model_dir, "intermediate_size"),
         "ffn_layer_widths": _layer_widths(model_dir),
         "vocabulary_pruning": info.get("vocabulary_pruning"),
-        "distillation": None if d is None else {
-            "teachers": d["teachers"], "layer_map": d["layer_map"], "temperature": d["temperature"], "alpha": d["alpha"],
-            "hidden_weight": d.get("hidden_weight", 0.0), "quant_aware": d.get("quant_aware"),
-            "transfer": d["transfer"], "best_epoch": info.get("best_epoch"), "validation": info.get("validation"),
-            "minutes": round(info.get("train_seconds", 0) / 60, 1)},
+        "distillation": None
+        if d is None
+        else {
+            "teachers": d["teachers"],
+            "layer_map": d["layer_map"],
+            "temperature": d["temperature"],
+            "alpha": d["alpha"],
+            "hidden_weight": d.get("hidden_weight", 0.0),
+            "quant_aware": d.get("quant_aware"),
+            "transfer": d["transfer"],
+            "best_epoch": info.get("best_epoch"),
+            "validation": info.get("validation"),
+            "minutes": round(info.get("train_seconds", 0) / 60, 1),
+        },
     }
 
 
@@ -535,5 +615,7 @@ def _install_recommended(run: Path, bundle: Path, record: dict) -> None:
         rec = read_record(summary, "summary")
         rec["recommended"] = {**record["recommended"], "installed": str(target)}
         write_record(summary, rec)
-    log(f"[green]compress[/]: recommended {record['recommended']['variant']} "
-        f"({record['recommended']['size_mb']:.1f} MB, accuracy {record['recommended']['accuracy']:.4f}) -> {target}")
+    log(
+        f"[green]compress[/]: recommended {record['recommended']['variant']} "
+        f"({record['recommended']['size_mb']:.1f} MB, accuracy {record['recommended']['accuracy']:.4f}) -> {target}"
+    )

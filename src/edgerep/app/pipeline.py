@@ -26,13 +26,13 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from edgerep.app.compress import CompressConfig
 from edgerep.data import Samples, part_texts
 from edgerep.errors import ConfigError
 from edgerep.io import check_or_write_config, record_is_current
 from edgerep.log import configure, log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
-from edgerep.app.compress import CompressConfig
 from edgerep.workstation.pretrain import PretrainConfig
 from edgerep.workstation.train import TrainConfig
 
@@ -74,7 +74,9 @@ class RunConfig:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
         object.__setattr__(self, "ensemble_seeds", tuple(int(x) for x in self.ensemble_seeds))
         if self.train.seed in self.ensemble_seeds or len(set(self.ensemble_seeds)) != len(self.ensemble_seeds):
-            raise ConfigError(f"ensemble_seeds {list(self.ensemble_seeds)} must differ from each other and from the training seed {self.train.seed}")
+            raise ConfigError(
+                f"ensemble_seeds {list(self.ensemble_seeds)} must differ from each other and from the training seed {self.train.seed}"
+            )
         if self.export_validation_tweets < 1 or self.latency_tweets < 2:
             raise ConfigError("export_validation_tweets must be >= 1 and latency_tweets >= 2")
 
@@ -88,7 +90,7 @@ class RunConfig:
         return d
 
     @classmethod
-    def for_budget(cls, budget: str, train: TrainConfig, **kwargs) -> "RunConfig":
+    def for_budget(cls, budget: str, train: TrainConfig, **kwargs) -> RunConfig:
         """The run of one of :data:`BUDGETS` around ``train``: ``default`` as given; ``large``
         adds domain-adaptive pretraining (one masked-LM epoch on the corpus's English tweets)
         and two more seeds as ensemble members.
@@ -144,8 +146,9 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     results = out / "results"
     evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
     log(next(stages))
-    cells = _latency(results / "bench.json", [Path(e.path) for e in exports],
-                     val_texts.spread(config.latency_tweets), config.latency_threads)
+    cells = _latency(
+        results / "bench.json", [Path(e.path) for e in exports], val_texts.spread(config.latency_tweets), config.latency_threads
+    )
     summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
     write_record(out / "summary.json", summary)
     if config.compress is not None:
@@ -244,8 +247,10 @@ def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> 
     cells = {Path(c["path"]).name: c for c in rec["cells"] if "error" not in c}
     for name, c in cells.items():
         lat = c["latency"]
-        log(f"latency {name}: p50 {lat['p50_ms']:.2f} ms (MAD {lat['mad_ms']:.2f}), p90 {lat['p90_ms']:.2f} ms, "
-            f"{c['throughput_tweets_per_s']:.0f} tweets/s ({threads} thread)")
+        log(
+            f"latency {name}: p50 {lat['p50_ms']:.2f} ms (MAD {lat['mad_ms']:.2f}), p90 {lat['p90_ms']:.2f} ms, "
+            f"{c['throughput_tweets_per_s']:.0f} tweets/s ({threads} thread)"
+        )
     for c in rec["cells"]:
         if "error" in c:
             log(f"[red]latency {Path(c['path']).name}[/]: {c['error']}")
@@ -256,22 +261,34 @@ def _summary(data_root, out: Path, cfg: dict, model_dir: Path, exports, evals: d
     info = json.loads((model_dir / MODEL_INFO_FILE).read_text())
     rows = []
     for name, rec in evals.items():
-        row = {"model": name, "path": rec["model"]["path"], "size_mb": rec["model"]["size_mb"],
-               "accuracy": rec["metrics"]["accuracy"], "macro_f1": rec["metrics"]["macro_f1"]}
+        row = {
+            "model": name,
+            "path": rec["model"]["path"],
+            "size_mb": rec["model"]["size_mb"],
+            "accuracy": rec["metrics"]["accuracy"],
+            "macro_f1": rec["metrics"]["macro_f1"],
+        }
         if name in cells:
             lat = cells[name]["latency"]
-            row.update(latency_p50_ms=lat["p50_ms"], latency_p90_ms=lat["p90_ms"], latency_mad_ms=lat["mad_ms"],
-                       throughput_tweets_per_s=cells[name]["throughput_tweets_per_s"])
+            row.update(
+                latency_p50_ms=lat["p50_ms"],
+                latency_p90_ms=lat["p90_ms"],
+                latency_mad_ms=lat["mad_ms"],
+                throughput_tweets_per_s=cells[name]["throughput_tweets_per_s"],
+            )
         exp = next((e for e in exports if e.mode == name), None)
         if exp is not None:
             row["export_validation"] = {k: exp.validation.get(k) for k in ("max_abs_logit_diff", "label_agreement", "passed")}
         rows.append(row)
-    return make_record("summary", {
-        "data": str(data_root),
-        "out": str(out),
-        "config": cfg,
-        "train": {k: info.get(k) for k in ("best_epoch", "train_seconds", "train_size", "validation_size", "max_seq_len")}
-                 | {"model": info.get("source_model")},
-        "rows": rows,
-        "artifacts": {"model": str(model_dir), "bundles": {e.mode: e.path for e in exports}, "results": str(out / "results")},
-    })
+    return make_record(
+        "summary",
+        {
+            "data": str(data_root),
+            "out": str(out),
+            "config": cfg,
+            "train": {k: info.get(k) for k in ("best_epoch", "train_seconds", "train_size", "validation_size", "max_seq_len")}
+            | {"model": info.get("source_model")},
+            "rows": rows,
+            "artifacts": {"model": str(model_dir), "bundles": {e.mode: e.path for e in exports}, "results": str(out / "results")},
+        },
+    )

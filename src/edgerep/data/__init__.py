@@ -9,5 +9,17 @@ from edgerep.data.replab import LoadReport, Tweet, load_split
 from edgerep.data.select import Samples, benchmark_tweets, part_texts, sample_texts, select_tweets, spread, training_tweets
 from edgerep.data.split import SplitConfig, split_train_validation
 
-__all__ = ["LoadReport", "Samples", "Tweet", "load_split", "SplitConfig", "benchmark_tweets", "part_texts", "sample_texts", "select_tweets",
-           "split_train_validation", "spread", "training_tweets"]
+__all__ = [
+    "LoadReport",
+    "Samples",
+    "Tweet",
+    "load_split",
+    "SplitConfig",
+    "benchmark_tweets",
+    "part_texts",
+    "sample_texts",
+    "select_tweets",
+    "split_train_validation",
+    "spread",
+    "training_tweets",
+]

@@ -148,9 +148,7 @@ def _read_table(path: Path, columns: tuple[str, ...], report: LoadReport) -> lis
         if header is None:
             raise DataError(f"{path}: empty file (expected a header row {', '.join(columns)})")
         if tuple(h.strip() for h in header[: len(columns)]) != columns:
-            raise DataError(
-                f"{path}:1: unexpected header {header[: len(columns)]!r}; expected columns {list(columns)!r}"
-            )
+            raise DataError(f"{path}:1: unexpected header {header[: len(columns)]!r}; expected columns {list(columns)!r}")
         width = len(header)
         start = reader.line_num + 1
         for fields in reader:
@@ -158,10 +156,7 @@ def _read_table(path: Path, columns: tuple[str, ...], report: LoadReport) -> lis
                 start = reader.line_num + 1
                 continue
             if len(fields) != width:
-                raise DataError(
-                    f"{path}:{start}: expected {width} tab-separated fields ({', '.join(header)}), "
-                    f"found {len(fields)}"
-                )
+                raise DataError(f"{path}:{start}: expected {width} tab-separated fields ({', '.join(header)}), found {len(fields)}")
             rows.append((start, fields))
             start = reader.line_num + 1
     except csv.Error as exc:

@@ -8,9 +8,9 @@ list, so a sample of any size covers every entity.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -50,11 +50,11 @@ class Samples:
         return len(self.texts)
 
     @classmethod
-    def of(cls, tweets: Sequence[Tweet]) -> "Samples":
+    def of(cls, tweets: Sequence[Tweet]) -> Samples:
         """The texts and entity names of corpus tweets."""
         return cls([t.text for t in tweets], [t.entity_name for t in tweets])
 
-    def spread(self, n: int) -> "Samples":
+    def spread(self, n: int) -> Samples:
         """:func:`spread` applied to texts and entities alike."""
         return Samples(spread(self.texts, n), None if self.entities is None else spread(self.entities, n))
 
@@ -74,8 +74,9 @@ class Samples:
         return self.entities
 
 
-def training_tweets(data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None,
-                    seed: int = 13) -> tuple[list[Tweet], list[Tweet], dict]:
+def training_tweets(
+    data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None, seed: int = 13
+) -> tuple[list[Tweet], list[Tweet], dict]:
     """The training split divided into ``(train, validation, load report)``.
 
     Args:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from edgerep.data.replab import Tweet
 from edgerep.errors import ConfigError
@@ -75,7 +75,9 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
         idx = by_entity[entity]
         n_val = math.ceil(len(idx) * config.val_fraction) if len(idx) >= 2 else 0
         if config.strategy == "temporal":
-            order = sorted(idx, key=lambda i: (tweets[i].timestamp, int(tweets[i].tweet_id) if tweets[i].tweet_id.isdigit() else 0, tweets[i].tweet_id))
+            order = sorted(
+                idx, key=lambda i: (tweets[i].timestamp, int(tweets[i].tweet_id) if tweets[i].tweet_id.isdigit() else 0, tweets[i].tweet_id)
+            )
         else:
             order = list(idx)
             rng.shuffle(order)

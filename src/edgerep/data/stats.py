@@ -26,7 +26,9 @@ def default_tokenizer_json() -> Path | None:
     return path if path.is_file() else None
 
 
-def corpus_stats(root: str | os.PathLike, tokenizer_json: str | os.PathLike | None = None, split_config: SplitConfig = SplitConfig()) -> dict:
+def corpus_stats(
+    root: str | os.PathLike, tokenizer_json: str | os.PathLike | None = None, split_config: SplitConfig = SplitConfig()
+) -> dict:
     """Statistics of every split present under ``root`` (``training``, ``test``).
 
     The training split is also shown as its ``train``/``validation`` parts (``split_config``).
@@ -77,4 +79,9 @@ def corpus_stats(root: str | os.PathLike, tokenizer_json: str | os.PathLike | No
             lengths = encoder.token_lengths([t.text for t in tweets])
             entry["token_length"] = {f"p{p}": float(np.percentile(lengths, p)) for p in PERCENTILES}
         out[name] = entry
-    return {"splits": out, "load_reports": reports, "tokenizer": str(tok_path) if tok_path else None, "split_config": split_config.to_dict()}
+    return {
+        "splits": out,
+        "load_reports": reports,
+        "tokenizer": str(tok_path) if tok_path else None,
+        "split_config": split_config.to_dict(),
+    }

@@ -50,8 +50,12 @@ class SentimentSet:
 
     def to_dict(self) -> dict:
         """Counts only (JSON-ready)."""
-        return {"portion": self.portion, "n": len(self.texts), "label_counts": {k: self.counts.get(k, 0) for k in LABELS},
-                "dropped": dict(self.dropped)}
+        return {
+            "portion": self.portion,
+            "n": len(self.texts),
+            "label_counts": {k: self.counts.get(k, 0) for k in LABELS},
+            "dropped": dict(self.dropped),
+        }
 
 
 def _lines(path: Path) -> list[str]:

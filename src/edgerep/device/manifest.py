@@ -109,7 +109,7 @@ class Manifest:
         return f"seq_{width}" if self.buckets else self.signature
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> "Manifest":
+    def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> Manifest:
         """Build from parsed JSON.
 
         Raises:
@@ -168,7 +168,7 @@ class Manifest:
         return m
 
     @classmethod
-    def read(cls, bundle_dir: str | os.PathLike) -> "Manifest":
+    def read(cls, bundle_dir: str | os.PathLike) -> Manifest:
         """Read and check ``<bundle_dir>/manifest.json``.
 
         Raises:

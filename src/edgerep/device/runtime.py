@@ -17,18 +17,18 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from edgerep.errors import BundleError, InputTextError, ModelLoadError
-from edgerep.io import native_output_captured, sha256_file
 from edgerep.device.manifest import Manifest
-from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
 from edgerep.device.text import NORMALIZATION_VERSION, normalize_tweet
 from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.errors import BundleError, InputTextError, ModelLoadError
+from edgerep.io import native_output_captured, sha256_file
+from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,9 @@ class _LiteRTEngine:
                 self._batch_runner = self._interpreter.get_signature_runner(manifest.batch_signature)
             except ValueError as exc:
                 raise BundleError(f"{model_path}: LiteRT cannot load the model ({exc})") from None
-            inputs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in self._batch_runner.get_input_details().items()}
+            inputs = {
+                k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for k, d in self._batch_runner.get_input_details().items()
+            }
             _check_inputs(manifest, inputs, where, width=manifest.max_seq_len, batch=manifest.batch_size)
         outs = self._runners[widths[-1]].get_output_details()
         if manifest.output.name not in outs:

@@ -61,7 +61,7 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 
@@ -144,8 +144,10 @@ def read_token(path: str | os.PathLike) -> str:
         raise ConfigError(f"cannot read token file {p}: {getattr(e, 'strerror', None) or e}") from None
     token = lines[0].strip() if lines else ""
     if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"token file {p}: the token (first line) has {len(token)} characters, at least {MIN_TOKEN_CHARS} "
-                          "needed; make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" > FILE")
+        raise ConfigError(
+            f"token file {p}: the token (first line) has {len(token)} characters, at least {MIN_TOKEN_CHARS} "
+            'needed; make one with: python -c "import secrets; print(secrets.token_urlsafe(32))" > FILE'
+        )
     if not all(33 <= ord(c) < 127 for c in token):
         raise ConfigError(f"token file {p}: the token must be printable ASCII without spaces (it travels in an HTTP header)")
     return token
@@ -205,16 +207,19 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
     def no_default(schema: dict) -> None:  # an absent field is absent, not null, in the schema
         schema.pop("default", None)
 
-    Text = Annotated[str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars),
-                     AfterValidator(check_text)]
+    Text = Annotated[
+        str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars), AfterValidator(check_text)
+    ]
     one_of = [{"required": ["text"]}, {"required": ["texts"]}]
 
     class ClassifyRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": one_of})
-        text: Text = Field(None, description="One tweet (give this or `texts`).", json_schema_extra=no_default,
-                           examples=["Great service from @BMW today!"])
+        text: Text = Field(
+            None, description="One tweet (give this or `texts`).", json_schema_extra=no_default, examples=["Great service from @BMW today!"]
+        )
         texts: Annotated[list[Text], Field(min_length=1, max_length=cfg.max_texts)] = Field(
-            None, description=f"1 to {cfg.max_texts} tweets (give this or `text`).", json_schema_extra=no_default)
+            None, description=f"1 to {cfg.max_texts} tweets (give this or `text`).", json_schema_extra=no_default
+        )
 
         @model_validator(mode="after")
         def _exactly_one(self):
@@ -224,10 +229,22 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
 
     if entity_conditioned:
         ClassifyRequest = create_model(  # noqa: N806 - a model class
-            "ClassifyRequest", __base__=ClassifyRequest,
-            entity=(Annotated[str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars,
-                                         description="The entity every text is about (the bundle is entity-conditioned).",
-                                         examples=["BMW"]), AfterValidator(check_entity)], ...),
+            "ClassifyRequest",
+            __base__=ClassifyRequest,
+            entity=(
+                Annotated[
+                    str,
+                    BeforeValidator(lone_surrogates_to_space),
+                    Field(
+                        min_length=1,
+                        max_length=cfg.max_text_chars,
+                        description="The entity every text is about (the bundle is entity-conditioned).",
+                        examples=["BMW"],
+                    ),
+                    AfterValidator(check_entity),
+                ],
+                ...,
+            ),
         )
     Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})
 
@@ -241,26 +258,26 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
     class ModelInfo(BaseModel):
         bundle: str
         backend: str
-        quantization: Optional[str]
+        quantization: str | None
         labels: list[str]
         max_seq_len: int
         size_mb: float
         model_sha256: str
-        source: Optional[str]
+        source: str | None
         entity_conditioned: bool
 
     class Health(BaseModel):
         status: Literal["ok"]
         uptime_s: float
         auth: bool = Field(description="Whether requests other than /health and /openapi.json need a bearer token.")
-        model: Optional[ModelInfo] = Field(None, description="The bundle served (only for authenticated callers when auth is on).")
+        model: ModelInfo | None = Field(None, description="The bundle served (only for authenticated callers when auth is on).")
 
     class LatencyWindow(BaseModel):
         window: int
-        p50: Optional[float] = None
-        p90: Optional[float] = None
-        p99: Optional[float] = None
-        max: Optional[float] = None
+        p50: float | None = None
+        p90: float | None = None
+        p99: float | None = None
+        max: float | None = None
 
     class Metrics(BaseModel):
         uptime_s: float
@@ -268,9 +285,9 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
         requests_by_status: dict[str, int]
         texts_classified: int
         batches: int
-        mean_batch_texts: Optional[float]
+        mean_batch_texts: float | None
         queue_texts: int
-        inference_busy_percent: Optional[float]
+        inference_busy_percent: float | None
         slow_connections_dropped: int
         latency_ms: LatencyWindow
         auth: bool
@@ -286,8 +303,14 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
         error: str = Field(description="One line naming the field (`texts[3]`); never the text itself.")
         detail: list[ErrorItem] = Field(default_factory=list, description="FastAPI's validation errors, without the input values.")
 
-    return {"ClassifyRequest": ClassifyRequest, "Prediction": Prediction, "Predictions": Predictions, "Health": Health,
-            "Metrics": Metrics, "ErrorAnswer": ErrorAnswer}
+    return {
+        "ClassifyRequest": ClassifyRequest,
+        "Prediction": Prediction,
+        "Predictions": Predictions,
+        "Health": Health,
+        "Metrics": Metrics,
+        "ErrorAnswer": ErrorAnswer,
+    }
 
 
 _STATUS_413 = {"string_too_long", "too_long"}
@@ -301,6 +324,7 @@ def validation_answer(errors: list[dict], entity_conditioned: bool) -> tuple[int
     (``"text"``, ``texts[3]``, ``"entity"``). ``detail``: each error's ``type``, ``loc`` and
     ``msg`` — its ``input`` (the tweet) is dropped.
     """
+
     def status(e: dict) -> int:
         return 400 if e["type"] == "json_invalid" else 413 if e["type"] in _STATUS_413 else 422
 
@@ -330,7 +354,7 @@ def _message(e: dict, entity_conditioned: bool) -> str:
     if kind == "string_type":
         return f"{where}: expected a string, got {type(value).__name__}"
     if kind == "list_type":
-        return f'{where}: expected a list of strings, got {type(value).__name__}'
+        return f"{where}: expected a list of strings, got {type(value).__name__}"
     if kind == "too_short":
         return f"{where}: empty list"
     if kind == "too_long":
@@ -395,7 +419,11 @@ class MicroBatcher:
             deadline = loop.time() + self.cfg.max_wait_ms / 1e3
             while n < self.cfg.max_batch:
                 try:
-                    item = self.queue.get_nowait() if loop.time() >= deadline else await asyncio.wait_for(self.queue.get(), deadline - loop.time())
+                    item = (
+                        self.queue.get_nowait()
+                        if loop.time() >= deadline
+                        else await asyncio.wait_for(self.queue.get(), deadline - loop.time())
+                    )
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
                 group.append(item)
@@ -455,8 +483,13 @@ class Stats:
 
 async def _send_json(send, status: int, obj: dict, headers: tuple = ()) -> None:
     body = json.dumps(obj).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -504,8 +537,12 @@ class Gate:
         authorized = self._authorized(headers)
         scope.setdefault("state", {})["edgerep_authorized"] = authorized
         if not authorized and scope["path"] not in OPEN_PATHS:
-            return await _send_json(send, 401, {"error": "missing or wrong bearer token: send Authorization: Bearer <token>", "detail": []},
-                                    ((b"www-authenticate", b'Bearer realm="edgerep"'),))
+            return await _send_json(
+                send,
+                401,
+                {"error": "missing or wrong bearer token: send Authorization: Bearer <token>", "detail": []},
+                ((b"www-authenticate", b'Bearer realm="edgerep"'),),
+            )
         if scope["method"] != "POST":
             return await self.app(scope, receive, send)
         ctype = next((v for k, v in headers if k == b"content-type"), None)
@@ -515,8 +552,15 @@ class Gate:
             media = ctype.split(b";")[0].strip().lower()
             if not (media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))):
                 shown = ctype.decode("latin-1")[:80]
-                return await _send_json(send, 415, {"error": f"Content-Type {shown!r} is not JSON: send Content-Type: application/json "
-                                                             "(curl: --json '{...}' or -H 'Content-Type: application/json')", "detail": []})
+                return await _send_json(
+                    send,
+                    415,
+                    {
+                        "error": f"Content-Type {shown!r} is not JSON: send Content-Type: application/json "
+                        "(curl: --json '{...}' or -H 'Content-Type: application/json')",
+                        "detail": [],
+                    },
+                )
         limit = self.cfg.max_body_bytes
         declared = next((v for k, v in headers if k == b"content-length"), b"")
         if declared.isdigit() and int(declared) > limit:
@@ -578,8 +622,13 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
     for width in m.buckets or [m.max_seq_len]:  # first call of each signature allocates: not in a request
         clf.logits(["a " * max(1, width - 2)], entities="a" if clf.entity_conditioned else None)
     model_info = {
-        "bundle": str(Path(bundle)), "backend": m.backend, "quantization": m.quantization.get("mode"), "labels": list(m.labels),
-        "max_seq_len": m.max_seq_len, "size_mb": round(clf.model_size_bytes / MB, 3), "model_sha256": m.model_sha256[:16],
+        "bundle": str(Path(bundle)),
+        "backend": m.backend,
+        "quantization": m.quantization.get("mode"),
+        "labels": list(m.labels),
+        "max_seq_len": m.max_seq_len,
+        "size_mb": round(clf.model_size_bytes / MB, 3),
+        "model_sha256": m.model_sha256[:16],
         "source": m.source.get("model") if isinstance(m.source, dict) else None,
         "entity_conditioned": m.entity_conditioned,
     }
@@ -595,21 +644,33 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
         yield
         await state["batcher"].stop()
 
-    app = FastAPI(title="edgerep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Reputation polarity of tweets, on this device. See `edgerep serve --help`.")
+    app = FastAPI(
+        title="edgerep",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Reputation polarity of tweets, on this device. See `edgerep serve --help`.",
+    )
     # documents the scheme in /openapi.json; the Gate has already refused a missing or wrong token
     secured = [Depends(HTTPBearer(auto_error=False, description="The token of `edgerep serve --token-file`."))] if token else []
 
     def errors(*codes: int) -> dict:
-        what = {400: "Body not JSON or not UTF-8.", 401: "Missing or wrong bearer token.", 413: "Body, list or a text too long.",
-                415: "Content-Type not JSON.", 422: "Wrong shape or type, a text empty after normalization, the entity.",
-                503: "Queue full: retry later."}
+        what = {
+            400: "Body not JSON or not UTF-8.",
+            401: "Missing or wrong bearer token.",
+            413: "Body, list or a text too long.",
+            415: "Content-Type not JSON.",
+            422: "Wrong shape or type, a text empty after normalization, the entity.",
+            503: "Queue full: retry later.",
+        }
         return {c: {"model": ErrorAnswer, "description": what[c]} for c in codes if c != 401 or token}
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code,
-                            headers=exc.headers)  # a 405 keeps its Allow header (RFC 9110 section 15.5.6)
+        return JSONResponse(
+            {"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code, headers=exc.headers
+        )  # a 405 keeps its Allow header (RFC 9110 section 15.5.6)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -620,8 +681,13 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
     async def refused(request: Request, exc: RequestError):
         return JSONResponse({"error": str(exc), "detail": []}, status_code=exc.status)
 
-    @app.post("/classify", response_model=models["Prediction"] | models["Predictions"], dependencies=secured,
-              responses=errors(400, 401, 413, 415, 422, 503), summary="Reputation polarity of one tweet or a list")
+    @app.post(
+        "/classify",
+        response_model=models["Prediction"] | models["Predictions"],
+        dependencies=secured,
+        responses=errors(400, 401, 413, 415, 422, 503),
+        summary="Reputation polarity of one tweet or a list",
+    )
     async def classify(body: ClassifyRequest):  # type: ignore[valid-type]
         t0 = time.perf_counter()
         texts = [body.text] if body.text is not None else body.texts
@@ -638,8 +704,12 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
     @app.get("/health", response_model=models["Health"], response_model_exclude_none=True, summary="Liveness (open without a token)")
     async def health(request: Request):
         show = request.scope.get("state", {}).get("edgerep_authorized", True)
-        return {"status": "ok", "uptime_s": round(time.time() - stats.started, 1), "auth": token is not None,
-                **({"model": model_info} if show else {})}
+        return {
+            "status": "ok",
+            "uptime_s": round(time.time() - stats.started, 1),
+            "auth": token is not None,
+            **({"model": model_info} if show else {}),
+        }
 
     @app.get("/metrics", response_model=models["Metrics"], dependencies=secured, responses=errors(401), summary="Counters and latency")
     async def metrics():
@@ -661,7 +731,7 @@ def guarded_protocol(request_timeout_s: float, stats: Stats | None = None):
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
-        _deadline: Optional[asyncio.TimerHandle] = None
+        _deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport):
             super().connection_made(transport)
@@ -702,8 +772,14 @@ def guarded_protocol(request_timeout_s: float, stats: Stats | None = None):
 
 
 def serve(
-    bundle: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig = ServeConfig(),
-    access_log: bool = False, announce=None, token: str | None = None, insecure: bool = False,
+    bundle: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    cfg: ServeConfig = ServeConfig(),
+    access_log: bool = False,
+    announce=None,
+    token: str | None = None,
+    insecure: bool = False,
 ) -> None:
     """Load ``bundle``, bind ``host:port`` (0: any free port) and serve with uvicorn until
     interrupted (Ctrl-C / SIGTERM). ``announce(url)`` is called once listening is certain.
@@ -717,8 +793,10 @@ def serve(
     import socket
 
     if token is None and not insecure and not is_loopback(host):
-        raise ConfigError(f"refusing to listen on {host} without a token: anyone on that network could use the API; "
-                          "give --token-file FILE (docs/usage/serving-network.md), or --insecure to accept it")
+        raise ConfigError(
+            f"refusing to listen on {host} without a token: anyone on that network could use the API; "
+            "give --token-file FILE (docs/usage/serving-network.md), or --insecure to accept it"
+        )
     app = create_app(bundle, cfg, token)
     try:
         import uvicorn
@@ -743,8 +821,14 @@ def serve(
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # logs to stderr, like every edgerep line
     config = uvicorn.Config(
-        app, log_level="warning", access_log=access_log, lifespan="on", backlog=2048, log_config=log_config,
-        http=guarded_protocol(cfg.request_timeout_s, app.stats), timeout_keep_alive=cfg.keep_alive_s,
+        app,
+        log_level="warning",
+        access_log=access_log,
+        lifespan="on",
+        backlog=2048,
+        log_config=log_config,
+        http=guarded_protocol(cfg.request_timeout_s, app.stats),
+        timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.max_connections,
     )
     if access_log:  # uvicorn logs access lines at INFO: lift only that logger above the quiet default
@@ -785,7 +869,9 @@ def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), t
             if stderr_lines is not None:
                 stderr_lines.extend(seen)
             # a full pipe would block the server
-            threading.Thread(target=(lambda: stderr_lines.extend(proc.stderr)) if stderr_lines is not None else proc.stderr.read, daemon=True).start()
+            threading.Thread(
+                target=(lambda: stderr_lines.extend(proc.stderr)) if stderr_lines is not None else proc.stderr.read, daemon=True
+            ).start()
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("edgerep serve did not start:\n" + "".join(seen))

@@ -93,5 +93,5 @@ def normalize_entity(name: str) -> str:
         raise InputTextError(f"entity must be a string, got {type(name).__name__}")
     out = normalize_tweet(name)[:MAX_ENTITY_CHARS].rstrip()
     if not out:
-        raise InputTextError("entity is empty or only whitespace; give the name of the entity monitored (e.g. \"BMW\")")
+        raise InputTextError('entity is empty or only whitespace; give the name of the entity monitored (e.g. "BMW")')
     return out

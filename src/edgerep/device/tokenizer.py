@@ -13,14 +13,15 @@ loses tokens before a short entity name does. Segment (token type) ids follow on
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from edgerep.errors import InputTextError, ModelLoadError
 from edgerep.device.text import normalize_entity, normalize_tweet
+from edgerep.errors import InputTextError, ModelLoadError
+
 
 def segment_ids(input_ids: np.ndarray, sep_id: int) -> np.ndarray:
     """Token type ids of padded pair inputs: 1 after the first ``[SEP]``, else 0.
@@ -113,12 +114,10 @@ class TweetTokenizer:
         texts = [normalize_tweet(t) for t in texts]
         if not self.entity_conditioned:
             if entities is not None:
-                raise InputTextError(
-                    "this model was trained without entity conditioning and takes no entity; leave the entity out"
-                )
+                raise InputTextError("this model was trained without entity conditioning and takes no entity; leave the entity out")
             return texts
         if entities is None:
-            raise InputTextError("this model is entity-conditioned: give the entity each tweet is about (e.g. entity=\"BMW\")")
+            raise InputTextError('this model is entity-conditioned: give the entity each tweet is about (e.g. entity="BMW")')
         if isinstance(entities, str):
             name = normalize_entity(entities)
             return [(name, t) for t in texts]

@@ -37,9 +37,9 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -85,7 +85,9 @@ def latency_stats(samples_ms: Sequence[float], runs: int = 1) -> dict:
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def cgroup_v2_parent(root: str | os.PathLike = CGROUP_ROOT, proc_cgroup: str | os.PathLike = "/proc/self/cgroup") -> tuple[Path | None, str]:
+def cgroup_v2_parent(
+    root: str | os.PathLike = CGROUP_ROOT, proc_cgroup: str | os.PathLike = "/proc/self/cgroup"
+) -> tuple[Path | None, str]:
     """The cgroup v2 directory under which this process may create memory-capped children.
 
     Conditions (kernel doc ``admin-guide/cgroup-v2.rst``): ``root`` is a unified hierarchy
@@ -230,6 +232,7 @@ def run_worker(spec: dict) -> dict:
         def infer(chunk: list[str], names: list[str] | None) -> None:
             # dynamic padding: what a transformers user runs
             torch_logits(model, tokenizer, chunk, batch_size=len(chunk), entities=names)
+
     init_ms = (time.perf_counter() - t0) * 1e3
     starts = list(range(0, len(texts) - batch + 1, batch)) or [0]
     names = entities if conditioned else None
@@ -251,7 +254,8 @@ def run_worker(spec: dict) -> dict:
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     raw = {"samples_ms": [round(x, 4) for x in samples], "wall_s": wall, "cpu_s": cpu_s} if spec.get("keep_samples") else {}
-    return {**raw,
+    return {
+        **raw,
         "kind": spec["kind"],
         "path": spec["path"],
         "backend": backend,
@@ -291,8 +295,10 @@ def warnings_of(cell: dict) -> list[str]:
         out.append(f"only {lat['n']} samples: percentiles are rough")
     if lat.get("run_spread", 0.0) > UNSTABLE_SPREAD:
         medians = ", ".join(f"{m:.2f}" for m in lat["run_medians_ms"])
-        out.append(f"unstable: the medians of {len(lat['run_medians_ms'])} runs of the same tweets spread "
-                   f"{100 * lat['run_spread']:.0f}% ({medians} ms; busy machine?)")
+        out.append(
+            f"unstable: the medians of {len(lat['run_medians_ms'])} runs of the same tweets spread "
+            f"{100 * lat['run_spread']:.0f}% ({medians} ms; busy machine?)"
+        )
     if lat["p99_ms"] > LONG_TAIL * lat["p50_ms"]:
         out.append(f"long tail: p99 {lat['p99_ms']:.2f} ms > {LONG_TAIL:g}x p50")
     return out
@@ -354,8 +360,12 @@ def bench(
         raise ConfigError(f"{len(entities)} entity names for {len(texts)} tweets")
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
     settings = {
-        "tweets": len(texts), "tweets_sha256": _texts_digest(list(texts) + list(entities or ())), "warmup": warmup, "repeats": repeats,
-        "threads": list(threads), "profiles": [asdict(p) for p in profiles],
+        "tweets": len(texts),
+        "tweets_sha256": _texts_digest(list(texts) + list(entities or ())),
+        "warmup": warmup,
+        "repeats": repeats,
+        "threads": list(threads),
+        "profiles": [asdict(p) for p in profiles],
     }
     if interleave:
         settings["interleaved"] = True  # absent: the record of one process per cell (earlier records too)
@@ -368,8 +378,17 @@ def bench(
     from edgerep.log import progress
 
     def spec_of(kind: str, path: str, n: int, batch: int, profile: DeviceProfile, runs: int) -> dict:
-        spec = {"kind": kind, "path": path, "threads": n, "profile": profile.name, "texts": list(texts), "warmup": warmup,
-                "batch": batch, "repeats": runs, "entities": None if entities is None else list(entities)}
+        spec = {
+            "kind": kind,
+            "path": path,
+            "threads": n,
+            "profile": profile.name,
+            "texts": list(texts),
+            "warmup": warmup,
+            "batch": batch,
+            "repeats": runs,
+            "entities": None if entities is None else list(entities),
+        }
         if cgroup_parent is None and profile.memory_mib:
             spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
         return spec
@@ -393,7 +412,7 @@ def bench(
                         continue
                     failed: dict[tuple, dict] = {}
                     for r in range(repeats):
-                        for kind, path in (jobs if r % 2 == 0 else jobs[::-1]):  # A B C, C B A, A B C, ...
+                        for kind, path in jobs if r % 2 == 0 else jobs[::-1]:  # A B C, C B A, A B C, ...
                             key = (path, n, batch, profile.name)
                             if key in done or key in failed or any(_cell_key(x) == key and x["run_index"] == r for x in runs_done):
                                 bar.advance(1)
@@ -407,7 +426,7 @@ def bench(
                             bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name} run {r + 1}/{repeats}")
                             if checkpoint is not None:
                                 write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
-                    for kind, path in jobs:  # the group's cells, in job order
+                    for _kind, path in jobs:  # the group's cells, in job order
                         key = (path, n, batch, profile.name)
                         if key in done:
                             cells.append(done[key])
@@ -423,12 +442,23 @@ def bench(
             continue
         c["warnings"] = warnings_of(c)
         base = next(
-            (b for b in cells if b.get("kind") == "pytorch" and "error" not in b and b["threads"] == c["threads"]
-             and b.get("batch", 1) == c.get("batch", 1) and b["profile"]["profile"] == c["profile"]["profile"]),
+            (
+                b
+                for b in cells
+                if b.get("kind") == "pytorch"
+                and "error" not in b
+                and b["threads"] == c["threads"]
+                and b.get("batch", 1) == c.get("batch", 1)
+                and b["profile"]["profile"] == c["profile"]["profile"]
+            ),
             None,
         )
         if base is not None and c["kind"] == "bundle":
-            c["speedup_vs_pytorch"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2) if c.get("batch", 1) > 1 else round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
+            c["speedup_vs_pytorch"] = (
+                round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2)
+                if c.get("batch", 1) > 1
+                else round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
+            )
             c["size_ratio_vs_pytorch"] = round(base["model_size_mb"] / c["model_size_mb"], 2)
     return make_record("bench", {"settings": settings, "cells": cells})
 
@@ -455,7 +485,9 @@ def merge_runs(runs: Sequence[dict]) -> dict:
             profile[k] = max(r["profile"].get(k, 0) for r in runs)
     batch = int(cell.get("batch", 1))
     cell.update(
-        repeats=len(runs), processes=len(runs), profile=profile,
+        repeats=len(runs),
+        processes=len(runs),
+        profile=profile,
         init_ms=round(float(np.median([r["init_ms"] for r in runs])), 2),
         first_inference_ms=round(float(np.median([r["first_inference_ms"] for r in runs])), 2),
         latency=latency_stats(samples, len(runs)),
@@ -496,7 +528,13 @@ def _resume(checkpoint: str | os.PathLike | None, settings: dict) -> tuple[dict[
 
 
 def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -> dict:
-    ident = {"kind": spec["kind"], "path": spec["path"], "threads": spec["threads"], "batch": spec.get("batch", 1), "profile": {"profile": spec["profile"]}}
+    ident = {
+        "kind": spec["kind"],
+        "path": spec["path"],
+        "threads": spec["threads"],
+        "batch": spec.get("batch", 1),
+        "profile": {"profile": spec["profile"]},
+    }
     profile = PROFILES.get(spec["profile"])
     cg = None
     if cgroup_parent is not None and profile is not None and profile.memory_mib:
@@ -519,7 +557,10 @@ def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
         oom = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
         if stats.get("oom_kill"):
-            return {**ident, "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mib} MiB"}
+            return {
+                **ident,
+                "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mib} MiB",
+            }
         kind = "out of memory under the profile's cap" if any(k in proc.stderr for k in oom) else "failed"
         return {**ident, "error": f"{kind}: {tail[0][:300]}"}
     cell = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -541,6 +582,7 @@ def merge_into(path: str | os.PathLike, record: dict) -> dict:
     path = Path(path)
     if path.is_file():
         old = read_record(path, "bench")
+
         def fixed(settings: dict) -> dict:  # threads and profiles may grow between runs; the rest may not
             return {k: v for k, v in settings.items() if k not in ("threads", "profiles")}
 

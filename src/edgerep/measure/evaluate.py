@@ -26,6 +26,7 @@ from edgerep.measure.metrics import classification_report
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MANIFEST_FILE, MB, MODEL_INFO_FILE, TOKENIZER_FILE
 
+
 def model_kind(path: str | os.PathLike) -> str:
     """``"bundle"`` for a bundle directory (any backend), ``"pytorch"`` for a fine-tuned checkpoint.
 
@@ -164,8 +165,11 @@ def predictions_entry(tweets: list, logits: np.ndarray) -> dict:
     """The ``predictions`` of an evaluation record, for paired comparisons between models
     (:func:`paired_comparison`): ``{"tweets_sha256": tweets_digest(tweets), "gold_ids": [...],
     "label_ids": [argmax per tweet]}``, class indices into ``LABELS`` in tweet order."""
-    return {"tweets_sha256": tweets_digest(tweets), "gold_ids": [int(t.label_id) for t in tweets],
-            "label_ids": [int(i) for i in np.asarray(logits).argmax(-1)]}
+    return {
+        "tweets_sha256": tweets_digest(tweets),
+        "gold_ids": [int(t.label_id) for t in tweets],
+        "label_ids": [int(i) for i in np.asarray(logits).argmax(-1)],
+    }
 
 
 def paired_comparison(reference: dict, other: dict, resamples: int = 2000) -> dict | None:
@@ -281,8 +285,12 @@ def _split_key(config: SplitConfig) -> str:
 
 
 def _short(report: dict) -> dict:
-    return {"n": report["n"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-            "f1": {k: v["f1"] for k, v in report["per_class"].items()}}
+    return {
+        "n": report["n"],
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "f1": {k: v["f1"] for k, v in report["per_class"].items()},
+    }
 
 
 def _bundle_logits(path: Path, texts: list[str], threads: int | None, entities: list[str] | None) -> np.ndarray:

@@ -8,7 +8,7 @@ unweighted mean of per-class F1 over all classes, present or not. numpy only, ex
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,8 +77,15 @@ def _accuracy_and_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
     return correct.mean(axis=-1), np.mean(f1, axis=0)
 
 
-def paired_bootstrap(y_true: Sequence[int], pred_reference: Sequence[int], pred_other: Sequence[int], n_classes: int,
-                     resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
+def paired_bootstrap(
+    y_true: Sequence[int],
+    pred_reference: Sequence[int],
+    pred_other: Sequence[int],
+    n_classes: int,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """How far apart two classifiers' accuracy and macro-F1 are on the same tweets, with a
     paired bootstrap confidence interval (tweets resampled with replacement, both models'
     predictions kept together; Efron & Tibshirani, 1993; Koehn, 2004, for system comparison).
@@ -122,8 +129,17 @@ def paired_bootstrap(y_true: Sequence[int], pred_reference: Sequence[int], pred_
     point = diff(y, a, b)
     if np.array_equal(a, b):  # every resample gives 0 (scipy warns on a degenerate distribution)
         return {**out, **{k: {"diff": 0.0, "low": 0.0, "high": 0.0} for k in names}}
-    ci = bootstrap((y, a, b), diff, paired=True, vectorized=True, n_resamples=resamples, batch=250,
-                   confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    ci = bootstrap(
+        (y, a, b),
+        diff,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        batch=250,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
     for i, k in enumerate(names):
         out[k] = {"diff": float(point[i]), "low": float(ci.low[i]), "high": float(ci.high[i])}
     return out

@@ -54,8 +54,27 @@ COMPARED_PACKAGES = ("ai-edge-litert", "numpy", "tokenizers", "onnxruntime", "to
 #: AMX. ARM: ``asimd`` (NEON), ``asimddp`` (SDOT/UDOT int8 dot products, Armv8.2), ``i8mm``
 #: (int8 matrix multiply, Armv8.6), ``fphp``/``asimdhp`` (fp16 arithmetic, Armv8.2), ``bf16``,
 #: SVE/SVE2/SME (Linux ``Documentation/arch/arm64/elf_hwcaps.rst``).
-KEY_CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
-                 "amx_int8", "amx_tile", "asimd", "asimddp", "i8mm", "fphp", "asimdhp", "bf16", "sve", "sve2", "sme")
+KEY_CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_int8",
+    "amx_tile",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "fphp",
+    "asimdhp",
+    "bf16",
+    "sve",
+    "sve2",
+    "sme",
+)
 
 
 def cpu_flags(cpuinfo: str | None = None) -> list[str]:

@@ -15,8 +15,8 @@ import json
 import os
 import posixpath
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edgerep.errors import RemoteError
 
@@ -62,8 +62,15 @@ class Device:
         RemoteError: unreachable host, refused authentication, or an unknown host key.
     """
 
-    def __init__(self, host: str, key_filename: str | None = None, known_hosts: str | None = None,
-                 accept_new_host_key: bool = False, remote_python: str = "python3", timeout_s: float = 900):
+    def __init__(
+        self,
+        host: str,
+        key_filename: str | None = None,
+        known_hosts: str | None = None,
+        accept_new_host_key: bool = False,
+        remote_python: str = "python3",
+        timeout_s: float = 900,
+    ):
         import paramiko
 
         self.user, self.hostname, self.port = parse_host(host)
@@ -76,8 +83,13 @@ class Device:
         self._client.set_missing_host_key_policy(paramiko.AutoAddPolicy() if accept_new_host_key else paramiko.RejectPolicy())
         try:
             self._client.connect(
-                self.hostname, port=self.port, username=self.user, key_filename=key_filename,
-                timeout=min(timeout_s, 30), banner_timeout=30, auth_timeout=30,
+                self.hostname,
+                port=self.port,
+                username=self.user,
+                key_filename=key_filename,
+                timeout=min(timeout_s, 30),
+                banner_timeout=30,
+                auth_timeout=30,
             )
         except paramiko.SSHException as exc:
             raise RemoteError(f"{host}: SSH failed ({exc}); for a first contact pass --accept-new-host-key") from None
@@ -86,7 +98,7 @@ class Device:
         self.host = host
         self.workdir: str | None = None
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         try:
             self.preflight()
         except BaseException:
@@ -108,19 +120,25 @@ class Device:
         try:
             arch, major, minor = self.run(f"{py} -c 'import platform, sys; print(platform.machine(), *sys.version_info[:2])'").split()[:3]
         except (RemoteError, ValueError):
-            raise RemoteError(f"{self.host}: no working {self.remote_python} on the device; install Python 3.10+ or pass --remote-python") from None
+            raise RemoteError(
+                f"{self.host}: no working {self.remote_python} on the device; install Python 3.10+ or pass --remote-python"
+            ) from None
         if arch not in SUPPORTED_MACHINES:
             raise RemoteError(
                 f"{self.host}: {arch} is not supported: ai-edge-litert publishes wheels for 64-bit Linux only "
                 f"({', '.join(sorted(set(SUPPORTED_MACHINES.values())))}); install a 64-bit OS, e.g. Raspberry Pi OS (64-bit) on a Pi 3, 4, 5 or Zero 2 W"
             )
         if (int(major), int(minor)) < (3, 10):
-            raise RemoteError(f"{self.host}: {self.remote_python} is Python {major}.{minor}; edgerep needs 3.10+ (--remote-python picks another interpreter)")
+            raise RemoteError(
+                f"{self.host}: {self.remote_python} is Python {major}.{minor}; edgerep needs 3.10+ (--remote-python picks another interpreter)"
+            )
         try:
             self.run(f"{py} -c 'import numpy, tokenizers, ai_edge_litert.interpreter'")
         except RemoteError:
-            raise RemoteError(f"{self.host}: the runtime's packages (numpy, tokenizers, ai-edge-litert) are missing for {self.remote_python}: "
-                              "run `pip install edgerep` on the device") from None
+            raise RemoteError(
+                f"{self.host}: the runtime's packages (numpy, tokenizers, ai-edge-litert) are missing for {self.remote_python}: "
+                "run `pip install edgerep` on the device"
+            ) from None
         return {"machine": SUPPORTED_MACHINES[arch], "python": f"{major}.{minor}"}
 
     def __exit__(self, *exc) -> None:
@@ -197,8 +215,8 @@ def bench_remote(
         RemoteError: connection, authentication, or a device without the runtime's packages.
         BundleError: a local bundle is invalid (checked before anything is copied).
     """
-    from edgerep.measure.bench import warnings_of
     from edgerep.device.manifest import Manifest
+    from edgerep.measure.bench import warnings_of
     from edgerep.measure.records import make_record
 
     for b in bundles:
@@ -214,13 +232,23 @@ def bench_remote(
             remote_bundles[str(b)] = target
         env = f"PYTHONPATH={shlex.quote(pkg_root)}"
         py = shlex.quote(dev.remote_python)
-        machine = json.loads(dev.run(f"{env} {py} -c 'import json; from edgerep.measure.records import machine_info; print(json.dumps(machine_info()))'"))
+        machine = json.loads(
+            dev.run(f"{env} {py} -c 'import json; from edgerep.measure.records import machine_info; print(json.dumps(machine_info()))'")
+        )
         cells = []
         for profile in profiles:
             for n in threads:
                 for local, remote in remote_bundles.items():
-                    spec = {"kind": "bundle", "path": remote, "threads": n, "profile": profile, "texts": list(texts), "warmup": warmup, "repeats": repeats,
-                            "entities": None if entities is None else list(entities)}
+                    spec = {
+                        "kind": "bundle",
+                        "path": remote,
+                        "threads": n,
+                        "profile": profile,
+                        "texts": list(texts),
+                        "warmup": warmup,
+                        "repeats": repeats,
+                        "entities": None if entities is None else list(entities),
+                    }
                     try:
                         out = dev.run(f"{env} {py} -m edgerep.measure.bench", stdin=json.dumps(spec))
                         cell = json.loads(out.strip().splitlines()[-1])
@@ -230,6 +258,19 @@ def bench_remote(
                     cell["path"] = str(local)
                     cell["remote_path"] = remote
                     cells.append(cell)
-    rec = make_record("bench", {"settings": {"tweets": len(texts), "warmup": warmup, "repeats": repeats, "threads": list(threads), "profiles": list(profiles), "host": host}, "cells": cells})
+    rec = make_record(
+        "bench",
+        {
+            "settings": {
+                "tweets": len(texts),
+                "warmup": warmup,
+                "repeats": repeats,
+                "threads": list(threads),
+                "profiles": list(profiles),
+                "host": host,
+            },
+            "cells": cells,
+        },
+    )
     rec["machine"] = {**machine, "ssh_host": host}
     return rec

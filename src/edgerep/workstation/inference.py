@@ -5,7 +5,7 @@ each epoch), export validation, evaluation of a checkpoint and the benchmark's P
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,15 +27,23 @@ def model_inputs(model, enc: Encoded) -> dict:
     :func:`~edgerep.device.tokenizer.segment_ids` for (entity, tweet) pairs)."""
     import torch
 
-    kwargs = {"input_ids": torch.from_numpy(enc.input_ids.astype(np.int64)),
-              "attention_mask": torch.from_numpy(enc.attention_mask.astype(np.int64))}
+    kwargs = {
+        "input_ids": torch.from_numpy(enc.input_ids.astype(np.int64)),
+        "attention_mask": torch.from_numpy(enc.attention_mask.astype(np.int64)),
+    }
     if takes_token_types(model):
         kwargs["token_type_ids"] = torch.from_numpy(enc.token_type_ids.astype(np.int64))
     return kwargs
 
 
-def ids_logits(model, tokenizer: TweetTokenizer, ids: Sequence[np.ndarray], batch_size: int = 64, pad_to: int | None = None,
-               description: str | None = None) -> np.ndarray:
+def ids_logits(
+    model,
+    tokenizer: TweetTokenizer,
+    ids: Sequence[np.ndarray],
+    batch_size: int = 64,
+    pad_to: int | None = None,
+    description: str | None = None,
+) -> np.ndarray:
     """Logits of a torch sequence classifier for token id sequences: float32 [len(ids), num_labels].
 
     Args:
@@ -63,8 +71,15 @@ def ids_logits(model, tokenizer: TweetTokenizer, ids: Sequence[np.ndarray], batc
     return out
 
 
-def torch_logits(model, tokenizer: TweetTokenizer, texts: Sequence[str], batch_size: int = 64, pad_to: int | None = None,
-                 description: str | None = None, entities=None) -> np.ndarray:
+def torch_logits(
+    model,
+    tokenizer: TweetTokenizer,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    pad_to: int | None = None,
+    description: str | None = None,
+    entities=None,
+) -> np.ndarray:
     """:func:`ids_logits` of raw tweets (normalized and tokenized as on the device): float32 [len(texts), num_labels].
 
     ``entities``: the entity name(s) for an entity-conditioned tokenizer (:meth:`TweetTokenizer.ids`).

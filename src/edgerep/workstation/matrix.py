@@ -28,7 +28,15 @@ from edgerep.io import atomic_directory
 from edgerep.log import log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import (
-    ARCHITECTURES, BACKEND_MODES, BERT_LARGE_PARAMETERS, MB, MODEL_INFO_FILE, TOKENIZER_FILE, Backend, Quantization, parse_backends,
+    ARCHITECTURES,
+    BACKEND_MODES,
+    BERT_LARGE_PARAMETERS,
+    MB,
+    MODEL_INFO_FILE,
+    TOKENIZER_FILE,
+    Backend,
+    Quantization,
+    parse_backends,
     parse_quantizations,
 )
 
@@ -163,8 +171,15 @@ def quantization_matrix(
         for backend, modes in combos:
             log(f"[bold]matrix[/]: {name} -> {backend.value} {', '.join(m.value for m in modes)}")
             results = export_bundles(
-                mdir, out / name / "bundles", modes, val_texts, calibration_texts=calib_texts, strict=False, backend=backend,
-                buckets=(), batch_size=1,  # one signature: file sizes compare across models and with the paper
+                mdir,
+                out / name / "bundles",
+                modes,
+                val_texts,
+                calibration_texts=calib_texts,
+                strict=False,
+                backend=backend,
+                buckets=(),
+                batch_size=1,  # one signature: file sizes compare across models and with the paper
             )
             for r in results:
                 ev = None
@@ -172,13 +187,18 @@ def quantization_matrix(
                     rec_path = out / "results" / f"evaluation-{name}-{r.mode}.json"
                     ev = read_record(rec_path, "evaluation") if rec_path.is_file() else evaluate(r.path, data_root, limit=config.eval_limit)
                     write_record(rec_path, ev)
-                rows.append(_row(name, backend.value, r.mode.removeprefix("onnx-"), r.path, r.size_mb, params, trained, r.validation, ev, reference))
+                rows.append(
+                    _row(name, backend.value, r.mode.removeprefix("onnx-"), r.path, r.size_mb, params, trained, r.validation, ev, reference)
+                )
 
     large = next((r for r in rows if r["model"] == "bert-large" and r["backend"] == "litert" and r["quantization"] == "fp32"), None)
     if large is not None:
         ref_mb, how = large["size_mb"], "measured: LiteRT float32 file of bert-large from config"
     else:
-        ref_mb, how = round(BERT_LARGE_PARAMETERS * 4 / MB, 1), f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)"
+        ref_mb, how = (
+            round(BERT_LARGE_PARAMETERS * 4 / MB, 1),
+            f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)",
+        )
     for r in rows:
         r["ratio_to_bert_large_fp32"] = round(ref_mb / r["size_mb"], 1) if r["size_mb"] else None
     record = make_record("matrix", {"config": config.to_dict(), "bert_large_fp32_mb": ref_mb, "bert_large_fp32_source": how, "rows": rows})

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from edgerep.errors import ModelLoadError
-
-from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, LOGITS_OUTPUT, MODEL_ALIASES, MODEL_INFO_FILE, MB, SPLIT_MODELS
+from edgerep.registry import ARCHITECTURES, DEFAULT_MODEL, LOGITS_OUTPUT, MB, MODEL_ALIASES, MODEL_INFO_FILE, SPLIT_MODELS
 
 
 def resolve_source(name: str) -> str:
@@ -134,9 +133,7 @@ def read_model_info(model_dir: str | os.PathLike) -> dict:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelLoadError(
-            f"{path}: not found; {model_dir} is not an edgerep fine-tuned model (run `edgerep train` first)"
-        ) from None
+        raise ModelLoadError(f"{path}: not found; {model_dir} is not an edgerep fine-tuned model (run `edgerep train` first)") from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
     for key in ("labels", "max_seq_len", "normalization_version"):
@@ -151,7 +148,6 @@ def load_finetuned(model_dir: str | os.PathLike):
     Raises:
         ModelLoadError: see :func:`read_model_info`.
     """
-    from transformers import AutoModelForSequenceClassification
 
     info = read_model_info(model_dir)
     try:
@@ -186,8 +182,10 @@ def load_sequence_classifier(model_dir: str | os.PathLike):
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise RuntimeError(f"weights do not fit the per-layer widths {getattr(config, FFN_LAYER_WIDTHS)}: "
-                           f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
+        raise RuntimeError(
+            f"weights do not fit the per-layer widths {getattr(config, FFN_LAYER_WIDTHS)}: "
+            f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}"
+        )
     return model.eval()
 
 
@@ -210,10 +208,15 @@ def cls_only_supported(model) -> bool:
     if not layers:
         return False
     emb = bert.embeddings
-    return all(hasattr(emb, name) for name in ("word_embeddings", "token_type_embeddings", "position_embeddings", "position_ids",
-                                                "LayerNorm")) and all(
-        hasattr(layer, "attention") and hasattr(layer, "intermediate") and hasattr(getattr(layer, "output", None), "LayerNorm")
-        and all(hasattr(layer.attention.self, name) for name in ("query", "key", "value", "scaling")) for layer in layers)
+    return all(
+        hasattr(emb, name) for name in ("word_embeddings", "token_type_embeddings", "position_embeddings", "position_ids", "LayerNorm")
+    ) and all(
+        hasattr(layer, "attention")
+        and hasattr(layer, "intermediate")
+        and hasattr(getattr(layer, "output", None), "LayerNorm")
+        and all(hasattr(layer.attention.self, name) for name in ("query", "key", "value", "scaling"))
+        for layer in layers
+    )
 
 
 def _folded_linear(norm, linear):
@@ -241,8 +244,7 @@ def _cls_only_folds(model):
     layers = bert.encoder.layer
     before = layers[-2].output.LayerNorm if len(layers) > 1 else bert.embeddings.LayerNorm
     last = layers[-1]
-    return (_folded_linear(before, last.attention.self.query),
-            _folded_linear(last.attention.output.LayerNorm, last.intermediate.dense))
+    return (_folded_linear(before, last.attention.self.query), _folded_linear(last.attention.output.LayerNorm, last.intermediate.dense))
 
 
 def _cls_only_logits(model, folded_query, folded_intermediate, input_ids, attention_mask, token_type_ids):
@@ -267,8 +269,11 @@ def _cls_only_logits(model, folded_query, folded_intermediate, input_ids, attent
     emb = bert.embeddings
     # ``pre``: the sum before the LayerNorm that ends the embeddings and each layer, kept for the
     # input of the last layer so that its [CLS] query can fold that LayerNorm (_folded_linear)
-    pre = emb.word_embeddings(input_ids) + emb.token_type_embeddings(token_type_ids) + emb.position_embeddings(
-        emb.position_ids[:, : input_ids.shape[1]])
+    pre = (
+        emb.word_embeddings(input_ids)
+        + emb.token_type_embeddings(token_type_ids)
+        + emb.position_embeddings(emb.position_ids[:, : input_ids.shape[1]])
+    )
     norm = emb.LayerNorm
     # additive mask [batch, 1, 1, seq_len]: 0 on tokens, the dtype's minimum on padding
     mask = (1.0 - attention_mask[:, None, None, :].to(pre.dtype)) * torch.finfo(pre.dtype).min
@@ -336,8 +341,14 @@ def logits_module(model, named_output: bool = False, sep_id: int | None = None, 
                     positions = torch.arange(ids.shape[1], dtype=torch.long).unsqueeze(0)
                     kwargs["token_type_ids"] = (positions > first_sep).to(torch.long)
             if trimmed:
-                logits = _cls_only_logits(self.inner, self.folded_query, self.folded_intermediate, kwargs["input_ids"],
-                                          kwargs["attention_mask"], kwargs["token_type_ids"])
+                logits = _cls_only_logits(
+                    self.inner,
+                    self.folded_query,
+                    self.folded_intermediate,
+                    kwargs["input_ids"],
+                    kwargs["attention_mask"],
+                    kwargs["token_type_ids"],
+                )
             else:
                 logits = self.inner(**kwargs).logits
             return {LOGITS_OUTPUT: logits} if named_output else logits
@@ -379,8 +390,11 @@ def build_from_config(name: str, labels: Sequence[str], tiny: bool = False, seed
     arch = ARCHITECTURES[name]
     kwargs = {**arch["config"], **(arch["tiny"] if tiny else {})}
     cfg = AutoConfig.for_model(
-        arch["model_type"], num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)}, **kwargs,
+        arch["model_type"],
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+        **kwargs,
     )
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(cfg).eval()

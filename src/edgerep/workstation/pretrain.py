@@ -197,8 +197,10 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
             shutil.copy2(f, tmp / f.name)
         (tmp / PRETRAIN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     atomic_write_json(out / "history.json", history)
-    log(f"[green]pretrain[/]: held-out masked-LM loss {info['held_out_mlm_loss_before']:.4f} -> {info['held_out_mlm_loss_after']:.4f} "
-        f"-> {final} [{(time.perf_counter() - t_start) / 60:.1f} min this session]")
+    log(
+        f"[green]pretrain[/]: held-out masked-LM loss {info['held_out_mlm_loss_before']:.4f} -> {info['held_out_mlm_loss_after']:.4f} "
+        f"-> {final} [{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+    )
     return final
 
 
@@ -216,7 +218,9 @@ def _save_encoder(source: str, mlm_model, directory: Path) -> None:
         hf_logging.set_verbosity(verbosity)
     result = base.load_state_dict(mlm_model.base_model.state_dict(), strict=False)
     if result.unexpected_keys or any("pooler" not in k for k in result.missing_keys):
-        raise ConfigError(f"adapted encoder does not match {source}: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+        raise ConfigError(
+            f"adapted encoder does not match {source}: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
     base.save_pretrained(directory)
 
 
@@ -233,7 +237,11 @@ def _mlm_step_loss(model, batch: dict):
     picked = labels != -100
     if not bool(picked.any()):
         return None
-    logits = model.cls(base.last_hidden_state[picked]) if hasattr(model, "cls") else model.get_output_embeddings()(base.last_hidden_state[picked])
+    logits = (
+        model.cls(base.last_hidden_state[picked])
+        if hasattr(model, "cls")
+        else model.get_output_embeddings()(base.last_hidden_state[picked])
+    )
     return torch.nn.functional.cross_entropy(logits, labels[picked])
 
 
@@ -284,4 +292,9 @@ def _epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config: PretrainC
     seconds = time.perf_counter() - t0
     held = _mlm_loss(model, hf_tok, held_ids, config)
     log(f"pretrain epoch {epoch}: train masked-LM loss {loss_sum / max(seen, 1):.4f}, held-out {held:.4f} ({seconds / 60:.1f} min)")
-    return {"epoch": epoch, "train_mlm_loss": round(loss_sum / max(seen, 1), 4), "held_out_mlm_loss": held, "train_seconds": round(seconds, 1)}
+    return {
+        "epoch": epoch,
+        "train_mlm_loss": round(loss_sum / max(seen, 1), 4),
+        "held_out_mlm_loss": held,
+        "train_seconds": round(seconds, 1),
+    }

@@ -28,12 +28,12 @@ import numpy as np
 
 from edgerep import LABELS, __version__
 from edgerep.data import SplitConfig, Tweet, training_tweets
-from edgerep.errors import ConfigError
-from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
-from edgerep.measure.metrics import classification_report
 from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
+from edgerep.errors import ConfigError
+from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
 from edgerep.log import log, progress
+from edgerep.measure.metrics import classification_report
 from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
 from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
@@ -150,7 +150,7 @@ class TrainConfig:
         return self.stop_after or self.epochs
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["split"] = SplitConfig(**d.get("split", {}))
         return cls(**d)
@@ -204,7 +204,7 @@ class _Data:
     val_y: np.ndarray
 
     @classmethod
-    def of(cls, tokenizer: TweetTokenizer, train_set: list[Tweet], val_set: list[Tweet]) -> "_Data":
+    def of(cls, tokenizer: TweetTokenizer, train_set: list[Tweet], val_set: list[Tweet]) -> _Data:
         return cls(*_tokenized(tokenizer, train_set), *_tokenized(tokenizer, val_set))
 
 
@@ -222,8 +222,12 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig = TrainConfig(),
-          checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES) -> Path:
+def train(
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig = TrainConfig(),
+    checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES,
+) -> Path:
     """Fine-tune ``config.model`` on RepLab 2013 training tweets; return the best model dir.
 
     Resumes from ``out_dir/checkpoints`` when an earlier run with the same config was
@@ -297,8 +301,9 @@ def train(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Trai
     )
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.trained_epochs + 1):
-        history.append(_epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint,
-                              mid_epoch if joint is None else None, history))
+        history.append(
+            _epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint, mid_epoch if joint is None else None, history)
+        )
         _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
         mid_epoch.clear()
 
@@ -352,13 +357,22 @@ class _JointTask:
     ``epochs`` parts, so a resumed run sees the same tweets).
     """
 
-    def __init__(self, head, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, parts: list[np.ndarray],
-                 batch_size: int, weight: float, seed: int):
+    def __init__(
+        self,
+        head,
+        tokenizer: TweetTokenizer,
+        ids: list[np.ndarray],
+        y: np.ndarray,
+        parts: list[np.ndarray],
+        batch_size: int,
+        weight: float,
+        seed: int,
+    ):
         self.head, self.tokenizer, self.ids, self.y, self.parts = head, tokenizer, ids, y, parts
         self.batch_size, self.weight, self.seed = batch_size, weight, seed
 
     @classmethod
-    def build(cls, model, tokenizer_json: Path, config: TrainConfig, data, latest: Path | None) -> "_JointTask":
+    def build(cls, model, tokenizer_json: Path, config: TrainConfig, data, latest: Path | None) -> _JointTask:
         """A fresh head (seeded), or the one saved in the ``latest`` checkpoint.
 
         Raises:
@@ -368,8 +382,10 @@ class _JointTask:
 
         classifier = getattr(model, "classifier", None)
         if not isinstance(classifier, torch.nn.Linear):
-            raise ConfigError(f"sentiment_mode 'joint' needs a model whose classifier is one linear layer; "
-                              f"{type(model).__name__} has {type(classifier).__name__}")
+            raise ConfigError(
+                f"sentiment_mode 'joint' needs a model whose classifier is one linear layer; "
+                f"{type(model).__name__} has {type(classifier).__name__}"
+            )
         torch.manual_seed(config.seed * 1000 - 1)
         head = torch.nn.Linear(classifier.in_features, len(LABELS))
         if latest is not None:
@@ -377,8 +393,16 @@ class _JointTask:
         tokenizer = TweetTokenizer(tokenizer_json, config.max_seq_len)  # single tweets, as in the intermediate task
         order = np.random.default_rng(config.seed * 1000 - 1).permutation(len(data.texts))
         parts = np.array_split(order, config.epochs)
-        return cls(head, tokenizer, tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64), parts,
-                   config.batch_size, config.joint_weight, config.seed)
+        return cls(
+            head,
+            tokenizer,
+            tokenizer.ids(data.texts),
+            np.asarray(data.label_ids, dtype=np.int64),
+            parts,
+            config.batch_size,
+            config.joint_weight,
+            config.seed,
+        )
 
     @property
     def total_batches(self) -> int:
@@ -392,8 +416,19 @@ class _JointTask:
 
         return torch.nn.ModuleDict({"encoder": model, "sentiment_head": self.head})
 
-    def train_pass(self, model, ids: list[np.ndarray], y: np.ndarray, tokenizer: TweetTokenizer, batches, loss_fn, optimizer,
-                   scheduler, epoch: int, description: str) -> tuple[float, float]:
+    def train_pass(
+        self,
+        model,
+        ids: list[np.ndarray],
+        y: np.ndarray,
+        tokenizer: TweetTokenizer,
+        batches,
+        loss_fn,
+        optimizer,
+        scheduler,
+        epoch: int,
+        description: str,
+    ) -> tuple[float, float]:
         """One epoch of polarity ``batches`` interleaved (seeded) with this epoch's sentiment
         batches; returns the mean polarity loss and the mean weighted sentiment loss
         (``joint_weight`` x CE) per tweet."""
@@ -490,8 +525,20 @@ def optimizer_step(model, loss, optimizer, scheduler) -> float:
     return loss.item()
 
 
-def _train_pass(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, batches, loss_fn, optimizer, scheduler,
-                description: str, mid_epoch: "MidEpoch | None" = None, epoch: int = 0, history: list[dict] | None = None) -> float:
+def _train_pass(
+    model,
+    tokenizer: TweetTokenizer,
+    ids: list[np.ndarray],
+    y: np.ndarray,
+    batches,
+    loss_fn,
+    optimizer,
+    scheduler,
+    description: str,
+    mid_epoch: MidEpoch | None = None,
+    epoch: int = 0,
+    history: list[dict] | None = None,
+) -> float:
     """One pass of classification training over ``batches`` (index arrays into ``ids``/``y``);
     returns the mean loss per tweet. With ``mid_epoch``, starts after the batches its restored
     checkpoint had done and writes checkpoints as it goes."""
@@ -513,7 +560,6 @@ def _train_pass(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.n
     return loss_sum / max(seen, 1)
 
 
-
 class MidEpoch:
     """Checkpoints inside an epoch, in ``checkpoints/mid-epoch/``: the weights, optimizer and
     schedule state, torch's CPU RNG state (dropout) and the batches done, written atomically
@@ -524,7 +570,7 @@ class MidEpoch:
 
     DIR = "mid-epoch"
 
-    def __init__(self, root: Path, minutes: float | None, restored: "MidEpoch | None" = None, state: dict | None = None):
+    def __init__(self, root: Path, minutes: float | None, restored: MidEpoch | None = None, state: dict | None = None):
         self.root, self.minutes = root, minutes
         self.path = root / self.DIR
         self.state = state
@@ -536,7 +582,7 @@ class MidEpoch:
         return int(self.state["epoch"]) if self.state else 0
 
     @classmethod
-    def find(cls, root: Path, latest: Path | None) -> "MidEpoch | None":
+    def find(cls, root: Path, latest: Path | None) -> MidEpoch | None:
         """The mid-epoch checkpoint after the ``latest`` epoch checkpoint, or ``None`` (a stale
         one, from an epoch already complete, is removed)."""
         path = root / cls.DIR
@@ -591,8 +637,18 @@ class MidEpoch:
             shutil.rmtree(self.path)
 
 
-def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, config: TrainConfig, epoch: int,
-           joint: _JointTask | None = None, mid_epoch: MidEpoch | None = None, history: list[dict] | None = None) -> dict:
+def _epoch(
+    model,
+    tokenizer: TweetTokenizer,
+    data: _Data,
+    optimizer,
+    scheduler,
+    config: TrainConfig,
+    epoch: int,
+    joint: _JointTask | None = None,
+    mid_epoch: MidEpoch | None = None,
+    history: list[dict] | None = None,
+) -> dict:
     """One pass over the training tweets (with ``joint``: interleaved with this epoch's share of
     the sentiment tweets), then validation; returns the epoch's history entry.
 
@@ -610,11 +666,33 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     t_epoch = time.perf_counter()
     sentiment_loss = None
     if joint is None:
-        train_loss = _train_pass(model, tokenizer, data.train_ids, data.train_y, batches, loss_fn, optimizer, scheduler,
-                                 f"epoch {epoch}/{config.epochs}", mid_epoch, epoch, history)
+        train_loss = _train_pass(
+            model,
+            tokenizer,
+            data.train_ids,
+            data.train_y,
+            batches,
+            loss_fn,
+            optimizer,
+            scheduler,
+            f"epoch {epoch}/{config.epochs}",
+            mid_epoch,
+            epoch,
+            history,
+        )
     else:
-        train_loss, sentiment_loss = joint.train_pass(model, data.train_ids, data.train_y, tokenizer, batches, loss_fn, optimizer,
-                                                      scheduler, epoch, f"epoch {epoch}/{config.epochs} (+ sentiment head)")
+        train_loss, sentiment_loss = joint.train_pass(
+            model,
+            data.train_ids,
+            data.train_y,
+            tokenizer,
+            batches,
+            loss_fn,
+            optimizer,
+            scheduler,
+            epoch,
+            f"epoch {epoch}/{config.epochs} (+ sentiment head)",
+        )
     train_seconds = time.perf_counter() - t_epoch
     val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
     metrics = classification_report(data.val_y, val_logits.argmax(-1), LABELS)
@@ -634,8 +712,16 @@ def _epoch(model, tokenizer: TweetTokenizer, data: _Data, optimizer, scheduler, 
     return entry
 
 
-def _write_final(out: Path, final: Path, best: dict, history: list[dict], config: TrainConfig, data: _Data, data_report: dict,
-                 joint: _JointTask | None = None) -> None:
+def _write_final(
+    out: Path,
+    final: Path,
+    best: dict,
+    history: list[dict],
+    config: TrainConfig,
+    data: _Data,
+    data_report: dict,
+    joint: _JointTask | None = None,
+) -> None:
     """Copy the best epoch's weights and the tokenizer to ``final`` with ``edgerep_model.json``."""
     info = {
         "edgerep_version": __version__,

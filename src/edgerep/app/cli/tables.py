@@ -18,7 +18,9 @@ def data_stats_tables(stats: dict, root: Path) -> list:
     for name, s in stats["splits"].items():
         tl = s.get("token_length", {})
         t.add_row(
-            name, str(s["n"]), str(s["entities"]),
+            name,
+            str(s["n"]),
+            str(s["entities"]),
             *(f"{s['labels'][lab]} ({s['labels'][lab] / max(s['n'], 1):.0%})" for lab in LABELS),
             *(f"{tl[k]:.0f}" if k in tl else "-" for k in ("p50", "p90", "p99", "p100")),
         )
@@ -47,8 +49,14 @@ def export_table(results) -> Table:
         t.add_column(col)
     for r in results:
         v = r.validation
-        t.add_row(r.mode, r.path, f"{r.size_mb:.1f}", f"{v.get('max_abs_logit_diff', float('nan')):.4f}",
-                  f"{v.get('label_agreement', 0):.2%}", "yes" if v.get("passed") else "[red]NO[/]")
+        t.add_row(
+            r.mode,
+            r.path,
+            f"{r.size_mb:.1f}",
+            f"{v.get('max_abs_logit_diff', float('nan')):.4f}",
+            f"{v.get('label_agreement', 0):.2%}",
+            "yes" if v.get("passed") else "[red]NO[/]",
+        )
     return t
 
 
@@ -57,7 +65,9 @@ def matrix_table(rec: dict) -> Table:
     from edgerep.app.report.tables import matrix_rows
 
     header, rows = matrix_rows(rec, "[red]NO[/]")
-    t = Table(title=f"quantization matrix (size ratio: BERT-large float32 = {rec['bert_large_fp32_mb']:.0f} MB, {rec['bert_large_fp32_source'].split(':')[0]})")
+    t = Table(
+        title=f"quantization matrix (size ratio: BERT-large float32 = {rec['bert_large_fp32_mb']:.0f} MB, {rec['bert_large_fp32_source'].split(':')[0]})"
+    )
     for col in header:
         t.add_column(col, justify="left" if col in ("model", "backend", "quantization", "valid") else "right")
     for r in rows:
@@ -66,12 +76,23 @@ def matrix_table(rec: dict) -> Table:
 
 
 def metrics_table(records: dict[str, dict]) -> Table:
-    t = Table(title="polarity (validation = latest 15% of each entity's training tweets)" if any(r["data"]["subset"] == "validation" for r in records.values()) else "polarity")
+    t = Table(
+        title="polarity (validation = latest 15% of each entity's training tweets)"
+        if any(r["data"]["subset"] == "validation" for r in records.values())
+        else "polarity"
+    )
     for col in ("model", "MB", "n", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS)):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name, r in records.items():
         m = r["metrics"]
-        t.add_row(name, f"{r['model']['size_mb']:.1f}", str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS))
+        t.add_row(
+            name,
+            f"{r['model']['size_mb']:.1f}",
+            str(m["n"]),
+            f"{m['accuracy']:.4f}",
+            f"{m['macro_f1']:.4f}",
+            *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS),
+        )
     return t
 
 
@@ -86,8 +107,13 @@ def ensemble_table(rec: dict) -> Table:
 
     def row(name: str, m: dict, key: str) -> None:
         o = ood.get(key)
-        t.add_row(name, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS),
-                  *((f"{o['accuracy']:.4f}", f"{o['macro_f1']:.4f}") if o else ()))
+        t.add_row(
+            name,
+            f"{m['accuracy']:.4f}",
+            f"{m['macro_f1']:.4f}",
+            *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS),
+            *((f"{o['accuracy']:.4f}", f"{o['macro_f1']:.4f}") if o else ()),
+        )
 
     for r in rec["members"]:
         row(r["model"]["path"], r["metrics"], r["model"]["path"])
@@ -112,24 +138,51 @@ def bench_table(rec: dict) -> Table:
     where = f" on {m['ssh_host']}" if m.get("ssh_host") else ""
     flags = " ".join(m.get("cpu_flags") or []) or "no SIMD flags read"
     st = rec["settings"]
-    t = Table(title=f"edgerep bench{where} — {st['tweets']} real tweets x {st.get('repeats', 1)} runs a cell"
-                    f"{' (a process each, cells interleaved)' if st.get('interleaved') else ''}, warm-up {st['warmup']}; "
-                    f"{m.get('cpu')} [{flags}]")
-    for col in ("model", "profile", "thr", "batch", "MB", "init ms", "p50±MAD ms", "p90 ms", "p99 ms", "tweets/s", "CPU %", "peak RSS MB", "x PyTorch"):
+    t = Table(
+        title=f"edgerep bench{where} — {st['tweets']} real tweets x {st.get('repeats', 1)} runs a cell"
+        f"{' (a process each, cells interleaved)' if st.get('interleaved') else ''}, warm-up {st['warmup']}; "
+        f"{m.get('cpu')} [{flags}]"
+    )
+    for col in (
+        "model",
+        "profile",
+        "thr",
+        "batch",
+        "MB",
+        "init ms",
+        "p50±MAD ms",
+        "p90 ms",
+        "p99 ms",
+        "tweets/s",
+        "CPU %",
+        "peak RSS MB",
+        "x PyTorch",
+    ):
         t.add_column(col, justify="left" if col in ("model", "profile") else "right")
     for c in rec["cells"]:
         name = Path(c["path"]).name if c["kind"] == "bundle" else "pytorch fp32"
         if c["kind"] == "bundle" and len({c2["path"] for c2 in rec["cells"] if Path(c2["path"]).name == name}) > 1:
             name = f"{Path(c['path']).parent.name}/{name}"  # same bundle name in two directories
         if "error" in c:
-            t.add_row(name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), *["-"] * 8, f"[red]{c['error'].split(':')[0]}[/]")
+            t.add_row(
+                name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), *["-"] * 8, f"[red]{c['error'].split(':')[0]}[/]"
+            )
             continue
         lat = c["latency"]
         mad = f"±{lat['mad_ms']:.2f}" if "mad_ms" in lat else ""
         t.add_row(
-            name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
-            f"{lat['p50_ms']:.2f}{mad}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}",
-            f"{c['throughput_tweets_per_s']:.0f}", f"{c['cpu_percent_of_one_core']:.0f}", f"{c['peak_rss_mb']:.0f}",
+            name,
+            c["profile"]["profile"],
+            str(c["threads"]),
+            str(c.get("batch", 1)),
+            f"{c['model_size_mb']:.1f}",
+            f"{c['init_ms']:.0f}",
+            f"{lat['p50_ms']:.2f}{mad}",
+            f"{lat['p90_ms']:.2f}",
+            f"{lat['p99_ms']:.2f}",
+            f"{c['throughput_tweets_per_s']:.0f}",
+            f"{c['cpu_percent_of_one_core']:.0f}",
+            f"{c['peak_rss_mb']:.0f}",
             f"{c['speedup_vs_pytorch']:.2f}" if "speedup_vs_pytorch" in c else "-",
         )
     return t
@@ -143,7 +196,10 @@ def run_table(summary: dict) -> Table:
     for r in summary["rows"]:
         ev = r.get("export_validation") or {}
         t.add_row(
-            r["model"], f"{r['size_mb']:.1f}", f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+            r["model"],
+            f"{r['size_mb']:.1f}",
+            f"{r['accuracy']:.4f}",
+            f"{r['macro_f1']:.4f}",
             f"{r['latency_p50_ms']:.2f}" if "latency_p50_ms" in r else "-",
             f"{r['latency_p90_ms']:.2f}" if "latency_p90_ms" in r else "-",
             f"{r['throughput_tweets_per_s']:.0f}" if "throughput_tweets_per_s" in r else "-",
@@ -159,8 +215,10 @@ def compression_table(rec: dict) -> Table:
 
     header, rows = compression_rows(rec, ("[bold green]", "[/]"))
     ref = rec["reference"]
-    t = Table(title=f"compression variants (float32 model: accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}; "
-                    f"BERT-large float32 {rec['bert_large_fp32_mb']:.0f} MB)")
+    t = Table(
+        title=f"compression variants (float32 model: accuracy {ref['accuracy']:.4f}, macro-F1 {ref['macro_f1']:.4f}; "
+        f"BERT-large float32 {rec['bert_large_fp32_mb']:.0f} MB)"
+    )
     for col in header:
         t.add_column(col, justify="left" if col in ("variant", "backend") else "right", no_wrap=col == DELTA_COLUMN)
     for row in rows:

@@ -56,7 +56,17 @@ class Records:
 
     def results(self) -> list[tuple[Path, dict]]:
         """Every ``edgerep.*`` record (all but the bundle manifests)."""
-        return self.evaluations + self.benches + self.matrices + self.summaries + self.loads + self.trials + self.ensembles + self.compressions + self.profiles
+        return (
+            self.evaluations
+            + self.benches
+            + self.matrices
+            + self.summaries
+            + self.loads
+            + self.trials
+            + self.ensembles
+            + self.compressions
+            + self.profiles
+        )
 
     def count(self) -> int:
         return len(self.results()) + len(self.manifests)
@@ -70,10 +80,15 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
     """
     recs = Records()
     kinds = {
-        "edgerep.evaluation": recs.evaluations, "edgerep.bench": recs.benches,
-        "edgerep.matrix": recs.matrices, "edgerep.summary": recs.summaries, "edgerep.load": recs.loads,
-        "edgerep.trial": recs.trials, "edgerep.ensemble": recs.ensembles,
-        "edgerep.compression": recs.compressions, "edgerep.runtime_profile": recs.profiles,
+        "edgerep.evaluation": recs.evaluations,
+        "edgerep.bench": recs.benches,
+        "edgerep.matrix": recs.matrices,
+        "edgerep.summary": recs.summaries,
+        "edgerep.load": recs.loads,
+        "edgerep.trial": recs.trials,
+        "edgerep.ensemble": recs.ensembles,
+        "edgerep.compression": recs.compressions,
+        "edgerep.runtime_profile": recs.profiles,
     }
     for d in dirs:
         d = Path(d)
@@ -109,9 +124,10 @@ def collect(dirs: list[str | os.PathLike]) -> Records:
             else:
                 recs.skipped.append(f"{p}: unknown record kind {schema}")
     if recs.count() == 0:
-        raise ConfigError(f"no edgerep results under {', '.join(map(str, dirs))} (expected results/*.json, bench.json, matrix.json, bundles/*/manifest.json)")
+        raise ConfigError(
+            f"no edgerep results under {', '.join(map(str, dirs))} (expected results/*.json, bench.json, matrix.json, bundles/*/manifest.json)"
+        )
     return recs
-
 
 
 def _name(rec_model: dict) -> str:
@@ -149,9 +165,17 @@ def _unique_names(names: dict[str, str]) -> dict[str, str]:
 def build_sections(recs: Records) -> list[Section]:
     """Turn records into report sections (tables, figures, text); pure, no I/O."""
     ref_mb, ref_source = _reference_mb(recs)
-    parts = [_overview(recs), _accuracy(recs, ref_mb), _teacher(recs), _footprint(recs, ref_mb, ref_source), *_compressions(recs), _profiles(recs),
-             *_matrices(recs), _speed(recs),
-             _load(recs)]
+    parts = [
+        _overview(recs),
+        _accuracy(recs, ref_mb),
+        _teacher(recs),
+        _footprint(recs, ref_mb, ref_source),
+        *_compressions(recs),
+        _profiles(recs),
+        *_matrices(recs),
+        _speed(recs),
+        _load(recs),
+    ]
     if recs.skipped:
         parts.append(Section("Skipped files", [Table(["file and reason"], [[s] for s in recs.skipped])]))
     return [s for s in parts if s is not None]
@@ -166,7 +190,8 @@ def _overview(recs: Records) -> Section:
     ov.blocks.append(
         f"Built from {recs.count()} records: {len(recs.evaluations)} evaluations, {len(recs.manifests)} bundle manifests, "
         f"{len(recs.benches)} bench, {len(recs.matrices)} matrix, {len(recs.loads)} load, {len(recs.summaries)} run summaries"
-        + (f"; created {created[0]} to {created[-1]}" if created else "") + f"; edgerep commits {', '.join(commits)}."
+        + (f"; created {created[0]} to {created[-1]}" if created else "")
+        + f"; edgerep commits {', '.join(commits)}."
     )
     for mj in sorted(machines):
         m = json.loads(mj)
@@ -178,7 +203,8 @@ def _overview(recs: Records) -> Section:
             f"Run `{s.get('out')}`: {t.get('model')} fine-tuned on {t.get('train_size'):,} tweets, validated on "
             f"{t.get('validation_size'):,} (best epoch {t.get('best_epoch')}, {(t.get('train_seconds') or 0) / 60:.1f} min of training), "
             f"max_seq_len {t.get('max_seq_len')}."
-            if t.get("train_size") else f"Run `{s.get('out')}`."
+            if t.get("train_size")
+            else f"Run `{s.get('out')}`."
         )
     return ov
 
@@ -189,12 +215,20 @@ def _accuracy_points(recs: Records) -> list[dict]:
     for _, r in recs.evaluations:
         m = r["model"]
         seen.add(os.path.normpath(m.get("path", "")))
-        pts.append({"backend": m.get("backend") or m.get("kind"), "quantization": m.get("quantization"), "size_mb": m.get("size_mb"),
-                    "accuracy": r["metrics"]["accuracy"]})
+        pts.append(
+            {
+                "backend": m.get("backend") or m.get("kind"),
+                "quantization": m.get("quantization"),
+                "size_mb": m.get("size_mb"),
+                "accuracy": r["metrics"]["accuracy"],
+            }
+        )
     for _, mat in recs.matrices:
         for row in mat.get("rows", []):
             if row.get("accuracy") is not None and os.path.normpath(row.get("path", "")) not in seen:
-                pts.append({"backend": row["backend"], "quantization": row["quantization"], "size_mb": row["size_mb"], "accuracy": row["accuracy"]})
+                pts.append(
+                    {"backend": row["backend"], "quantization": row["quantization"], "size_mb": row["size_mb"], "accuracy": row["accuracy"]}
+                )
     return [p for p in pts if p["size_mb"]]
 
 
@@ -207,27 +241,73 @@ def _accuracy(recs: Records, ref_mb: float) -> Section | None:
     for _, r in ordered:
         m, met = r["model"], r["metrics"]
         pcs = met.get("per_class", {})
-        rows.append([
-            m.get("source", ""), m.get("backend") or m.get("kind", ""), m.get("quantization", ""), _fmt(m.get("size_mb"), ".1f"),
-            f"{r['data'].get('split')}/{r['data'].get('subset')}", f"{met['n']:,}", _fmt(met["accuracy"]), _fmt(met["macro_f1"]),
-            " / ".join(_fmt(pcs.get(lab, {}).get("f1"), ".3f") for lab in met["labels"]), f"`{m.get('path')}`",
-        ])
+        rows.append(
+            [
+                m.get("source", ""),
+                m.get("backend") or m.get("kind", ""),
+                m.get("quantization", ""),
+                _fmt(m.get("size_mb"), ".1f"),
+                f"{r['data'].get('split')}/{r['data'].get('subset')}",
+                f"{met['n']:,}",
+                _fmt(met["accuracy"]),
+                _fmt(met["macro_f1"]),
+                " / ".join(_fmt(pcs.get(lab, {}).get("f1"), ".3f") for lab in met["labels"]),
+                f"`{m.get('path')}`",
+            ]
+        )
     labels = ordered[0][1]["metrics"]["labels"]
-    sec.blocks.append(Table(["model", "backend", "quantization", "MB", "split", "n", "accuracy", "macro-F1",
-                             "F1 " + " / ".join(lab[:3] for lab in labels), "path"], rows))
+    sec.blocks.append(
+        Table(
+            [
+                "model",
+                "backend",
+                "quantization",
+                "MB",
+                "split",
+                "n",
+                "accuracy",
+                "macro-F1",
+                "F1 " + " / ".join(lab[:3] for lab in labels),
+                "path",
+            ],
+            rows,
+        )
+    )
     points = _accuracy_points(recs)
     if points:
-        sec.blocks.append(Figure("accuracy_vs_size.png", figures.accuracy_vs_size(points, ref_mb),
-                                 f"Accuracy against file size per quantization (colour) and backend (marker), each point labelled with its size "
-                                 f"and how many times smaller it is than BERT-large float32 ({ref_mb:.1f} MB)."))
-    sec.blocks.append(Figure("confusion_matrices.png", figures.confusion([(f"{r['model'].get('source', '')} {_name(r['model'])}", r["metrics"]) for _, r in ordered]),
-                             "Confusion matrices (rows: true polarity, columns: predicted; counts and share of the row)."))
+        sec.blocks.append(
+            Figure(
+                "accuracy_vs_size.png",
+                figures.accuracy_vs_size(points, ref_mb),
+                f"Accuracy against file size per quantization (colour) and backend (marker), each point labelled with its size "
+                f"and how many times smaller it is than BERT-large float32 ({ref_mb:.1f} MB).",
+            )
+        )
+    sec.blocks.append(
+        Figure(
+            "confusion_matrices.png",
+            figures.confusion([(f"{r['model'].get('source', '')} {_name(r['model'])}", r["metrics"]) for _, r in ordered]),
+            "Confusion matrices (rows: true polarity, columns: predicted; counts and share of the row).",
+        )
+    )
     domains = sorted({d for _, r in ordered for d in r["metrics"].get("per_domain", {})})
     if domains:
-        sec.blocks.append(Table(["model"] + [f"{d} acc / F1" for d in domains],
-                                [[_name(r["model"])] + [f"{r['metrics']['per_domain'][d]['accuracy']:.3f} / {r['metrics']['per_domain'][d]['macro_f1']:.3f}"
-                                  if d in r["metrics"].get("per_domain", {}) else "–" for d in domains] for _, r in ordered],
-                                "Accuracy and macro-F1 per RepLab domain."))
+        sec.blocks.append(
+            Table(
+                ["model"] + [f"{d} acc / F1" for d in domains],
+                [
+                    [_name(r["model"])]
+                    + [
+                        f"{r['metrics']['per_domain'][d]['accuracy']:.3f} / {r['metrics']['per_domain'][d]['macro_f1']:.3f}"
+                        if d in r["metrics"].get("per_domain", {})
+                        else "–"
+                        for d in domains
+                    ]
+                    for _, r in ordered
+                ],
+                "Accuracy and macro-F1 per RepLab domain.",
+            )
+        )
     return sec
 
 
@@ -241,29 +321,55 @@ def _footprint(recs: Records, ref_mb: float, ref_source: str) -> Section | None:
         f = p.parent / man.get("model_file", "model.tflite")
         if f.is_file() and os.path.normpath(p.parent) not in by_path:
             model = Path(str(man.get("source", {}).get("model", "?"))).name.split(" ")[0]
-            by_path[os.path.normpath(p.parent)] = (f"{model} {man.get('backend')} {man.get('quantization', {}).get('mode')}", f.stat().st_size / MB)
+            by_path[os.path.normpath(p.parent)] = (
+                f"{model} {man.get('backend')} {man.get('quantization', {}).get('mode')}",
+                f.stat().st_size / MB,
+            )
     for _, r in recs.evaluations:
         if r["model"].get("kind") == "pytorch":
-            by_path.setdefault(os.path.normpath(r["model"]["path"]), (f"{r['model'].get('source', '')} pytorch fp32", r["model"]["size_mb"]))
+            by_path.setdefault(
+                os.path.normpath(r["model"]["path"]), (f"{r['model'].get('source', '')} pytorch fp32", r["model"]["size_mb"])
+            )
     items = dict(zip(_unique_names({k: v[0] for k, v in by_path.items()}).values(), (v[1] for v in by_path.values())))
     if not items:
         return None
     sec = Section("Footprint")
     items[f"BERT-large {'pytorch' if 'estimate' in ref_source else 'litert'} fp32 (reference)"] = ref_mb
-    sec.blocks.append(f"Reference: BERT-large float32 = {ref_mb:.1f} MB ({ref_source}). The paper reports its quantized MobileBERT 160x smaller than BERT-large.")
-    sec.blocks.append(Table(["artifact", "MB", "x smaller than BERT-large fp32"],
-                            [[n, f"{s:.1f}", f"{ref_mb / s:.1f}"] for n, s in sorted(items.items(), key=lambda x: x[1])]))
-    sec.blocks.append(Figure("footprint.png", figures.footprint(list(items.items()), ref_mb), "Model file sizes with their ratio to BERT-large float32."))
+    sec.blocks.append(
+        f"Reference: BERT-large float32 = {ref_mb:.1f} MB ({ref_source}). The paper reports its quantized MobileBERT 160x smaller than BERT-large."
+    )
+    sec.blocks.append(
+        Table(
+            ["artifact", "MB", "x smaller than BERT-large fp32"],
+            [[n, f"{s:.1f}", f"{ref_mb / s:.1f}"] for n, s in sorted(items.items(), key=lambda x: x[1])],
+        )
+    )
+    sec.blocks.append(
+        Figure("footprint.png", figures.footprint(list(items.items()), ref_mb), "Model file sizes with their ratio to BERT-large float32.")
+    )
     exports = [(p, man) for p, man in recs.manifests if man.get("validation")]
     if exports:
         rows = []
         for p, man in exports:
             v = man["validation"]
-            rows.append([f"`{p.parent}`", man.get("backend", ""), man.get("quantization", {}).get("recipe", "") or "–",
-                         _fmt(v.get("max_abs_logit_diff"), ".4f"), _fmt(v.get("label_agreement"), ".1%"), str(v.get("n", "–")),
-                         "yes" if v.get("passed") else "**no**"])
-        sec.blocks.append(Table(["bundle", "backend", "recipe", "max abs Δlogit", "label agreement", "tweets", "passed"], rows,
-                                "Export validation: each bundle run by the on-device runtime against PyTorch on the same validation tweets."))
+            rows.append(
+                [
+                    f"`{p.parent}`",
+                    man.get("backend", ""),
+                    man.get("quantization", {}).get("recipe", "") or "–",
+                    _fmt(v.get("max_abs_logit_diff"), ".4f"),
+                    _fmt(v.get("label_agreement"), ".1%"),
+                    str(v.get("n", "–")),
+                    "yes" if v.get("passed") else "**no**",
+                ]
+            )
+        sec.blocks.append(
+            Table(
+                ["bundle", "backend", "recipe", "max abs Δlogit", "label agreement", "tweets", "passed"],
+                rows,
+                "Export validation: each bundle run by the on-device runtime against PyTorch on the same validation tweets.",
+            )
+        )
     return sec
 
 
@@ -281,22 +387,39 @@ def _compressions(recs: Records) -> list[Section]:
             f"NEGATIVE F1 {ref['negative_f1']:.3f} (`{ref['source']}`). BERT-large float32 {rec['bert_large_fp32_mb']:.1f} MB "
             f"({rec['bert_large_source']}); the paper's 160x is {rec['paper_target_mb']:.1f} MB. Latency: one `edgerep bench` run, "
             "single tweets, 1 thread, the same tweets for every variant and for the transformers float32 model"
-            + (f" (p50 {rec['transformers']['latency_p50_ms']:.2f} ms, {rec['transformers']['throughput_tweets_per_s']:.0f} tweets/s, "
-               f"peak RSS {rec['transformers']['peak_rss_mb']:.0f} MB)" if rec.get("transformers") else "") + "."
-            + (" LiteRT bundles compute the last layer for [CLS] only (the same logits, fewer MACs); \"x ORT int8\" compares with "
-               "ONNX Runtime dynamic int8 of the same model exported with its own graph, \"same graph\" with ONNX Runtime given "
-               "that trimmed graph too (the kernels alone)."
-               if any("speedup_vs_onnxruntime_int8_same_graph" in r for r in rec["rows"]) else "")
-            + (" \"Δ macro-F1\": the variant's macro-F1 minus the float32 model's, in points, with a 95% interval from a paired "
-               "bootstrap over the same validation tweets (both models' predictions resampled together, 2,000 resamples): "
-               "a difference whose interval holds 0 is one these tweets cannot tell from none."
-               if any("vs_reference" in r for r in rec["rows"]) else ""))
+            + (
+                f" (p50 {rec['transformers']['latency_p50_ms']:.2f} ms, {rec['transformers']['throughput_tweets_per_s']:.0f} tweets/s, "
+                f"peak RSS {rec['transformers']['peak_rss_mb']:.0f} MB)"
+                if rec.get("transformers")
+                else ""
+            )
+            + "."
+            + (
+                ' LiteRT bundles compute the last layer for [CLS] only (the same logits, fewer MACs); "x ORT int8" compares with '
+                'ONNX Runtime dynamic int8 of the same model exported with its own graph, "same graph" with ONNX Runtime given '
+                "that trimmed graph too (the kernels alone)."
+                if any("speedup_vs_onnxruntime_int8_same_graph" in r for r in rec["rows"])
+                else ""
+            )
+            + (
+                " \"Δ macro-F1\": the variant's macro-F1 minus the float32 model's, in points, with a 95% interval from a paired "
+                "bootstrap over the same validation tweets (both models' predictions resampled together, 2,000 resamples): "
+                "a difference whose interval holds 0 is one these tweets cannot tell from none."
+                if any("vs_reference" in r for r in rec["rows"])
+                else ""
+            )
+        )
         sec.blocks.append(Table(header, rows, f"Recommended (bold): {rec['rule']}."))
         timed = [r for r in rec["rows"] if r.get("latency_p50_ms") is not None]
         if timed:
             budget = rec["config"].get("accuracy_budget", 0.01)
-            sec.blocks.append(Figure(f"compression-{len(out)}.png", figures.compression_pareto(timed, ref, budget, rec["paper_target_mb"]),
-                                     "Every timed variant: accuracy against file size and against p50 latency (1 thread)."))
+            sec.blocks.append(
+                Figure(
+                    f"compression-{len(out)}.png",
+                    figures.compression_pareto(timed, ref, budget, rec["paper_target_mb"]),
+                    "Every timed variant: accuracy against file size and against p50 latency (1 thread).",
+                )
+            )
         out.append(sec)
     return out
 
@@ -309,16 +432,43 @@ def _profiles(recs: Records) -> Section | None:
     sec = Section("Where memory and time go (runtime profile)")
     for p, rec in recs.profiles:
         peak = rec["kernel_peak"]
-        sec.blocks.append(f"`{p}`: one fully-connected layer {' x '.join(map(str, peak['shape']))} in LiteRT at 1 thread: "
-                          + ", ".join(f"{k} {v:.1f} GMAC/s" for k, v in peak["gmac_per_s"].items()) + ".")
+        sec.blocks.append(
+            f"`{p}`: one fully-connected layer {' x '.join(map(str, peak['shape']))} in LiteRT at 1 thread: "
+            + ", ".join(f"{k} {v:.1f} GMAC/s" for k, v in peak["gmac_per_s"].items())
+            + "."
+        )
         rows = []
         for b in rec["bundles"]:
             c = b["compute"]
-            rows.append([f"`{b['bundle']}`", str(c["layers"]), f"{c['mean_width']:.1f}", f"{c['gmac_per_tweet']:.3f}", f"{c['ms_per_tweet']:.2f}",
-                         f"{c['achieved_gmac_per_s']:.1f}", f"{100 * c['share_of_int8_peak']:.0f}%", f"{b['memory'][-1]['peak_mb']:.0f}",
-                         "; ".join(f"{m['step']} {m['delta_mb']:+.0f}" for m in b["memory"])])
-        sec.blocks.append(Table(["bundle", "layers", "mean bucket width", "GMAC / tweet", "ms / tweet", "GMAC/s", "of int8 peak",
-                                 "peak RSS MB", "RSS by step (MB)"], rows))
+            rows.append(
+                [
+                    f"`{b['bundle']}`",
+                    str(c["layers"]),
+                    f"{c['mean_width']:.1f}",
+                    f"{c['gmac_per_tweet']:.3f}",
+                    f"{c['ms_per_tweet']:.2f}",
+                    f"{c['achieved_gmac_per_s']:.1f}",
+                    f"{100 * c['share_of_int8_peak']:.0f}%",
+                    f"{b['memory'][-1]['peak_mb']:.0f}",
+                    "; ".join(f"{m['step']} {m['delta_mb']:+.0f}" for m in b["memory"]),
+                ]
+            )
+        sec.blocks.append(
+            Table(
+                [
+                    "bundle",
+                    "layers",
+                    "mean bucket width",
+                    "GMAC / tweet",
+                    "ms / tweet",
+                    "GMAC/s",
+                    "of int8 peak",
+                    "peak RSS MB",
+                    "RSS by step (MB)",
+                ],
+                rows,
+            )
+        )
     return sec
 
 
@@ -340,25 +490,67 @@ def _speed(recs: Records) -> Section | None:
     sec = Section("Latency, throughput and memory")
     from edgerep.measure.bench import UNSTABLE_SPREAD
 
-    sec.blocks.append("`edgerep bench`: each cell in its own process on real tweets, warm-up excluded, the same tweets timed in "
-                      f"repeated runs (p50 ± MAD; a cell whose runs' medians differ by more than {UNSTABLE_SPREAD:.0%} is flagged unstable); "
-                      "profiles emulate a board's cores and RAM (not its clock or instruction set).")
+    sec.blocks.append(
+        "`edgerep bench`: each cell in its own process on real tweets, warm-up excluded, the same tweets timed in "
+        f"repeated runs (p50 ± MAD; a cell whose runs' medians differ by more than {UNSTABLE_SPREAD:.0%} is flagged unstable); "
+        "profiles emulate a board's cores and RAM (not its clock or instruction set)."
+    )
     rows = []
-    for c in sorted(cells, key=lambda c: (c["profile"]["profile"] != "host", c["profile"]["profile"], c["threads"], c.get("batch", 1), c["_name"])):
+    for c in sorted(
+        cells, key=lambda c: (c["profile"]["profile"] != "host", c["profile"]["profile"], c["threads"], c.get("batch", 1), c["_name"])
+    ):
         if "error" in c:
             rows.append([c["_name"], c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1))] + ["–"] * 8 + [c["error"][:80]])
             continue
         lat = c["latency"]
         mad = f" ± {lat['mad_ms']:.2f}" if "mad_ms" in lat else ""
-        rows.append([c["_name"], c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), f"{c['model_size_mb']:.1f}", f"{c['init_ms']:.0f}",
-                     f"{lat['p50_ms']:.2f}{mad}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{c['throughput_tweets_per_s']:.0f}",
-                     f"{c['peak_rss_mb']:.0f}", _fmt(c.get("speedup_vs_pytorch"), ".1f"), "; ".join(c.get("warnings", []))[:80]])
-    sec.blocks.append(Table(["model", "profile", "threads", "batch", "MB", "init ms", "p50 ± MAD ms", "p90 ms", "p99 ms", "tweets/s",
-                             "peak RSS MB", "x PyTorch", "note"], rows))
+        rows.append(
+            [
+                c["_name"],
+                c["profile"]["profile"],
+                str(c["threads"]),
+                str(c.get("batch", 1)),
+                f"{c['model_size_mb']:.1f}",
+                f"{c['init_ms']:.0f}",
+                f"{lat['p50_ms']:.2f}{mad}",
+                f"{lat['p90_ms']:.2f}",
+                f"{lat['p99_ms']:.2f}",
+                f"{c['throughput_tweets_per_s']:.0f}",
+                f"{c['peak_rss_mb']:.0f}",
+                _fmt(c.get("speedup_vs_pytorch"), ".1f"),
+                "; ".join(c.get("warnings", []))[:80],
+            ]
+        )
+    sec.blocks.append(
+        Table(
+            [
+                "model",
+                "profile",
+                "threads",
+                "batch",
+                "MB",
+                "init ms",
+                "p50 ± MAD ms",
+                "p90 ms",
+                "p99 ms",
+                "tweets/s",
+                "peak RSS MB",
+                "x PyTorch",
+                "note",
+            ],
+            rows,
+        )
+    )
     ok = [c for c in cells if "error" not in c]
     if ok:
-        sec.blocks.append(Figure("latency.png", figures.bench_bars(ok, "latency"), "Latency p50 per device profile, thread count and batch (whisker: p90)."))
-        sec.blocks.append(Figure("throughput.png", figures.bench_bars(ok, "throughput"), "Throughput per device profile, thread count and batch."))
+        sec.blocks.append(
+            Figure(
+                "latency.png", figures.bench_bars(ok, "latency"), "Latency p50 per device profile, thread count and batch (whisker: p90)."
+            )
+        )
+        sec.blocks.append(
+            Figure("throughput.png", figures.bench_bars(ok, "throughput"), "Throughput per device profile, thread count and batch.")
+        )
     return sec
 
 
@@ -370,26 +562,70 @@ def _teacher(recs: Records) -> Section | None:
     if recs.trials:
         trials = sorted((r for _, r in recs.trials), key=lambda r: (r["fold"], r["recipe"]))
         domains = sorted({d for r in trials for d in r["metrics"].get("per_domain", {})})
-        rows = [[r["recipe"], str(r["fold"]), str(r["best_epoch"]), f"{r['metrics']['accuracy']:.4f}", f"{r['metrics']['macro_f1']:.4f}",
-                 *(f"{r['metrics']['per_class'][c]['f1']:.3f}" for c in ("NEGATIVE", "NEUTRAL", "POSITIVE")),
-                 *(_fmt(r["metrics"].get("per_domain", {}).get(d, {}).get("macro_f1"), ".3f") for d in domains),
-                 _fmt((r.get("out_of_domain") or {}).get("macro_f1")), f"{r['minutes']:.0f}"]
-                for r in trials]
-        sec.blocks.append(Table(["recipe", "fold", "best epoch", "accuracy", "macro-F1", "F1 NEG", "F1 NEU", "F1 POS",
-                                 *(f"{d} F1" for d in domains), "out-of-domain macro-F1", "minutes"], rows,
-                                "Fold 0 validates on each entity's latest 15% of training tweets, fold 1 on the 15% before "
-                                "(training on earlier tweets only); per-domain columns are macro-F1."))
+        rows = [
+            [
+                r["recipe"],
+                str(r["fold"]),
+                str(r["best_epoch"]),
+                f"{r['metrics']['accuracy']:.4f}",
+                f"{r['metrics']['macro_f1']:.4f}",
+                *(f"{r['metrics']['per_class'][c]['f1']:.3f}" for c in ("NEGATIVE", "NEUTRAL", "POSITIVE")),
+                *(_fmt(r["metrics"].get("per_domain", {}).get(d, {}).get("macro_f1"), ".3f") for d in domains),
+                _fmt((r.get("out_of_domain") or {}).get("macro_f1")),
+                f"{r['minutes']:.0f}",
+            ]
+            for r in trials
+        ]
+        sec.blocks.append(
+            Table(
+                [
+                    "recipe",
+                    "fold",
+                    "best epoch",
+                    "accuracy",
+                    "macro-F1",
+                    "F1 NEG",
+                    "F1 NEU",
+                    "F1 POS",
+                    *(f"{d} F1" for d in domains),
+                    "out-of-domain macro-F1",
+                    "minutes",
+                ],
+                rows,
+                "Fold 0 validates on each entity's latest 15% of training tweets, fold 1 on the 15% before "
+                "(training on earlier tweets only); per-domain columns are macro-F1.",
+            )
+        )
     for path, e in recs.ensembles:
         ood = e.get("out_of_domain", {}).get("scores", {})
-        rows = [[f"`{m['model']['path']}`", f"{m['metrics']['accuracy']:.4f}", f"{m['metrics']['macro_f1']:.4f}",
-                 f"{m['metrics']['per_class']['NEGATIVE']['f1']:.3f}",
-                 _fmt(ood.get(m["model"]["path"], {}).get("accuracy")), _fmt(ood.get(m["model"]["path"], {}).get("macro_f1"))]
-                for m in e["members"]]
-        rows.append(["**ensemble (mean probability)**", f"{e['ensemble']['accuracy']:.4f}", f"{e['ensemble']['macro_f1']:.4f}",
-                     f"{e['ensemble']['per_class']['NEGATIVE']['f1']:.3f}",
-                     _fmt(ood.get("ensemble", {}).get("accuracy")), _fmt(ood.get("ensemble", {}).get("macro_f1"))])
-        sec.blocks.append(Table(["member", "accuracy", "macro-F1", "F1 NEG", "out-of-domain acc", "out-of-domain macro-F1"], rows,
-                                f"`{path.name}`: out-of-domain = TweetEval sentiment val portion scored as polarity (never trained on)."))
+        rows = [
+            [
+                f"`{m['model']['path']}`",
+                f"{m['metrics']['accuracy']:.4f}",
+                f"{m['metrics']['macro_f1']:.4f}",
+                f"{m['metrics']['per_class']['NEGATIVE']['f1']:.3f}",
+                _fmt(ood.get(m["model"]["path"], {}).get("accuracy")),
+                _fmt(ood.get(m["model"]["path"], {}).get("macro_f1")),
+            ]
+            for m in e["members"]
+        ]
+        rows.append(
+            [
+                "**ensemble (mean probability)**",
+                f"{e['ensemble']['accuracy']:.4f}",
+                f"{e['ensemble']['macro_f1']:.4f}",
+                f"{e['ensemble']['per_class']['NEGATIVE']['f1']:.3f}",
+                _fmt(ood.get("ensemble", {}).get("accuracy")),
+                _fmt(ood.get("ensemble", {}).get("macro_f1")),
+            ]
+        )
+        sec.blocks.append(
+            Table(
+                ["member", "accuracy", "macro-F1", "F1 NEG", "out-of-domain acc", "out-of-domain macro-F1"],
+                rows,
+                f"`{path.name}`: out-of-domain = TweetEval sentiment val portion scored as polarity (never trained on).",
+            )
+        )
     return sec
 
 
@@ -399,13 +635,26 @@ def _load(recs: Records) -> Section | None:
     rows = []
     for _, r in recs.loads:
         st, cl, sm = r["settings"], r.get("client_latency") or {}, r.get("server_metrics") or {}
-        rows.append([f"`{r['bundle']}`", str(st["clients"]), f"{r['wall_s']:.0f}", f"{r['requests_ok']:,}", str(r["errors"]),
-                     f"{r['throughput_requests_per_s']:.0f}", _fmt(cl.get("p50_ms"), ".1f"), _fmt(cl.get("p99_ms"), ".1f"),
-                     _fmt(sm.get("mean_batch_texts"), ".1f")])
-    return Section("Serving under load (`edgerep serve`)", [
-        "`benchmarks/serve_load.py`: concurrent keep-alive clients on loopback, one tweet a request; client-side latency includes queueing.",
-        Table(["bundle", "clients", "seconds", "requests ok", "errors", "requests/s", "p50 ms", "p99 ms", "mean micro-batch"], rows),
-    ])
+        rows.append(
+            [
+                f"`{r['bundle']}`",
+                str(st["clients"]),
+                f"{r['wall_s']:.0f}",
+                f"{r['requests_ok']:,}",
+                str(r["errors"]),
+                f"{r['throughput_requests_per_s']:.0f}",
+                _fmt(cl.get("p50_ms"), ".1f"),
+                _fmt(cl.get("p99_ms"), ".1f"),
+                _fmt(sm.get("mean_batch_texts"), ".1f"),
+            ]
+        )
+    return Section(
+        "Serving under load (`edgerep serve`)",
+        [
+            "`benchmarks/serve_load.py`: concurrent keep-alive clients on loopback, one tweet a request; client-side latency includes queueing.",
+            Table(["bundle", "clients", "seconds", "requests ok", "errors", "requests/s", "p50 ms", "p99 ms", "mean micro-batch"], rows),
+        ],
+    )
 
 
 def build_report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, title: str = "edgerep report") -> dict:
@@ -446,6 +695,9 @@ def build_report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, titl
         (tmp / "report.md").write_text(to_markdown(title, sections) + "\n", encoding="utf-8")
         (tmp / "report.html").write_text(to_html(title, sections) + "\n", encoding="utf-8")
     return {
-        "markdown": str(out / "report.md"), "html": str(out / "report.html"),
-        "figures": [str(out / "figures" / f.name) for f in figs], "records": recs.count(), "skipped": recs.skipped,
+        "markdown": str(out / "report.md"),
+        "html": str(out / "report.html"),
+        "figures": [str(out / "figures" / f.name) for f in figs],
+        "records": recs.count(),
+        "skipped": recs.skipped,
     }

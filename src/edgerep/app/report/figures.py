@@ -56,13 +56,27 @@ def accuracy_vs_size(points: list[dict], ref_mb: float) -> bytes:
     sizes, accs = [p["size_mb"] for p in points], [p["accuracy"] for p in points]
     dx, dy = (max(sizes) - min(sizes)) * 0.03 or 1.0, (max(accs) - min(accs)) * 0.05 or 0.002
     for p in points:
-        ax.scatter(p["size_mb"], p["accuracy"], s=70, color=colors[p["quantization"]], marker=markers.get(p["backend"], "D"),
-                   edgecolor="black", linewidth=0.5, zorder=3)
+        ax.scatter(
+            p["size_mb"],
+            p["accuracy"],
+            s=70,
+            color=colors[p["quantization"]],
+            marker=markers.get(p["backend"], "D"),
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+        )
         if any(abs(p["size_mb"] - x) < dx and abs(p["accuracy"] - y) < dy for x, y in labelled):
             continue  # one label for points that coincide (a float32 bundle and its PyTorch source)
         labelled.append((p["size_mb"], p["accuracy"]))
-        ax.annotate(f"{p['size_mb']:.1f} MB\n{ref_mb / p['size_mb']:.0f}x smaller", (p["size_mb"], p["accuracy"]),
-                    textcoords="offset points", xytext=(8, -4), fontsize=7, va="top")
+        ax.annotate(
+            f"{p['size_mb']:.1f} MB\n{ref_mb / p['size_mb']:.0f}x smaller",
+            (p["size_mb"], p["accuracy"]),
+            textcoords="offset points",
+            xytext=(8, -4),
+            fontsize=7,
+            va="top",
+        )
     for q in quants:
         ax.scatter([], [], color=colors[q], marker="o", label=q)
     for b, mk in markers.items():
@@ -95,7 +109,9 @@ def footprint(items: list[tuple[str, float]], ref_mb: float) -> bytes:
     ax.xaxis.set_major_locator(mt.MaxNLocator(nbins=6))
     ax.set_xlabel("MB")
     for b, s in zip(bars, sizes):
-        ax.text(b.get_width() + max(sizes) * 0.01, b.get_y() + b.get_height() / 2, f"{s:.1f} MB ({ref_mb / s:.0f}x)", va="center", fontsize=7)
+        ax.text(
+            b.get_width() + max(sizes) * 0.01, b.get_y() + b.get_height() / 2, f"{s:.1f} MB ({ref_mb / s:.0f}x)", va="center", fontsize=7
+        )
     ax.set_xlim(0, max(sizes) * 1.3)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("Footprint and ratio to BERT-large float32", fontsize=11)
@@ -134,8 +150,16 @@ def bench_bars(cells: list[dict], metric: str) -> bytes:
         bars = ax.bar(x, ys, width, label=m, yerr=yerr, capsize=2, color=plt.cm.tab10(i % 10))
         for b, y in zip(bars, ys):
             if not np.isnan(y):  # the value inside the bar, clear of the p90 whisker
-                ax.text(b.get_x() + b.get_width() / 2, y / 2, f"{y:.1f}" if metric == "latency" else f"{y:.0f}", ha="center",
-                        va="center", fontsize=7, color="white", rotation=90 if len(groups) * len(models) > 8 else 0)
+                ax.text(
+                    b.get_x() + b.get_width() / 2,
+                    y / 2,
+                    f"{y:.1f}" if metric == "latency" else f"{y:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white",
+                    rotation=90 if len(groups) * len(models) > 8 else 0,
+                )
     ax.set_xticks(range(len(groups)), [f"{p}\n{t} thr, b{b}" for p, t, b in groups], fontsize=8)
     ax.yaxis.set_major_locator(mt.MaxNLocator(nbins=6))
     ax.set_ylim(bottom=0)
@@ -168,8 +192,15 @@ def confusion(evals: list[tuple[str, dict]]) -> bytes:
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(labels)):
             for j in range(len(labels)):
-                ax.text(j, i, f"{int(cm[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}\n{share[i, j]:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
         short = [lab[:3] for lab in labels]
         ax.set_xticks(range(len(labels)), short, fontsize=8)
         ax.set_yticks(range(len(labels)), short, fontsize=8)
@@ -196,19 +227,43 @@ def compression_pareto(rows: list[dict], reference: dict, budget: float, target_
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, label in ((axes[0], "size_mb", "model file (MB)"), (axes[1], "latency_p50_ms", "p50 latency, 1 thread (ms)")):
         for r in rows:
-            ax.scatter(r[key], r["accuracy"], s=60, color=colors[r["model"]], marker=shapes[r["quantization"]], edgecolor="black",
-                       linewidth=0.5, zorder=3)
+            ax.scatter(
+                r[key],
+                r["accuracy"],
+                s=60,
+                color=colors[r["model"]],
+                marker=shapes[r["quantization"]],
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=3,
+            )
             if r.get("pareto"):
                 ax.scatter(r[key], r["accuracy"], s=220, facecolor="none", edgecolor="black", linewidth=0.8, zorder=2)
             if r.get("recommended"):
                 ax.scatter(r[key], r["accuracy"], s=260, marker="*", color="gold", edgecolor="black", zorder=4)
         ax.axhline(reference["accuracy"] - budget, ls="--", color="grey", lw=1)
-        ax.text(max(r[key] for r in rows), reference["accuracy"] - budget,
-                f" float32 - {100 * budget:.1f} pt", fontsize=7, va="bottom", ha="right", color="grey")
+        ax.text(
+            max(r[key] for r in rows),
+            reference["accuracy"] - budget,
+            f" float32 - {100 * budget:.1f} pt",
+            fontsize=7,
+            va="bottom",
+            ha="right",
+            color="grey",
+        )
         if key == "size_mb":
             ax.axvline(target_mb, ls=":", color="crimson", lw=1)
-            ax.text(target_mb, 0.02, f" 160x = {target_mb:.1f} MB ", fontsize=7, color="crimson", rotation=90, va="bottom", ha="right",
-                    transform=ax.get_xaxis_transform())
+            ax.text(
+                target_mb,
+                0.02,
+                f" 160x = {target_mb:.1f} MB ",
+                fontsize=7,
+                color="crimson",
+                rotation=90,
+                va="bottom",
+                ha="right",
+                transform=ax.get_xaxis_transform(),
+            )
         ax.set_xlim(0, max(r[key] for r in rows) * 1.15)
         ax.xaxis.set_major_locator(mt.MaxNLocator(nbins=6))
         ax.set_xlabel(label)

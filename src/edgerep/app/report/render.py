@@ -91,5 +91,7 @@ def to_html(title: str, sections: list[Section]) -> str:
 
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     body = md.render(to_markdown(title, sections, embed_figures=True))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}</body></html>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}</body></html>"
+    )

@@ -5,8 +5,18 @@ from __future__ import annotations
 
 #: Columns of the quantization matrix, in order.
 MATRIX_COLUMNS = (
-    "model", "params (M)", "backend", "quantization", "MB", "x smaller than BERT-large fp32",
-    "max abs Δlogit", "label agreement", "valid", "accuracy", "Δ accuracy (pts)", "macro-F1",
+    "model",
+    "params (M)",
+    "backend",
+    "quantization",
+    "MB",
+    "x smaller than BERT-large fp32",
+    "max abs Δlogit",
+    "label agreement",
+    "valid",
+    "accuracy",
+    "Δ accuracy (pts)",
+    "macro-F1",
 )
 
 
@@ -15,16 +25,22 @@ def matrix_rows(record: dict, failed: str = "no") -> tuple[list[str], list[list[
     validation (bold or red markup)."""
     rows = []
     for r in record["rows"]:
-        rows.append([
-            r["model"], f"{r['parameters'] / 1e6:.1f}", r["backend"], r["quantization"], f"{r['size_mb']:.1f}",
-            f"{r['ratio_to_bert_large_fp32']:.1f}",
-            f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
-            f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
-            {True: "yes", False: failed, None: "–"}[r.get("passed")],
-            f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
-            f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
-            f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
-        ])
+        rows.append(
+            [
+                r["model"],
+                f"{r['parameters'] / 1e6:.1f}",
+                r["backend"],
+                r["quantization"],
+                f"{r['size_mb']:.1f}",
+                f"{r['ratio_to_bert_large_fp32']:.1f}",
+                f"{r['max_abs_logit_diff']:.3f}" if r.get("max_abs_logit_diff") is not None else "–",
+                f"{100 * r['label_agreement']:.1f}%" if r.get("label_agreement") is not None else "–",
+                {True: "yes", False: failed, None: "–"}[r.get("passed")],
+                f"{r['accuracy']:.4f}" if "accuracy" in r else "–",
+                f"{100 * r['accuracy_change']:+.2f}" if "accuracy_change" in r else "–",
+                f"{r['macro_f1']:.4f}" if "macro_f1" in r else "–",
+            ]
+        )
     return list(MATRIX_COLUMNS), rows
 
 
@@ -33,8 +49,10 @@ def matrix_markdown(record: dict) -> str:
     from edgerep.app.report.render import markdown_table
 
     header, rows = matrix_rows(record, "**no**")
-    return (markdown_table(header, rows) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB "
-            f"({record['bert_large_fp32_source']}).\n")
+    return (
+        markdown_table(header, rows) + f"\n\nBERT-large float32 reference: {record['bert_large_fp32_mb']:.1f} MB "
+        f"({record['bert_large_fp32_source']}).\n"
+    )
 
 
 def bench_name(cell: dict) -> str:
@@ -49,9 +67,22 @@ DELTA_COLUMN = "Δ macro-F1 (95% CI)"
 
 #: Columns of a compression record, in order.
 COMPRESSION_COLUMNS = (
-    "variant", "layers", "backend", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", DELTA_COLUMN, "F1 NEG",
-    "p50 ms (1 thread)", "tweets/s", "x transformers", "x ORT int8",
-    "x ORT int8 same graph", "peak RSS MB", "Pareto",
+    "variant",
+    "layers",
+    "backend",
+    "MB",
+    "x smaller than BERT-large fp32",
+    "accuracy",
+    "macro-F1",
+    DELTA_COLUMN,
+    "F1 NEG",
+    "p50 ms (1 thread)",
+    "tweets/s",
+    "x transformers",
+    "x ORT int8",
+    "x ORT int8 same graph",
+    "peak RSS MB",
+    "Pareto",
 )
 
 
@@ -80,13 +111,24 @@ def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[li
         name = f"{left}{r['variant']}{right}" if r["variant"] == rec else r["variant"]
         if r.get("validation_passed") is False:
             name += " (beyond tolerance)"
-        rows.append([
-            name, f(r.get("layers"), "d"), r["backend"], f"{r['size_mb']:.1f}", f"{r['x_smaller_than_bert_large']:.0f}",
-            f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", _delta(r.get("vs_reference")), f"{r['negative_f1']:.3f}",
-            f(r.get("latency_p50_ms"), ".2f"),
-            f(r.get("throughput_tweets_per_s"), ".0f"), f(r.get("speedup_vs_transformers"), ".1f"),
-            f(r.get("speedup_vs_onnxruntime_int8"), ".2f"), f(r.get("speedup_vs_onnxruntime_int8_same_graph"), ".2f"),
-            f(r.get("peak_rss_mb"), ".0f"),
-            {True: "yes", False: "", None: "–"}[r.get("pareto")],
-        ])
+        rows.append(
+            [
+                name,
+                f(r.get("layers"), "d"),
+                r["backend"],
+                f"{r['size_mb']:.1f}",
+                f"{r['x_smaller_than_bert_large']:.0f}",
+                f"{r['accuracy']:.4f}",
+                f"{r['macro_f1']:.4f}",
+                _delta(r.get("vs_reference")),
+                f"{r['negative_f1']:.3f}",
+                f(r.get("latency_p50_ms"), ".2f"),
+                f(r.get("throughput_tweets_per_s"), ".0f"),
+                f(r.get("speedup_vs_transformers"), ".1f"),
+                f(r.get("speedup_vs_onnxruntime_int8"), ".2f"),
+                f(r.get("speedup_vs_onnxruntime_int8_same_graph"), ".2f"),
+                f(r.get("peak_rss_mb"), ".0f"),
+                {True: "yes", False: "", None: "–"}[r.get("pareto")],
+            ]
+        )
     return list(COMPRESSION_COLUMNS), rows

@@ -139,8 +139,10 @@ class DistillConfig:
         if self.ffn_width is not None and self.ffn_width < 1:
             raise ConfigError(f"ffn_width must be >= 1, got {self.ffn_width}")
         if self.prune_after_epoch and (self.ffn_width is None or not 0 < self.prune_after_epoch < self.epochs):
-            raise ConfigError(f"prune_after_epoch {self.prune_after_epoch}: needs a feed-forward width to prune to and must be in "
-                              f"[0, epochs - 1 = {self.epochs - 1}]")
+            raise ConfigError(
+                f"prune_after_epoch {self.prune_after_epoch}: needs a feed-forward width to prune to and must be in "
+                f"[0, epochs - 1 = {self.epochs - 1}]"
+            )
         if self.ffn_keep_last and self.ffn_width is None:
             raise ConfigError("ffn_keep_last: needs a feed-forward width to prune the other layers to")
         if self.prune_after_epoch < 0:
@@ -257,9 +259,13 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
         val = val[: max(8, config.limit // 4)]
     counts["transfer"] = len(texts)
     cond = tokenizer.entity_conditioned
-    return _Transfer(tokenizer.ids(texts, entities if cond else None), y,
-                     tokenizer.ids([t.text for t in val], [t.entity_name for t in val] if cond else None),
-                     np.asarray([t.label_id for t in val], dtype=np.int64), counts)
+    return _Transfer(
+        tokenizer.ids(texts, entities if cond else None),
+        y,
+        tokenizer.ids([t.text for t in val], [t.entity_name for t in val] if cond else None),
+        np.asarray([t.label_id for t in val], dtype=np.int64),
+        counts,
+    )
 
 
 def check_teachers(config: DistillConfig) -> list[dict]:
@@ -278,8 +284,10 @@ def check_teachers(config: DistillConfig) -> list[dict]:
         cfg = json.loads((Path(t) / "config.json").read_text())
         info["_layers"] = int(cfg.get("num_hidden_layers", 0))
         if config.ffn_width is not None and (cfg.get("model_type") != "bert" or config.ffn_width > int(cfg.get("intermediate_size", 0))):
-            raise ConfigError(f"feed-forward width {config.ffn_width}: needs a BERT-style teacher (model_type bert) with at least "
-                              f"that many units; {t} is {cfg.get('model_type')!r} with {cfg.get('intermediate_size')}")
+            raise ConfigError(
+                f"feed-forward width {config.ffn_width}: needs a BERT-style teacher (model_type bert) with at least "
+                f"that many units; {t} is {cfg.get('model_type')!r} with {cfg.get('intermediate_size')}"
+            )
         info["_vocab"] = json.loads((Path(t) / TOKENIZER_FILE).read_text())["model"].get("vocab")
         infos.append(info)
     first = infos[0]
@@ -334,8 +342,9 @@ class TeacherStates:
         return list(torch.from_numpy(out))
 
 
-def teacher_pass(model, tokenizer: TweetTokenizer, ids, layers: list[int], batch_size: int = 64,
-                 description: str | None = None) -> tuple[np.ndarray, TeacherStates]:
+def teacher_pass(
+    model, tokenizer: TweetTokenizer, ids, layers: list[int], batch_size: int = 64, description: str | None = None
+) -> tuple[np.ndarray, TeacherStates]:
     """One inference pass of a teacher over ``ids`` (int [n_tokens] per tweet, length-sorted
     batches as :func:`edgerep.workstation.inference.ids_logits`): its logits float32
     [len(ids), n_labels] and the hidden states of ``layers`` (:class:`TeacherStates`)."""
@@ -361,8 +370,9 @@ def teacher_pass(model, tokenizer: TweetTokenizer, ids, layers: list[int], batch
     return logits, TeacherStates(values, offsets, list(layers))
 
 
-def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer, data: _Transfer, first_teacher,
-                    state_layers: list[int] | None) -> tuple[np.ndarray, TeacherStates | None]:
+def _teacher_logits(
+    out: Path, config: DistillConfig, tokenizer: TweetTokenizer, data: _Transfer, first_teacher, state_layers: list[int] | None
+) -> tuple[np.ndarray, TeacherStates | None]:
     """The teachers' logits float32 [n_teachers, n_transfer, n_labels], cached in
     ``teacher-logits.npz``, and with ``state_layers`` the first teacher's (``first_teacher``,
     loaded) hidden states of those layers, from the same pass (kept in memory only)."""
@@ -372,8 +382,12 @@ def _teacher_logits(out: Path, config: DistillConfig, tokenizer: TweetTokenizer,
     from edgerep.workstation.models import load_finetuned
 
     path = out / "teacher-logits.npz"
-    key = {"teachers": [sha256_tree(t) for t in config.teachers], "n": len(data.ids), "limit": config.limit,
-           "unlabelled": config.unlabelled}
+    key = {
+        "teachers": [sha256_tree(t) for t in config.teachers],
+        "n": len(data.ids),
+        "limit": config.limit,
+        "unlabelled": config.unlabelled,
+    }
     if config.transfer_text:  # only when set: caches written before the field stay valid
         key["transfer_text"] = list(config.transfer_text)
     states = None
@@ -472,10 +486,14 @@ def _cacheable_layers(config: DistillConfig, data: _Transfer, mapping: list[int]
 
     need, available = TeacherStates.nbytes(data.ids, len(mapping), hidden), psutil.virtual_memory().available
     if need > available / 2:
-        log(f"[yellow]distill[/]: teacher hidden states need {need / 1e9:.1f} GB, {available / 1e9:.1f} GB available: "
-            "running the teacher on every batch instead")
+        log(
+            f"[yellow]distill[/]: teacher hidden states need {need / 1e9:.1f} GB, {available / 1e9:.1f} GB available: "
+            "running the teacher on every batch instead"
+        )
         return None
-    log(f"distill: teacher hidden states of layers {mapping} kept in memory ({need / 1e9:.2f} GB {np.dtype(TEACHER_STATES_DTYPE).name}), the teacher runs once")
+    log(
+        f"distill: teacher hidden states of layers {mapping} kept in memory ({need / 1e9:.2f} GB {np.dtype(TEACHER_STATES_DTYPE).name}), the teacher runs once"
+    )
     return mapping
 
 
@@ -506,8 +524,9 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     if config.threads:
         torch.set_num_threads(config.threads)
     split = SplitConfig(**info0.get("split", {}))
-    tokenizer = TweetTokenizer(Path(config.teachers[0]) / TOKENIZER_FILE, int(info0["max_seq_len"]),
-                               bool(info0.get("entity_conditioned", False)))
+    tokenizer = TweetTokenizer(
+        Path(config.teachers[0]) / TOKENIZER_FILE, int(info0["max_seq_len"]), bool(info0.get("entity_conditioned", False))
+    )
     data = _transfer_set(data_root, split, tokenizer, config)
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
@@ -524,18 +543,25 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         student = load_sequence_classifier(latest)
 
     def prune_due(finished: int) -> bool:
-        return (config.ffn_width is not None and finished >= config.prune_after_epoch
-                and int(student.config.intermediate_size) != config.ffn_width)
+        return (
+            config.ffn_width is not None
+            and finished >= config.prune_after_epoch
+            and int(student.config.intermediate_size) != config.ffn_width
+        )
 
     def prune() -> None:
         from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
 
         sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
         before = int(student.config.intermediate_size)
-        prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last)
-        log(f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer"
+        prune_ffn(
+            student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last
+        )
+        log(
+            f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer"
             f"{' (the last layer keeps its ' + str(before) + ')' if config.ffn_keep_last else ''} after {done} epoch(s) "
-            f"(importance on {len(sample)} transfer tweets)")
+            f"(importance on {len(sample)} transfer tweets)"
+        )
 
     restart = prune_due(done)  # before the first epoch, or a run stopped right after its full-width epochs
     if restart:
@@ -600,18 +626,30 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                 enc = tokenizer.pad([data.ids[i] for i in b])
                 inputs = model_inputs(student, enc)
                 out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
-                loss = distillation_loss(out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
+                loss = distillation_loss(
+                    out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha
+                )
                 if config.hidden_weight > 0:
-                    loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"])
+                    loss = loss + config.hidden_weight * hidden_state_mse(
+                        out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"]
+                    )
                 loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
                 seen += len(b)
                 bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
         seconds = time.perf_counter() - t0
         metrics = classification_report(data.val_y, validation_logits().argmax(-1), LABELS)
-        log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
-            f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)")
-        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1),
-                        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}})
+        log(
+            f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+            f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)"
+        )
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / seen,
+                "train_seconds": round(seconds, 1),
+                "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
+            }
+        )
         _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
         done = epoch
         if prune_due(done) and epoch < config.epochs:
@@ -622,23 +660,37 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
     info = {k: v for k, v in info0.items() if not k.startswith("_")}
     info.update(
-        edgerep_version=__version__, best_epoch=best["epoch"], validation=best["validation"],
+        edgerep_version=__version__,
+        best_epoch=best["epoch"],
+        validation=best["validation"],
         train_seconds=round(sum(h["train_seconds"] for h in history), 1),
-        distillation={"teachers": list(config.teachers), "teacher_validation": [i.get("validation") for i in infos],
-                      "layers": config.layers, "teacher_layers": infos[0]["_layers"], "layer_map": mapping,
-                      "temperature": config.temperature, "alpha": config.alpha, "hidden_weight": config.hidden_weight,
-                      "teacher_states": None if config.hidden_weight == 0 else (f"cached, {np.dtype(TEACHER_STATES_DTYPE).name}" if states is not None else "per batch"),
-                      "ffn_width": int(student.config.intermediate_size),
-                      "ffn_layer_widths": ffn_layer_widths(student.config),
-                      "quant_aware": config.quant_aware,
-                      "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),
-                      "transfer": data.counts, "config": config.to_dict()},
+        distillation={
+            "teachers": list(config.teachers),
+            "teacher_validation": [i.get("validation") for i in infos],
+            "layers": config.layers,
+            "teacher_layers": infos[0]["_layers"],
+            "layer_map": mapping,
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "hidden_weight": config.hidden_weight,
+            "teacher_states": None
+            if config.hidden_weight == 0
+            else (f"cached, {np.dtype(TEACHER_STATES_DTYPE).name}" if states is not None else "per batch"),
+            "ffn_width": int(student.config.intermediate_size),
+            "ffn_layer_widths": ffn_layer_widths(student.config),
+            "quant_aware": config.quant_aware,
+            "quant_aware_folded": sum(g.folded_scale is not None for g in qat_grids.values()),
+            "transfer": data.counts,
+            "config": config.to_dict(),
+        },
     )
     info.pop("train_config", None)
     for i in infos:
         i.pop("_layers", None)
     atomic_write_json(out / "history.json", history)
-    tokenizer_files = [Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()]
+    tokenizer_files = [
+        Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()
+    ]
     source = out / "checkpoints" / f"epoch-{best['epoch']}"
     if qat_grids:  # the checkpoints keep the float weights (to resume); the model gets the grid
         from edgerep.workstation.models import load_sequence_classifier
@@ -649,6 +701,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         source = out / "snapped"
     install_model(final, source, tokenizer_files, info)
     shutil.rmtree(out / "snapped", ignore_errors=True)
-    log(f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
-        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]")
+    log(
+        f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
+        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+    )
     return final

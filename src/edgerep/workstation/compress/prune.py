@@ -72,15 +72,17 @@ def ffn_importance(model, tokenizer, ids: list[np.ndarray], batch_size: int = 32
     mask_box: dict = {}
     hooks = []
     for i, (layer, _, _) in enumerate(blocks):
+
         def hook(_module, _inp, out, i=i):  # out: float32 [batch, seq, F], after the model's own activation
             sums[i] += (out.abs() * mask_box["mask"]).sum((0, 1)).double()
+
         hooks.append(modules[f"{layer}.intermediate"].register_forward_hook(hook))
     tokens = 0.0
     model.eval()
     try:
         with torch.inference_mode():
             for start in range(0, len(ids), batch_size):
-                enc = tokenizer.pad(ids[start:start + batch_size])
+                enc = tokenizer.pad(ids[start : start + batch_size])
                 inputs = model_inputs(model, enc)
                 mask_box["mask"] = inputs["attention_mask"][..., None].to(torch.float32)
                 tokens += float(inputs["attention_mask"].sum())
@@ -88,8 +90,7 @@ def ffn_importance(model, tokenizer, ids: list[np.ndarray], batch_size: int = 32
     finally:
         for h in hooks:
             h.remove()
-    return [(s / max(tokens, 1.0)).numpy() * out.weight.detach().double().norm(dim=0).numpy()
-            for s, (_, _, out) in zip(sums, blocks)]
+    return [(s / max(tokens, 1.0)).numpy() * out.weight.detach().double().norm(dim=0).numpy() for s, (_, _, out) in zip(sums, blocks)]
 
 
 FFN_LAYER_WIDTHS = "ffn_layer_widths"
@@ -154,8 +155,10 @@ def prune_ffn(model, width: int, importance: list[np.ndarray], keep_last: bool =
     widths = [width] * len(blocks)
     if keep_last:
         widths[-1] = current[-1]
-    keep = [torch.as_tensor(np.sort(np.argsort(-np.asarray(score), kind="stable")[:w]), dtype=torch.long)
-            for score, w in zip(importance, widths)]
+    keep = [
+        torch.as_tensor(np.sort(np.argsort(-np.asarray(score), kind="stable")[:w]), dtype=torch.long)
+        for score, w in zip(importance, widths)
+    ]
     _cut(model, widths, keep)
     return model
 

@@ -158,8 +158,7 @@ def fake_quantized_parameters(model, grids: dict[str, WeightGrid]) -> dict:
     """``{name: fake_quantize(parameter)}`` for :func:`torch.func.functional_call`: the model
     runs with grid weights while its own parameters stay float and receive the gradients."""
     params = dict(model.named_parameters())
-    return {name: fake_quantize(params[name], g.bits, params[g.folded_scale] if g.folded_scale else None)
-            for name, g in grids.items()}
+    return {name: fake_quantize(params[name], g.bits, params[g.folded_scale] if g.folded_scale else None) for name, g in grids.items()}
 
 
 def fake_quantized_call(model, grids: dict[str, WeightGrid], inputs: dict):
@@ -191,8 +190,7 @@ def fake_quantized_call(model, grids: dict[str, WeightGrid], inputs: dict):
         rows = F.embedding(kwargs.pop("input_ids"), params[table], padding_idx=module.padding_idx)
         kwargs["inputs_embeds"] = fake_quantize(rows.reshape(-1, rows.shape[-1]), grids[table].bits).reshape(rows.shape)
         grids = {n: g for n, g in grids.items() if n != table}
-    weights = {name: fake_quantize(params[name], g.bits, params[g.folded_scale] if g.folded_scale else None)
-               for name, g in grids.items()}
+    weights = {name: fake_quantize(params[name], g.bits, params[g.folded_scale] if g.folded_scale else None) for name, g in grids.items()}
     return torch.func.functional_call(model, weights, args=(), kwargs=kwargs)
 
 
@@ -210,4 +208,14 @@ def snap_to_grid(model, grids: dict[str, WeightGrid]):
     return model
 
 
-__all__ = ["QAT_BITS", "WeightGrid", "qat_mode", "fake_quantize", "folded_scales", "quantized_weights", "fake_quantized_parameters", "fake_quantized_call", "snap_to_grid"]
+__all__ = [
+    "QAT_BITS",
+    "WeightGrid",
+    "qat_mode",
+    "fake_quantize",
+    "folded_scales",
+    "quantized_weights",
+    "fake_quantized_parameters",
+    "fake_quantized_call",
+    "snap_to_grid",
+]

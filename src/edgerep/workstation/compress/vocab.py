@@ -29,9 +29,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -73,14 +73,14 @@ def _wordpiece(tokenizer_json: Path) -> dict:
     model = spec.get("model", {})
     if model.get("type") != "WordPiece":
         raise ConfigError(
-            f"{tokenizer_json}: vocabulary pruning needs a WordPiece tokenizer (BERT family), "
-            f"got {model.get('type')!r}; valid: WordPiece"
+            f"{tokenizer_json}: vocabulary pruning needs a WordPiece tokenizer (BERT family), got {model.get('type')!r}; valid: WordPiece"
         )
     return spec
 
 
-def kept_token_ids(tokenizer_json: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (),
-                   min_count: int = 1) -> PrunedVocabulary:
+def kept_token_ids(
+    tokenizer_json: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (), min_count: int = 1
+) -> PrunedVocabulary:
     """The token ids to keep for ``texts`` (see the module docstring).
 
     Args:
@@ -111,7 +111,7 @@ def kept_token_ids(tokenizer_json: str | os.PathLike, texts: Sequence[str], extr
     for t in spec.get("added_tokens", []):
         keep[t["id"]] = True
     for token, i in vocab.items():
-        core = token[len(prefix):] if token.startswith(prefix) else token
+        core = token[len(prefix) :] if token.startswith(prefix) else token
         if len(core) == 1:
             keep[i] = True
             if (prefix + core) in vocab:
@@ -202,8 +202,15 @@ def prune_model(model, pruned: PrunedVocabulary | None, max_seq_len: int | None)
     return out.eval()
 
 
-def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, texts: Sequence[str], extra_words: Sequence[str] = (),
-                     cut_positions: bool = True, check_texts: Sequence[str] = (), min_count: int = 1) -> dict:
+def prune_checkpoint(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    texts: Sequence[str],
+    extra_words: Sequence[str] = (),
+    cut_positions: bool = True,
+    check_texts: Sequence[str] = (),
+    min_count: int = 1,
+) -> dict:
     """Prune a fine-tuned model directory (``edgerep train`` / ``edgerep distill`` output) into
     ``out_dir`` (written atomically): remapped weights, pruned ``tokenizer.json``, and
     ``edgerep_model.json`` with a ``vocabulary_pruning`` entry.
@@ -247,8 +254,11 @@ def prune_checkpoint(model_dir: str | os.PathLike, out_dir: str | os.PathLike, t
         small.save_pretrained(tmp)
         write_pruned_tokenizer(model_dir / TOKENIZER_FILE, pruned, tmp / TOKENIZER_FILE)
         if check_texts:
-            entry["unk_rate"] = {"texts": len(check_texts), "before": round(unk_rate(model_dir / TOKENIZER_FILE, check_texts), 6),
-                                 "after": round(unk_rate(tmp / TOKENIZER_FILE, check_texts), 6)}
+            entry["unk_rate"] = {
+                "texts": len(check_texts),
+                "before": round(unk_rate(model_dir / TOKENIZER_FILE, check_texts), 6),
+                "after": round(unk_rate(tmp / TOKENIZER_FILE, check_texts), 6),
+            }
         if (model_dir / "tokenizer_config.json").is_file():
             shutil.copy2(model_dir / "tokenizer_config.json", tmp / "tokenizer_config.json")
         (tmp / MODEL_INFO_FILE).write_text(json.dumps({**info, "vocabulary_pruning": entry}, indent=2) + "\n")

@@ -15,10 +15,10 @@ import datetime as _dt
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,7 +30,16 @@ from edgerep.errors import BundleError, ConfigError, ExportValidationError
 from edgerep.io import atomic_directory, atomic_write_json, sha256_file, sha256_tree
 from edgerep.log import log
 from edgerep.registry import (
-    LOGITS_OUTPUT, MANIFEST_FILE, MB, MODEL_FILES, RECIPES, TOKENIZER_FILE, Backend, Quantization, bundle_name, check_combinations,
+    LOGITS_OUTPUT,
+    MANIFEST_FILE,
+    MB,
+    MODEL_FILES,
+    RECIPES,
+    TOKENIZER_FILE,
+    Backend,
+    Quantization,
+    bundle_name,
+    check_combinations,
 )
 from edgerep.workstation.export.convert import convert_float32, convert_onnx
 from edgerep.workstation.export.quantize import quantize_onnx, quantize_tflite, representative_dataset, strip_tensor_names
@@ -47,7 +56,6 @@ def tool_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "missing"
     return out
-
 
 
 def default_buckets(max_seq_len: int) -> tuple[int, ...]:
@@ -123,7 +131,7 @@ class _Source:
         return TweetTokenizer(self.tokenizer_json, self.max_seq_len, True).sep_id if self.entity_conditioned else None
 
 
-def _as_samples(tweets: "Samples | Sequence[str]") -> Samples:
+def _as_samples(tweets: Samples | Sequence[str]) -> Samples:
     return tweets if isinstance(tweets, Samples) else Samples(list(tweets))
 
 
@@ -135,8 +143,13 @@ def _load_source(model_dir: Path, validation: Samples) -> _Source:
     max_seq_len = int(info["max_seq_len"])
     tok_json = model_dir / TOKENIZER_FILE
     conditioned = bool(info.get("entity_conditioned", False))
-    reference = torch_logits(model, TweetTokenizer(tok_json, max_seq_len, conditioned), validation.texts, pad_to=max_seq_len,
-                             entities=validation.entities_for(conditioned))
+    reference = torch_logits(
+        model,
+        TweetTokenizer(tok_json, max_seq_len, conditioned),
+        validation.texts,
+        pad_to=max_seq_len,
+        entities=validation.entities_for(conditioned),
+    )
     entry = {
         "path": str(model_dir),
         "model": info.get("source_model"),
@@ -153,9 +166,9 @@ def export_bundles(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     modes: Sequence[Quantization] = (Quantization.FP32, Quantization.DYNAMIC_INT8),
-    validation_texts: "Samples | Sequence[str]" = (),
+    validation_texts: Samples | Sequence[str] = (),
     overwrite: bool = False,
-    calibration_texts: "Samples | Sequence[str]" = (),
+    calibration_texts: Samples | Sequence[str] = (),
     strict: bool = True,
     backend: Backend = Backend.LITERT,
     buckets: Sequence[int] | None = None,
@@ -215,8 +228,11 @@ def export_bundles(
         float_path = Path(work) / f"fp32-{model_file}"
         for mode in modes:
             target = out_dir / bundle_name(backend, mode)
-            kept = None if overwrite or not target.exists() else _existing_bundle(target, src.entry["checkpoint_sha256"], strict, buckets, batch_size,
-                                                                                  src.entry["graph"])
+            kept = (
+                None
+                if overwrite or not target.exists()
+                else _existing_bundle(target, src.entry["checkpoint_sha256"], strict, buckets, batch_size, src.entry["graph"])
+            )
             if kept is not None:
                 log(f"[green]export[/]: {target} exists and matches {src.model_dir}, keeping it")
                 results.append(ExportResult(target.name, str(target), _mb(target / kept.model_file), kept.validation))
@@ -227,24 +243,38 @@ def export_bundles(
     return results
 
 
-def _float_model(src: _Source, backend: Backend, out_dir: Path, float_path: Path, buckets: tuple[int, ...], batch_size: int,
-                 overwrite: bool) -> None:
+def _float_model(
+    src: _Source, backend: Backend, out_dir: Path, float_path: Path, buckets: tuple[int, ...], batch_size: int, overwrite: bool
+) -> None:
     """The float32 model of ``src`` at ``float_path``: copied from a validated fp32 bundle of the
     same checkpoint and shape when one exists, else converted."""
     existing = out_dir / bundle_name(backend, Quantization.FP32)
-    if not overwrite and _existing_bundle(existing, src.entry["checkpoint_sha256"], True, buckets, batch_size, src.entry["graph"]) is not None:
+    if (
+        not overwrite
+        and _existing_bundle(existing, src.entry["checkpoint_sha256"], True, buckets, batch_size, src.entry["graph"]) is not None
+    ):
         shutil.copy2(existing / MODEL_FILES[backend], float_path)
     elif backend is Backend.LITERT:
         log(f"export: converting {src.model_dir} to float32 LiteRT (length buckets {list(buckets) or [src.max_seq_len]})")
-        convert_float32(src.model, src.max_seq_len, float_path, buckets, batch_size, sep_id=src.sep_id,
-                        cls_only=src.entry["graph"] == GRAPH_CLS_ONLY)
+        convert_float32(
+            src.model, src.max_seq_len, float_path, buckets, batch_size, sep_id=src.sep_id, cls_only=src.entry["graph"] == GRAPH_CLS_ONLY
+        )
     else:
         log(f"export: converting {src.model_dir} to float32 ONNX")
         convert_onnx(src.model, src.max_seq_len, float_path, sep_id=src.sep_id, cls_only=src.entry["graph"] == GRAPH_CLS_ONLY)
 
 
-def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path: Path, target: Path, buckets: tuple[int, ...],
-                  batch_size: int, calibration_texts: Samples, strict: bool) -> ExportResult:
+def _write_bundle(
+    src: _Source,
+    backend: Backend,
+    mode: Quantization,
+    float_path: Path,
+    target: Path,
+    buckets: tuple[int, ...],
+    batch_size: int,
+    calibration_texts: Samples,
+    strict: bool,
+) -> ExportResult:
     """Quantize, assemble, validate and (atomically) write one bundle."""
     from edgerep.device.runtime import PolarityClassifier
 
@@ -260,8 +290,18 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
             recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
         else:
             log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
-            rep = representative_dataset(src.tokenizer_json, src.max_seq_len, calibration_texts.texts, buckets, batch_size,
-                                         entities=calibration_texts.entities_for(src.entity_conditioned)) if spec.calibrated else None
+            rep = (
+                representative_dataset(
+                    src.tokenizer_json,
+                    src.max_seq_len,
+                    calibration_texts.texts,
+                    buckets,
+                    batch_size,
+                    entities=calibration_texts.entities_for(src.entity_conditioned),
+                )
+                if spec.calibrated
+                else None
+            )
             quantize_tflite(float_path, mode, tmp / model_file, rep)
             recipe_name = f"ai_edge_quantizer:{spec.recipe}"
         if backend is Backend.LITERT:
@@ -272,8 +312,12 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
             max_seq_len=src.max_seq_len,
             inputs=(TensorSpec("input_ids", "int32", (1, src.max_seq_len)), TensorSpec("attention_mask", "int32", (1, src.max_seq_len))),
             output=TensorSpec(LOGITS_OUTPUT, "float32", (1, len(src.labels))),
-            quantization={"mode": mode.value, "recipe": recipe_name, "description": spec.description,
-                          "representative_tweets": len(calibration_texts) if spec.calibrated else 0},
+            quantization={
+                "mode": mode.value,
+                "recipe": recipe_name,
+                "description": spec.description,
+                "representative_tweets": len(calibration_texts) if spec.calibrated else 0,
+            },
             normalization_version=NORMALIZATION_VERSION,
             model_sha256=sha256_file(tmp / model_file),
             tokenizer_sha256=sha256_file(tmp / TOKENIZER_FILE),
@@ -306,8 +350,9 @@ def _write_bundle(src: _Source, backend: Backend, mode: Quantization, float_path
     return ExportResult(target.name, str(target), size, validation)
 
 
-def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1,
-                     graph: str = GRAPH_FULL) -> Manifest | None:
+def _existing_bundle(
+    path: Path, checkpoint_sha256: str, strict: bool, buckets: Sequence[int] = (), batch_size: int = 1, graph: str = GRAPH_FULL
+) -> Manifest | None:
     """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
     (with ``strict``, one that passed validation) with the same buckets, batch signature and
     ``graph`` (bundles made before ``source.graph`` existed are ``full``).
@@ -323,7 +368,12 @@ def _existing_bundle(path: Path, checkpoint_sha256: str, strict: bool, buckets: 
         return None
     if not (path / m.model_file).is_file() or sha256_file(path / m.model_file) != m.model_sha256:
         return None
-    if "passed" not in m.validation or (strict and not m.validation["passed"]) or tuple(m.buckets) != tuple(buckets) or m.batch_size != batch_size:
+    if (
+        "passed" not in m.validation
+        or (strict and not m.validation["passed"])
+        or tuple(m.buckets) != tuple(buckets)
+        or m.batch_size != batch_size
+    ):
         return None
     if m.source.get("graph", GRAPH_FULL) != graph:
         return None

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgerep.log import native_output_captured
 
-from typing import Sequence
 
-
-def convert_float32(model, max_seq_len: int, out_path: str | os.PathLike, buckets: Sequence[int] = (), batch_size: int = 1,
-                    sep_id: int | None = None, cls_only: bool = True) -> Path:
+def convert_float32(
+    model,
+    max_seq_len: int,
+    out_path: str | os.PathLike,
+    buckets: Sequence[int] = (),
+    batch_size: int = 1,
+    sep_id: int | None = None,
+    cls_only: bool = True,
+) -> Path:
     """Convert a torch sequence classifier to a float32 LiteRT FlatBuffer.
 
     Args:
@@ -97,10 +103,14 @@ def convert_onnx(model, max_seq_len: int, out_path: str | os.PathLike, sep_id: i
     try:
         with native_output_captured():
             torch.onnx.export(
-                logits_module(model, sep_id=sep_id, cls_only=cls_only), sample, tmp,
-                input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                logits_module(model, sep_id=sep_id, cls_only=cls_only),
+                sample,
+                tmp,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
                 dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
-                opset_version=17, dynamo=False,
+                opset_version=17,
+                dynamo=False,
             )
         os.replace(tmp, out_path)
     finally:

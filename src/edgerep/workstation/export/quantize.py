@@ -7,8 +7,8 @@ onnxruntime.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -61,8 +61,11 @@ def _float_token_types(rm):
     The ai_edge_quantizer rule added last wins for the scopes it matches."""
     from ai_edge_quantizer import algorithm_manager, qtyping
 
-    rm.add_quantization_config(regex=TOKEN_TYPE_SCOPE, operation_name=qtyping.TFLOperationName.EMBEDDING_LOOKUP,
-                               algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    rm.add_quantization_config(
+        regex=TOKEN_TYPE_SCOPE,
+        operation_name=qtyping.TFLOperationName.EMBEDDING_LOOKUP,
+        algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE,
+    )
     return rm
 
 
@@ -129,7 +132,11 @@ def quantize_onnx(float_path: str | os.PathLike, mode: Quantization, out_path: s
 
 
 def representative_dataset(
-    tokenizer_json: str | os.PathLike, max_seq_len: int, texts: Sequence[str], buckets: Sequence[int] = (), batch_size: int = 1,
+    tokenizer_json: str | os.PathLike,
+    max_seq_len: int,
+    texts: Sequence[str],
+    buckets: Sequence[int] = (),
+    batch_size: int = 1,
     entities=None,
 ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Calibration inputs per signature: ``{signature: [{"input_ids", "attention_mask"}, ...]}``,
@@ -146,8 +153,10 @@ def representative_dataset(
         e = enc.encode(list(texts), pad_to=max_seq_len, entities=entities)
         starts = range(0, max(1, len(texts) - batch_size + 1), batch_size)
         out[f"batch_{batch_size}"] = [
-            {"input_ids": np.resize(e.input_ids[s : s + batch_size], (batch_size, max_seq_len)),
-             "attention_mask": np.resize(e.attention_mask[s : s + batch_size], (batch_size, max_seq_len))}
+            {
+                "input_ids": np.resize(e.input_ids[s : s + batch_size], (batch_size, max_seq_len)),
+                "attention_mask": np.resize(e.attention_mask[s : s + batch_size], (batch_size, max_seq_len)),
+            }
             for s in starts
         ]
     return out
