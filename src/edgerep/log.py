@@ -155,7 +155,7 @@ class _Bar:
         self.done += n
         if info is not None:
             self.info = info
-        if self._rich is not None:
+        if self._rich is not None and self._task is not None:
             self._rich.update(self._task, advance=n, info=self.info)
         now = time.monotonic()
         step = max(1, int(self.total * PLAIN_STEP))

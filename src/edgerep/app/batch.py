@@ -299,10 +299,10 @@ class _RayClassifier:
 
         from edgerep.device.runtime import PolarityClassifier
 
-        files = ray.get(files[0])  # a reference inside a list: Ray passes it on unresolved
+        contents: dict[str, bytes] = ray.get(files[0])  # a reference inside a list: Ray passes it on unresolved
 
         self._dir = tempfile.TemporaryDirectory(prefix="edgerep-bundle-")
-        for name, data in files.items():
+        for name, data in contents.items():
             Path(self._dir.name, name).write_bytes(data)
         self.clf = PolarityClassifier(self._dir.name, num_threads=1)
 

@@ -139,7 +139,7 @@ class CompressConfig:
         if self.vocab_min_count < 1:
             raise ConfigError(f"vocab_min_count must be >= 1, got {self.vocab_min_count}")
         if any(k < 1 for k in self.layers or ()):
-            raise ConfigError(f"student layers must be >= 1, got {list(self.layers)}")
+            raise ConfigError(f"student layers must be >= 1, got {list(self.layers or ())}")
         if Quantization.FULL_INT8 in self.quantizations + self.teacher_quantizations:
             raise ConfigError(
                 "full-int8 needs calibration and lost >10% label agreement on MiniLM; valid here: "

@@ -98,6 +98,8 @@ class _LiteRTEngine:
         """Logits float32 [batch, classes] for int32 [batch, width] inputs (batch 1, or the
         bundle's batch signature at max_seq_len)."""
         runner = self._runners[input_ids.shape[1]] if input_ids.shape[0] == 1 else self._batch_runner
+        if runner is None:
+            raise BundleError(f"this bundle has no batch signature for {input_ids.shape[0]} tweets at once")
         raw = np.asarray(runner(input_ids=input_ids, attention_mask=attention_mask)[self._name]).reshape(input_ids.shape[0], -1)
         if self._dequant is not None:
             scale, zero_point = self._dequant

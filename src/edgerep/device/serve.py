@@ -213,12 +213,14 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
     one_of = [{"required": ["text"]}, {"required": ["texts"]}]
 
     class ClassifyRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": one_of})
-        text: Text = Field(
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": one_of})  # type: ignore[dict-item]
+        text: Text = Field(  # type: ignore[assignment]  # absent, not null: see the validator
             None, description="One tweet (give this or `texts`).", json_schema_extra=no_default, examples=["Great service from @BMW today!"]
         )
         texts: Annotated[list[Text], Field(min_length=1, max_length=cfg.max_texts)] = Field(
-            None, description=f"1 to {cfg.max_texts} tweets (give this or `text`).", json_schema_extra=no_default
+            None,  # type: ignore[arg-type]  # absent, not null: see the validator
+            description=f"1 to {cfg.max_texts} tweets (give this or `text`).",
+            json_schema_extra=no_default,
         )
 
         @model_validator(mode="after")
@@ -228,7 +230,7 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
             return self
 
     if entity_conditioned:
-        ClassifyRequest = create_model(  # noqa: N806 - a model class
+        ClassifyRequest = create_model(  # type: ignore[misc]  # a model class built at run time
             "ClassifyRequest",
             __base__=ClassifyRequest,
             entity=(
@@ -246,7 +248,7 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
                 ...,
             ),
         )
-    Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})
+    Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})  # type: ignore[call-overload]
 
     class Prediction(BaseModel):
         label: Literal[tuple(labels)]  # type: ignore[valid-type]
@@ -690,7 +692,8 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
     )
     async def classify(body: ClassifyRequest):  # type: ignore[valid-type]
         t0 = time.perf_counter()
-        texts = [body.text] if body.text is not None else body.texts
+        req: Any = body  # a model class built at run time (entity or not)
+        texts = [req.text] if req.text is not None else req.texts
         logits = await state["batcher"].submit(texts, getattr(body, "entity", None))
         probs = softmax(logits)
         preds = [
@@ -699,7 +702,7 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
         ]
         stats.texts += len(texts)
         stats.latencies_ms.append((time.perf_counter() - t0) * 1e3)
-        return preds[0] if body.text is not None else {"predictions": preds}
+        return preds[0] if req.text is not None else {"predictions": preds}
 
     @app.get("/health", response_model=models["Health"], response_model_exclude_none=True, summary="Liveness (open without a token)")
     async def health(request: Request):
@@ -828,7 +831,7 @@ def serve(
         backlog=2048,
         log_config=log_config,
         http=guarded_protocol(cfg.request_timeout_s, app.stats),
-        timeout_keep_alive=cfg.keep_alive_s,
+        timeout_keep_alive=cfg.keep_alive_s,  # type: ignore[arg-type]  # uvicorn takes seconds as a float too
         limit_concurrency=cfg.max_connections,
     )
     if access_log:  # uvicorn logs access lines at INFO: lift only that logger above the quiet default
@@ -859,6 +862,7 @@ def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), t
     cmd = [*prefix, sys.executable, "-m", "edgerep", "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", *args]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline, seen = time.time() + timeout_s, []
+    assert proc.stderr is not None  # stderr=PIPE
     while time.time() < deadline:
         line = proc.stderr.readline()
         if not line:
@@ -870,7 +874,7 @@ def spawn(bundle: str | os.PathLike, *args: str, prefix: tuple[str, ...] = (), t
                 stderr_lines.extend(seen)
             # a full pipe would block the server
             threading.Thread(
-                target=(lambda: stderr_lines.extend(proc.stderr)) if stderr_lines is not None else proc.stderr.read, daemon=True
+                target=(lambda: stderr_lines.extend(proc.stderr or ())) if stderr_lines is not None else proc.stderr.read, daemon=True
             ).start()
             return proc, m.group(1)
     proc.kill()

@@ -181,7 +181,7 @@ class TweetTokenizer:
             n = min(len(x), width)
             input_ids[i, :n] = x[:n]
             mask[i, :n] = 1
-        types = segment_ids(input_ids, self.sep_id) if self.entity_conditioned else np.zeros_like(input_ids)
+        types = segment_ids(input_ids, self.sep_id) if self.entity_conditioned and self.sep_id is not None else np.zeros_like(input_ids)
         return Encoded(input_ids, mask, lengths, types)
 
     def encode(self, texts: Sequence[str], pad_to: int | None = None, entities=None) -> Encoded:

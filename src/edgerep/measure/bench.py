@@ -556,7 +556,7 @@ def _run_cell(spec: dict, timeout_s: float, cgroup_parent: Path | None = None) -
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
         oom = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
-        if stats.get("oom_kill"):
+        if stats.get("oom_kill") and profile is not None:
             return {
                 **ident,
                 "error": f"out of memory under the profile's cap: killed by the cgroup v2 OOM killer at {profile.memory_mib} MiB",

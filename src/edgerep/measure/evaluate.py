@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +220,7 @@ def out_of_domain_probabilities(path: str | os.PathLike, folder, threads: int | 
 
 
 def evaluate_ensemble(
-    members: list[str | os.PathLike],
+    members: Sequence[str | os.PathLike],
     data_root: str | os.PathLike,
     split: str = "training",
     subset: str = "auto",

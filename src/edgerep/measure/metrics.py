@@ -9,11 +9,12 @@ unweighted mean of per-class F1 over all classes, present or not. numpy only, ex
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
     """Counts int64 [n_classes, n_classes]; row = true class, column = predicted class.
 
     Raises:
@@ -30,7 +31,7 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     return cm
 
 
-def classification_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
+def classification_report(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, labels: Sequence[str]) -> dict:
     """All polarity metrics as a JSON-ready dict.
 
     Args:
@@ -78,9 +79,9 @@ def _accuracy_and_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
 
 
 def paired_bootstrap(
-    y_true: Sequence[int],
-    pred_reference: Sequence[int],
-    pred_other: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
+    pred_reference: Sequence[int] | np.ndarray,
+    pred_other: Sequence[int] | np.ndarray,
     n_classes: int,
     resamples: int = 2000,
     confidence: float = 0.95,
@@ -120,7 +121,7 @@ def paired_bootstrap(
         raise ValueError("a paired bootstrap needs at least 2 tweets")
     if min(y.min(), a.min(), b.min()) < 0 or max(y.max(), a.max(), b.max()) >= n_classes:
         raise ValueError(f"labels must lie in [0, {n_classes})")
-    out = {"n": int(y.size), "resamples": int(resamples), "confidence": float(confidence)}
+    out: dict[str, Any] = {"n": int(y.size), "resamples": int(resamples), "confidence": float(confidence)}
     names = ("accuracy", "macro_f1")
 
     def diff(yy, aa, bb, axis=-1):  # [2, ...]: accuracy and macro-F1 of b minus a's

@@ -17,6 +17,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from edgerep import __version__
 from edgerep.errors import RecordError
@@ -111,7 +112,7 @@ def machine_info() -> dict:
     """CPU model, instruction-set flags that decide int8 speed, logical cores, CPU affinity, total
     memory (MB = 10^6 bytes), OS, Python, and the versions of the inference libraries installed
     (read from package metadata; nothing is imported, so this runs on a device too)."""
-    info = {
+    info: dict[str, Any] = {
         "cpu": _cpu_model(),
         "machine": platform.machine(),
         "logical_cores": os.cpu_count(),

@@ -222,6 +222,7 @@ def bench_remote(
     for b in bundles:
         Manifest.read(b)
     with Device(host, **device_kwargs) as dev:
+        assert dev.workdir is not None  # set on connecting
         pkg_root = posixpath.join(dev.workdir, "lib")
         dev.run(f"mkdir -p {shlex.quote(pkg_root)}")
         dev.put_package(PACKAGE_DIR, posixpath.join(pkg_root, "edgerep"), LIGHT_PARTS)

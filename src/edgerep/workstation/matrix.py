@@ -199,8 +199,8 @@ def quantization_matrix(
             round(BERT_LARGE_PARAMETERS * 4 / MB, 1),
             f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)",
         )
-    for r in rows:
-        r["ratio_to_bert_large_fp32"] = round(ref_mb / r["size_mb"], 1) if r["size_mb"] else None
+    for row in rows:
+        row["ratio_to_bert_large_fp32"] = round(ref_mb / row["size_mb"], 1) if row["size_mb"] else None
     record = make_record("matrix", {"config": config.to_dict(), "bert_large_fp32_mb": ref_mb, "bert_large_fp32_source": how, "rows": rows})
     write_record(out / "matrix.json", record)
     return record

@@ -122,6 +122,7 @@ def installed_pieces(spec: SplitModel, search_path: list[str] | None = None) -> 
                 f"reinstall it: pip install --force-reinstall {package}"
             )
         entry = entries[0]
+        assert entry.hash is not None and entry.size is not None  # checked above
         pieces.append(
             Piece(package, Path(str(dist.locate_file(entry))), _record_hash(f"{entry.hash.mode}={entry.hash.value}"), int(entry.size))
         )

@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -145,6 +146,17 @@ class TrainConfig:
         return settings_dict(d, self.OPTIONAL)
 
     @property
+    def resolved_max_seq_len(self) -> int:
+        """``max_seq_len`` once resolved from the training tweets.
+
+        Raises:
+            ConfigError: not resolved yet (``None``).
+        """
+        if self.max_seq_len is None:
+            raise ConfigError("max_seq_len is not resolved yet")
+        return self.max_seq_len
+
+    @property
     def trained_epochs(self) -> int:
         """Epochs actually trained: ``stop_after`` or ``epochs``."""
         return self.stop_after or self.epochs
@@ -185,7 +197,7 @@ def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     """
     order = rng.permutation(len(lengths))
     window = batch_size * 50
-    batches = []
+    batches: list[np.ndarray] = []
     for s in range(0, len(order), window):
         chunk = order[s : s + window]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
@@ -278,7 +290,7 @@ def train(
     if sentiment is not None and latest is None and config.sentiment_mode == "intermediate":
         model = _intermediate_task(model, out, tok_dir / TOKENIZER_FILE, config, sentiment)
 
-    tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len, entity_conditioned=config.entity)
+    tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.resolved_max_seq_len, entity_conditioned=config.entity)
     data = _Data.of(tokenizer, train_set, val_set)
     joint = None
     if sentiment is not None and config.sentiment_mode == "joint":
@@ -328,7 +340,7 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
     if (done / "state.json").is_file():
         log(f"train: intermediate task done in {done}, fine-tuning from it")
         return load_for_classification(str(done), LABELS)
-    tokenizer = TweetTokenizer(tokenizer_json, config.max_seq_len)  # single tweets: no entity
+    tokenizer = TweetTokenizer(tokenizer_json, config.resolved_max_seq_len)  # single tweets: no entity
     ids, y = tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64)
     rng = np.random.default_rng(config.seed * 1000)
     batches = _batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
@@ -390,7 +402,7 @@ class _JointTask:
         head = torch.nn.Linear(classifier.in_features, len(LABELS))
         if latest is not None:
             head.load_state_dict(torch.load(latest / SENTIMENT_HEAD_FILE, weights_only=True))
-        tokenizer = TweetTokenizer(tokenizer_json, config.max_seq_len)  # single tweets, as in the intermediate task
+        tokenizer = TweetTokenizer(tokenizer_json, config.resolved_max_seq_len)  # single tweets, as in the intermediate task
         order = np.random.default_rng(config.seed * 1000 - 1).permutation(len(data.texts))
         parts = np.array_split(order, config.epochs)
         return cls(
@@ -482,7 +494,20 @@ def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train
     return config
 
 
-def _optimizer(model, config: TrainConfig, total_steps: int):
+class OptimizerSettings(Protocol):
+    """What :func:`_optimizer` reads of a training config (fine-tuning, pretraining, distillation)."""
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @property
+    def weight_decay(self) -> float: ...
+
+    @property
+    def warmup_ratio(self) -> float: ...
+
+
+def _optimizer(model, config: OptimizerSettings, total_steps: int):
     """AdamW (no weight decay on biases and norms) with linear warm-up then linear decay."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -573,13 +598,13 @@ class MidEpoch:
     def __init__(self, root: Path, minutes: float | None, restored: MidEpoch | None = None, state: dict | None = None):
         self.root, self.minutes = root, minutes
         self.path = root / self.DIR
-        self.state = state
+        self.state: dict = state or {}
         self._restored = restored
         self._last = time.perf_counter()
 
     @property
     def epoch(self) -> int:
-        return int(self.state["epoch"]) if self.state else 0
+        return int(self.state.get("epoch", 0))
 
     @classmethod
     def find(cls, root: Path, latest: Path | None) -> MidEpoch | None:

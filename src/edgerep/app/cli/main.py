@@ -321,7 +321,7 @@ def distill(
         ffn_keep_last=ffn_keep_last,
         learning_rate=lr,
         unlabelled=unlabelled,
-        transfer_text=tuple(transfer_text or ()),
+        transfer_text=tuple(str(p) for p in transfer_text or ()),
         quant_aware=quant_aware,
         seed=seed,
         limit=limit,
@@ -427,7 +427,7 @@ def compress(
         prune_after_epoch=prune_after_epoch,
         ffn_keep_last=ffn_keep_last,
         quant_aware=quant_aware,
-        transfer_text=tuple(transfer_text or ()),
+        transfer_text=tuple(str(p) for p in transfer_text or ()),
         vocab_min_count=vocab_min_count,
         accuracy_budget=accuracy_budget,
         limit=limit,
@@ -709,6 +709,7 @@ def classify(
             if as_json:
                 sys.stdout.write(json.dumps({"input": where, "error": error}) + "\n")
             continue
+        assert pred is not None  # an error above continues the loop
         if as_json:
             line = {"input": where, **pred.to_dict()}
             if logits:
@@ -716,6 +717,7 @@ def classify(
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
             preview = s if len(s) <= 60 else s[:57] + "..."
+            assert table is not None  # made when not as_json
             table.add_row(where, pred.label, *(f"{pred.probabilities[lab]:.3f}" for lab in LABELS), preview)
     if table is not None and table.row_count:
         out.print(table)
@@ -896,7 +898,7 @@ def bench(
         )
     if output:
         rec = merge_into(output, rec)
-        if not host:
+        if not host and checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
     if as_json:
         _print_json(rec)
@@ -1112,7 +1114,7 @@ def run(
             ffn_widths=_widths_list(student_widths),
             epochs=distill_epochs,
             prune_after_epoch=prune_after_epoch,
-            transfer_text=tuple(transfer_text or ()),
+            transfer_text=tuple(str(p) for p in transfer_text or ()),
         )
         if compress
         else None,
@@ -1167,9 +1169,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # click usage errors and OS errors
         # typer vendors click; recognise its usage errors by their interface
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):  # click.ClickException
-            exc.show()
-            return exc.exit_code
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):  # click.ClickException
+            show()
+            return code
         if isinstance(exc, OSError) and not debug:
             where = f"{exc.filename}: " if exc.filename else ""
             err.print(f"[red]error:[/] {escape(where + str(exc.strerror or exc))}", highlight=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class Records:
         return len(self.results()) + len(self.manifests)
 
 
-def collect(dirs: list[str | os.PathLike]) -> Records:
+def collect(dirs: Sequence[str | os.PathLike]) -> Records:
     """Read the records under ``dirs`` (recursively; checkpoints and tokenizer files skipped).
 
     Raises:
@@ -377,7 +378,7 @@ def _compressions(recs: Records) -> list[Section]:
     """One section per ``edgerep.compression`` record: the variants table and the Pareto figure."""
     from edgerep.app.report.tables import compression_rows
 
-    out = []
+    out: list = []
     for p, rec in recs.compressions:
         ref = rec["reference"]
         header, rows = compression_rows(rec)
@@ -657,7 +658,7 @@ def _load(recs: Records) -> Section | None:
     )
 
 
-def build_report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, title: str = "edgerep report") -> dict:
+def build_report(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, title: str = "edgerep report") -> dict:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` to ``out_dir`` (replaced atomically).
 
     Args:

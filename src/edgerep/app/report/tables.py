@@ -96,7 +96,7 @@ def _delta(vs: dict | None) -> str:
     return f"{100 * m['diff']:+.2f} ({100 * m['low']:+.2f}, {100 * m['high']:+.2f})"
 
 
-def compression_rows(record: dict, mark: str = "**") -> tuple[list[str], list[list[str]]]:
+def compression_rows(record: dict, mark: str | tuple[str, str] = "**") -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of an ``edgerep.compression`` record; the recommended variant's name is
     wrapped in ``mark`` (Markdown bold; ``[bold]`` markup for rich gives ``("[bold]", "[/]")``), and
     a variant that failed export validation is marked "(beyond tolerance)"."""

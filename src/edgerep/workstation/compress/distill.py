@@ -252,16 +252,16 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
             y += [-1] * len(extra_texts)
             counts[f"text:{folder}"] = len(extra_texts)
     counts["validation_left_out"] = len(val)
-    y = np.asarray(y, dtype=np.int64)
+    labels = np.asarray(y, dtype=np.int64)
     if config.limit is not None and config.limit < len(texts):
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(texts))[: config.limit])
-        texts, entities, y = [texts[i] for i in keep], [entities[i] for i in keep], y[keep]
+        texts, entities, labels = [texts[i] for i in keep], [entities[i] for i in keep], labels[keep]
         val = val[: max(8, config.limit // 4)]
     counts["transfer"] = len(texts)
     cond = tokenizer.entity_conditioned
     return _Transfer(
         tokenizer.ids(texts, entities if cond else None),
-        y,
+        labels,
         tokenizer.ids([t.text for t in val], [t.entity_name for t in val] if cond else None),
         np.asarray([t.label_id for t in val], dtype=np.int64),
         counts,
@@ -554,6 +554,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
         sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
         before = int(student.config.intermediate_size)
+        assert config.ffn_width is not None  # pruning is scheduled only with a width
         prune_ffn(
             student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last
         )

@@ -24,6 +24,7 @@ transfer tweets. The units with the largest importance are kept, in their origin
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from edgerep.errors import ConfigError
 _FFN_IN = re.compile(r"^(?P<layer>.*encoder\.layer\.\d+)\.intermediate\.dense$")
 
 
-def feed_forward_blocks(model) -> list[tuple[str, object, object]]:
+def feed_forward_blocks(model) -> list[tuple[str, Any, Any]]:
     """``(layer name, intermediate.dense, output.dense)`` of every Transformer layer of a
     BERT-style encoder (``config.model_type == "bert"``, e.g. MiniLM), in layer order.
 
@@ -45,7 +46,7 @@ def feed_forward_blocks(model) -> list[tuple[str, object, object]]:
     if getattr(model.config, "model_type", None) != "bert":
         raise ConfigError(f"feed-forward pruning supports BERT-style encoders (model_type bert), got {model.config.model_type!r}")
     modules = dict(model.named_modules())
-    blocks = []
+    blocks: list = []
     for name, module in modules.items():
         m = _FFN_IN.match(name)
         out = modules.get(f"{m['layer']}.output.dense") if m else None

@@ -45,6 +45,7 @@ def _build_recipe(spec: Recipe):
         rm = recipe_manager.RecipeManager()
         rm.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4)
         return _float_token_types(rm).get_quantization_recipe()
+    assert spec.recipe is not None  # float32 is not quantized
     return getattr(recipe, spec.recipe)()
 
 
