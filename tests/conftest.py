@@ -159,9 +159,9 @@ class Interrupted(Exception):
 def interrupt_after_epoch_1(monkeypatch):
     """Within the block, training and distillation raise :class:`Interrupted` right after the
     epoch-1 checkpoint is saved (the real saving code runs first)."""
-    import edgerep.workstation.train as T
+    import edgerep.workstation.train as train_module
 
-    save = T._save_checkpoint
+    save = train_module._save_checkpoint
 
     def save_then_interrupt(root, epoch, *args, **kwargs):
         save(root, epoch, *args, **kwargs)

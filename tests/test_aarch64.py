@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 _spec = importlib.util.spec_from_file_location("aarch64_check", Path(__file__).parents[1] / "benchmarks" / "aarch64_check.py")
-A = importlib.util.module_from_spec(_spec)
-sys.modules["aarch64_check"] = A
-_spec.loader.exec_module(A)
+check = importlib.util.module_from_spec(_spec)
+sys.modules["aarch64_check"] = check
+_spec.loader.exec_module(check)
 
-needs_qemu = pytest.mark.skipif(bool(A.missing_tools()), reason=f"{' and '.join(A.missing_tools())} not installed (apt-get install qemu-user-static mmdebstrap)")
+needs_qemu = pytest.mark.skipif(bool(check.missing_tools()), reason=f"{' and '.join(check.missing_tools())} not installed (apt-get install qemu-user-static mmdebstrap)")
 
 
 def test_compare_rules():
@@ -31,20 +31,20 @@ def test_compare_rules():
     far = {"logits": np.full((50, 3), 2e-4), "labels": ["NEUTRAL"] * 50}
     one_flip = {"logits": np.full((50, 3), 0.3), "labels": ["NEUTRAL"] * 49 + ["POSITIVE"]}
     two_flips = {"logits": np.full((50, 3), 0.3), "labels": ["NEUTRAL"] * 48 + ["POSITIVE"] * 2}
-    assert A.compare(ref, close, "fp32")["passed"] and not A.compare(ref, far, "fp32")["passed"]
-    assert A.compare(ref, one_flip, "dynamic-int8")["passed"]  # 98%
-    assert not A.compare(ref, two_flips, "dynamic-int8")["passed"]  # 96%
-    assert A.compare(ref, one_flip, "dynamic-int8")["max_abs_logit_diff"] == pytest.approx(0.3)
-    assert not A.compare(ref, {"logits": np.zeros((49, 3)), "labels": ["NEUTRAL"] * 49}, "fp32")["passed"]
+    assert check.compare(ref, close, "fp32")["passed"] and not check.compare(ref, far, "fp32")["passed"]
+    assert check.compare(ref, one_flip, "dynamic-int8")["passed"]  # 98%
+    assert not check.compare(ref, two_flips, "dynamic-int8")["passed"]  # 96%
+    assert check.compare(ref, one_flip, "dynamic-int8")["max_abs_logit_diff"] == pytest.approx(0.3)
+    assert not check.compare(ref, {"logits": np.zeros((49, 3)), "labels": ["NEUTRAL"] * 49}, "fp32")["passed"]
 
 
 def test_board_cpuinfo_reads_as_the_board(tmp_path):
     """The /proc/cpuinfo written for the emulated board gives the board's flags to cpu_flags()."""
     from edgerep.measure.records import cpu_flags
 
-    assert A.write_board(tmp_path, "cortex-a72") == "Raspberry Pi 4 Model B"
+    assert check.write_board(tmp_path, "cortex-a72") == "Raspberry Pi 4 Model B"
     assert cpu_flags((tmp_path / "proc" / "cpuinfo").read_text()) == ["asimd"]
-    A.write_board(tmp_path, "cortex-a76")
+    check.write_board(tmp_path, "cortex-a76")
     assert cpu_flags((tmp_path / "proc" / "cpuinfo").read_text()) == ["asimd", "asimddp", "fphp", "asimdhp"]
     assert (tmp_path / "sys/devices/system/cpu/possible").read_text() == "0-3\n"
 
@@ -61,7 +61,7 @@ def test_device_path_on_aarch64_matches_x86(tiny_bundles, tiny_entity_bundles, d
 
     sample = sample_texts(data_root, "validation", 50)
     bundles = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"], tiny_entity_bundles["fp32"]]
-    payload = A.check(bundles, sample.texts, sample.entities, tmp_path / "work", ["cortex-a72", "cortex-a76", "max"], log=lambda *_: None)
+    payload = check.check(bundles, sample.texts, sample.entities, tmp_path / "work", ["cortex-a72", "cortex-a76", "max"], log=lambda *_: None)
 
     print(f"aarch64 check: {payload['check_seconds']:.0f} s")
     assert payload["passed"], [r for r in payload["results"] if r["decides"] and not r["passed"]]

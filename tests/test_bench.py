@@ -59,10 +59,10 @@ def test_batch_cells(tiny_bundles, validation_texts):
 
 
 def test_failed_cell_is_reported_not_raised(tiny_bundles):
-    from edgerep.measure import bench as B
+    from edgerep.measure import bench as bench_module
 
     spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "nope", "texts": ["a", "b"], "warmup": 0}
-    cell = B._run_cell(spec, 60)
+    cell = bench_module._run_cell(spec, 60)
     assert cell["error"].startswith("failed") and "KeyError" in cell["error"]
 
 
@@ -127,23 +127,23 @@ def test_cgroup_v2_detection(tmp_path):
 
 def test_worker_joins_cgroup_v2_with_memory_max(tmp_path, tiny_bundles, validation_texts):
     """The parent writes memory.max / memory.swap.max, the worker writes its own pid to cgroup.procs."""
-    from edgerep.measure import bench as B
+    from edgerep.measure import bench as bench_module
 
     root, here, proc = _fake_cgroup_tree(tmp_path)
     made = []
-    real_make = B.make_memory_cgroup
+    real_make = bench_module.make_memory_cgroup
 
     def make(parent, name, mb):
         cg = real_make(parent, name, mb)
         made.append(cg)
         return cg
 
-    B.make_memory_cgroup, saved = make, B.make_memory_cgroup
+    bench_module.make_memory_cgroup, saved = make, bench_module.make_memory_cgroup
     try:
         spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "rpi3b", "texts": validation_texts[:4], "warmup": 0}
-        cell = B._run_cell(spec, 120, here)
+        cell = bench_module._run_cell(spec, 120, here)
     finally:
-        B.make_memory_cgroup = saved
+        bench_module.make_memory_cgroup = saved
     assert "error" not in cell, cell
     (cg,) = made
     assert (cg / "memory.max").read_text() == str(1024 * 1024 * 1024)
@@ -168,12 +168,12 @@ def test_memory_cap_falls_back_to_rlimit_as_with_reason(tiny_bundles, validation
 def test_interrupted_bench_resumes_finished_runs(tiny_bundles, validation_texts, tmp_path):
     """Each run of a cell is its own worker process, the cells timed in alternating order run
     after run (A B, B A, A B); an interrupted bench keeps the runs it finished."""
-    from edgerep.measure import bench as B
+    from edgerep.measure import bench as bench_module
 
     ckpt = tmp_path / "bench.json.partial"
     models = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"]]
     a, b = (str(m) for m in models)
-    real_run_cell, calls, stop_at = B._run_cell, [], [3]
+    real_run_cell, calls, stop_at = bench_module._run_cell, [], [3]
 
     def interrupted(spec, timeout_s, cgroup_parent=None):
         calls.append(spec["path"])
@@ -183,7 +183,7 @@ def test_interrupted_bench_resumes_finished_runs(tiny_bundles, validation_texts,
             raise KeyboardInterrupt
         return real_run_cell(spec, timeout_s, cgroup_parent)
 
-    B._run_cell = interrupted
+    bench_module._run_cell = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
@@ -192,7 +192,7 @@ def test_interrupted_bench_resumes_finished_runs(tiny_bundles, validation_texts,
         calls.clear()
         rec = bench(models, validation_texts[:6], warmup=0, checkpoint=ckpt)
     finally:
-        B._run_cell = real_run_cell
+        bench_module._run_cell = real_run_cell
     assert calls == [b, a, a, b]  # the two finished runs kept; run 2 in reverse order, run 3 forward
     assert rec["settings"]["interleaved"] is True and [c["path"] for c in rec["cells"]] == [a, b]
     for c in rec["cells"]:
@@ -252,13 +252,13 @@ def test_records_compare_machine_libraries_and_commit():
 
 def test_peak_rss_is_the_worker_own_not_inherited_from_a_large_parent(tiny_bundles, validation_texts):
     """ru_maxrss survives fork + exec on Linux; the worker reports VmHWM of its own memory."""
-    from edgerep.measure import bench as B
+    from edgerep.measure import bench as bench_module
 
     ballast = bytearray(600 * 10**6)  # the parent grows to > 600 MB resident
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
     spec = {"kind": "bundle", "path": str(tiny_bundles["dynamic-int8"]), "threads": 1, "profile": "host", "texts": validation_texts[:4], "warmup": 0}
-    cell = B._run_cell(spec, 120)
+    cell = bench_module._run_cell(spec, 120)
     del ballast
     assert "error" not in cell and 10 < cell["peak_rss_mb"] < 400, cell["peak_rss_mb"]
 

@@ -17,7 +17,7 @@ import pytest
 
 from edgerep.errors import ModelLoadError
 from edgerep.registry import MODEL_ALIASES, REFERENCE_MODEL, SPLIT_MODELS, SplitModel
-from edgerep.workstation import pieces as P
+from edgerep.workstation import pieces as pieces
 
 SPEC = SplitModel("tiny-mpnet", tuple(f"tiny-mpnet-part-{k:03d}" for k in range(1, 4)), "tiny-mpnet", "reference")
 
@@ -79,26 +79,26 @@ def test_pieces_join_once_into_a_loadable_mpnet(tmp_path, tiny_archive):
     site, cache = tmp_path / "site", tmp_path / "cache"
     site.mkdir()
     _install_pieces(site, tiny_archive, SPEC.packages)
-    found = P.installed_pieces(SPEC, [str(site)])
+    found = pieces.installed_pieces(SPEC, [str(site)])
     assert [p.package for p in found] == list(SPEC.packages)
     assert sum(p.size for p in found) == len(tiny_archive)
 
-    folder = P.assemble(SPEC, found, cache)
+    folder = pieces.assemble(SPEC, found, cache)
     assert folder == cache / "models" / "tiny-mpnet"
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=3)
     assert type(model).__name__ == "MPNetForSequenceClassification"
-    assert json.loads((folder / P.PIECES_FILE).read_text())["pieces"][0]["sha256"] == found[0].sha256
+    assert json.loads((folder / pieces.PIECES_FILE).read_text())["pieces"][0]["sha256"] == found[0].sha256
 
     # Built once: a second call reads no piece (a removed piece would fail if it did).
     stamp = (folder / "config.json").stat().st_mtime_ns
     found[0].path.unlink()
-    assert P.assemble(SPEC, found, cache) == folder
+    assert pieces.assemble(SPEC, found, cache) == folder
     assert (folder / "config.json").stat().st_mtime_ns == stamp
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_no_piece_installed_falls_back_to_the_hub_id(tmp_path):
-    assert P.installed_pieces(SPEC, [str(tmp_path)]) is None
+    assert pieces.installed_pieces(SPEC, [str(tmp_path)]) is None
 
 
 def test_a_missing_piece_names_the_package_and_extra(tmp_path, tiny_archive):
@@ -109,7 +109,7 @@ def test_a_missing_piece_names_the_package_and_extra(tmp_path, tiny_archive):
 
     shutil.rmtree(site / "tiny_mpnet_part_002-0.0.1.dist-info")
     with pytest.raises(ModelLoadError, match=r"tiny-mpnet-part-002 not installed \(2 of 3 pieces found\).*edgerep\[reference\]"):
-        P.installed_pieces(SPEC, [str(site)])
+        pieces.installed_pieces(SPEC, [str(site)])
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
@@ -124,7 +124,7 @@ def test_a_damaged_piece_is_refused_and_nothing_is_cached(tmp_path, tiny_archive
         data = data[:-10]
     paths[1].write_bytes(bytes(data))
     with pytest.raises(ModelLoadError, match=r"tiny-mpnet\.zip\.002: piece of tiny-mpnet-part-002 is damaged.*force-reinstall tiny-mpnet-part-002"):
-        P.assemble(SPEC, P.installed_pieces(SPEC, [str(site)]), cache)
+        pieces.assemble(SPEC, pieces.installed_pieces(SPEC, [str(site)]), cache)
     assert list((cache / "models").iterdir()) == []
 
 
@@ -133,9 +133,9 @@ def test_pieces_in_the_wrong_order_fail_the_archive_check(tmp_path, tiny_archive
     site, cache = tmp_path / "site", tmp_path / "cache"
     site.mkdir()
     _install_pieces(site, tiny_archive, SPEC.packages)
-    found = P.installed_pieces(SPEC, [str(site)])
+    found = pieces.installed_pieces(SPEC, [str(site)])
     with pytest.raises(ModelLoadError, match="tiny-mpnet: (the joined pieces are not a zip|member .* fails its CRC-32)"):
-        P.assemble(SPEC, [found[1], found[0], found[2]], cache)
+        pieces.assemble(SPEC, [found[1], found[0], found[2]], cache)
     assert list((cache / "models").iterdir()) == []
 
 
@@ -143,8 +143,8 @@ def test_an_interrupted_assembly_leaves_nothing_a_later_call_uses(tmp_path, tiny
     site, cache = tmp_path / "site", tmp_path / "cache"
     site.mkdir()
     _install_pieces(site, tiny_archive, SPEC.packages)
-    found = P.installed_pieces(SPEC, [str(site)])
-    real_copy = P.shutil.copyfileobj
+    found = pieces.installed_pieces(SPEC, [str(site)])
+    real_copy = pieces.shutil.copyfileobj
     calls = []
 
     def interrupted(src, dst, length=0):
@@ -153,26 +153,26 @@ def test_an_interrupted_assembly_leaves_nothing_a_later_call_uses(tmp_path, tiny
             raise KeyboardInterrupt
         return real_copy(src, dst, length)
 
-    monkeypatch.setattr(P.shutil, "copyfileobj", interrupted)
+    monkeypatch.setattr(pieces.shutil, "copyfileobj", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        P.assemble(SPEC, found, cache)
+        pieces.assemble(SPEC, found, cache)
     assert list((cache / "models").iterdir()) == []
-    monkeypatch.setattr(P.shutil, "copyfileobj", real_copy)
-    folder = P.assemble(SPEC, found, cache)
-    assert (folder / "config.json").is_file() and (folder / P.PIECES_FILE).is_file()
+    monkeypatch.setattr(pieces.shutil, "copyfileobj", real_copy)
+    folder = pieces.assemble(SPEC, found, cache)
+    assert (folder / "config.json").is_file() and (folder / pieces.PIECES_FILE).is_file()
 
 
 def test_a_cache_from_other_pieces_is_built_again(tmp_path, tiny_archive):
     site, cache = tmp_path / "site", tmp_path / "cache"
     site.mkdir()
     _install_pieces(site, tiny_archive, SPEC.packages)
-    found = P.installed_pieces(SPEC, [str(site)])
-    folder = P.assemble(SPEC, found, cache)
-    marker = json.loads((folder / P.PIECES_FILE).read_text())
+    found = pieces.installed_pieces(SPEC, [str(site)])
+    folder = pieces.assemble(SPEC, found, cache)
+    marker = json.loads((folder / pieces.PIECES_FILE).read_text())
     marker["pieces"][0]["sha256"] = "0" * 64
-    (folder / P.PIECES_FILE).write_text(json.dumps(marker))
+    (folder / pieces.PIECES_FILE).write_text(json.dumps(marker))
     (folder / "config.json").write_text("{}")
-    assert P.assemble(SPEC, found, cache) == folder
+    assert pieces.assemble(SPEC, found, cache) == folder
     assert json.loads((folder / "config.json").read_text())["model_type"] == "mpnet"
 
 

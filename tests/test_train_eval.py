@@ -69,11 +69,11 @@ def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, da
     validation figures of the uninterrupted run, and no mid-epoch checkpoint is left."""
     from safetensors.numpy import load_file
 
-    import edgerep.workstation.train as T
+    import edgerep.workstation.train as train_module
 
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 256})
     full = train(data_root, tmp_path / "a", cfg, checkpoint_minutes=None)
-    step = T.optimizer_step
+    step = train_module.optimizer_step
 
     for run, (stop_epoch, stop_batch) in {"b": (2, 5), "c": (1, 3)}.items():
         calls = {"n": 0}

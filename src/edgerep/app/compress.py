@@ -30,6 +30,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgerep.data import smoke_validation_size
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, check_or_write_config, record_is_current, settings_dict
 from edgerep.log import log
@@ -236,7 +237,7 @@ def compress(
     run = Path(run_dir)
     teacher = _find_model(run)
     info = read_model_info(teacher)
-    layers = config.student_layers(_config_int(teacher) or 1)
+    layers = config.student_layers(_config_value(teacher) or 1)
     for width in config.ffn_widths or (None,):  # every user mistake is found before anything is written
         check_teachers(DistillConfig(teachers=(str(teacher), *config.teachers), layers=max(layers, default=1), ffn_width=width))
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
@@ -378,7 +379,7 @@ def _evaluate(data_root, results: Path, bundles: dict[str, Path], models: dict[s
         rec_path = results / f"evaluation-{variant.replace('/', '--')}.json"
         rec = kept_evaluation(rec_path, path)  # None: the variant was rebuilt since
         if rec is None:
-            rec = evaluate(path, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
+            rec = evaluate(path, data_root, "training", "validation", limit=config.limit and smoke_validation_size(config.limit))
             write_record(rec_path, rec)
         evals[variant] = rec
         m = rec["metrics"]
@@ -467,7 +468,7 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
     else:
         from edgerep.measure.evaluate import evaluate
 
-        ref_rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and max(8, config.limit // 4))
+        ref_rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and smoke_validation_size(config.limit))
         write_record(ref_path, ref_rec)  # an `edgerep train` output has no results/ yet
     reference, ref_source = ref_rec["metrics"], str(ref_path)
     if "predictions" not in ref_rec:
@@ -493,8 +494,8 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
             "macro_f1": m["macro_f1"],
             "negative_f1": m["per_class"]["NEGATIVE"]["f1"],
             "error": round(1 - m["accuracy"], 6),
-            "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_int(models[model]),
-            "ffn_width": _config_int(models[model], "intermediate_size"),
+            "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_value(models[model]),
+            "ffn_width": _config_value(models[model], "intermediate_size"),
             "ffn_layer_widths": _layer_widths(models[model]),
         }
         vs = paired_comparison(ref_rec, rec)
@@ -565,8 +566,8 @@ def _model_entry(model_dir: Path) -> dict:
     d = info.get("distillation")
     return {
         "path": str(model_dir),
-        "layers": _config_int(model_dir),
-        "ffn_width": _config_int(model_dir, "intermediate_size"),
+        "layers": _config_value(model_dir),
+        "ffn_width": _config_value(model_dir, "intermediate_size"),
         "ffn_layer_widths": _layer_widths(model_dir),
         "vocabulary_pruning": info.get("vocabulary_pruning"),
         "distillation": None
@@ -586,7 +587,7 @@ def _model_entry(model_dir: Path) -> dict:
     }
 
 
-def _config_int(model_dir: Path, key: str = "num_hidden_layers") -> int | None:
+def _config_value(model_dir: Path, key: str = "num_hidden_layers") -> int | None:
     """An integer of the model's ``config.json`` (default: its depth); ``None`` if unreadable."""
     try:
         return int(json.loads((model_dir / "config.json").read_text())[key])

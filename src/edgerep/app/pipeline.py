@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgerep.app.compress import CompressConfig
-from edgerep.data import Samples, part_texts
+from edgerep.data import Samples, part_texts, smoke_validation_size
 from edgerep.errors import ConfigError
 from edgerep.io import check_or_write_config, record_is_current
 from edgerep.log import configure, log
@@ -201,7 +201,7 @@ def _members(data_root, out: Path, train_cfg: TrainConfig, seeds: tuple[int, ...
     members = [train(data_root, out / "members" / f"seed-{s}", replace(train_cfg, seed=s)) for s in seeds]
     path = out / "results" / "ensemble.json"
     if not path.is_file():
-        limit = train_cfg.limit and max(1, train_cfg.limit // 4)
+        limit = train_cfg.limit and smoke_validation_size(train_cfg.limit)
         write_record(path, evaluate_ensemble([model_dir, *members], data_root, limit=limit, threads=train_cfg.threads))
     m = read_record(path, "ensemble")["ensemble"]
     log(f"ensemble of {len(members) + 1}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
@@ -226,7 +226,9 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
         if rec is not None:
             log(f"evaluate {name}: {rec_path} exists, skipping")
         else:
-            rec = evaluate(path, data_root, "training", "validation", limit=config.train.limit and max(1, config.train.limit // 4))
+            rec = evaluate(
+                path, data_root, "training", "validation", limit=config.train.limit and smoke_validation_size(config.train.limit)
+            )
             write_record(rec_path, rec)
         evals[name] = rec
         m = rec["metrics"]

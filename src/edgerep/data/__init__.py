@@ -6,7 +6,16 @@ evaluate a bundle on real data.
 """
 
 from edgerep.data.replab import LoadReport, Tweet, load_split
-from edgerep.data.select import Samples, benchmark_tweets, part_texts, sample_texts, select_tweets, spread, training_tweets
+from edgerep.data.select import (
+    Samples,
+    benchmark_tweets,
+    part_texts,
+    sample_texts,
+    select_tweets,
+    smoke_validation_size,
+    spread,
+    training_tweets,
+)
 from edgerep.data.split import SplitConfig, split_train_validation
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "part_texts",
     "sample_texts",
     "select_tweets",
+    "smoke_validation_size",
     "split_train_validation",
     "spread",
     "training_tweets",

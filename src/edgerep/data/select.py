@@ -74,14 +74,20 @@ class Samples:
         return self.entities
 
 
+def smoke_validation_size(limit: int) -> int:
+    """Validation tweets of a smoke run over ``limit`` training tweets: a quarter of them, at
+    least 8 (every smoke-run evaluation, fine-tuning, distillation and compression alike)."""
+    return max(8, limit // 4)
+
+
 def training_tweets(
     data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None, seed: int = 13
 ) -> tuple[list[Tweet], list[Tweet], dict]:
     """The training split divided into ``(train, validation, load report)``.
 
     Args:
-        limit: keep a seeded random ``limit`` train tweets and ``limit // 4`` validation tweets
-            (smoke runs); ``None`` keeps all.
+        limit: keep a seeded random ``limit`` train tweets and :func:`smoke_validation_size`
+            validation tweets (smoke runs); ``None`` keeps all.
 
     Raises:
         DataError: unreadable corpus.
@@ -92,7 +98,7 @@ def training_tweets(
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.permutation(len(train))[:limit])
         train = [train[i] for i in keep]
-        keep_v = np.sort(rng.permutation(len(val))[: max(1, limit // 4)])
+        keep_v = np.sort(rng.permutation(len(val))[: smoke_validation_size(limit)])
         val = [val[i] for i in keep_v]
     return train, val, report.to_dict()
 

@@ -479,8 +479,8 @@ def export(
     from edgerep.workstation.models import read_model_info
 
     modes = parse_quantizations(quantize)
-    be = parse_backend(backend)
-    check_combinations(be, modes)
+    chosen_backend = parse_backend(backend)
+    check_combinations(chosen_backend, modes)
     info = read_model_info(model_dir)
     bucket_list = parse_buckets(buckets, int(info["max_seq_len"]))
     parts = part_texts(data, SplitConfig(**info.get("split", {})))
@@ -492,7 +492,7 @@ def export(
         overwrite=overwrite,
         calibration_texts=parts["train"].spread(calibration_tweets),
         strict=strict,
-        backend=be,
+        backend=chosen_backend,
         buckets=bucket_list,
     )
     if as_json:
@@ -1096,7 +1096,7 @@ def run(
     from edgerep.workstation.train import TrainConfig, recipe_stop_after
 
     modes = tuple(parse_quantizations(quantize))
-    tcfg = TrainConfig(
+    train_config = TrainConfig(
         model=model,
         epochs=epochs,
         stop_after=recipe_stop_after(epochs, stop_after),
@@ -1105,9 +1105,9 @@ def run(
         sentiment_data=str(sentiment_data) if sentiment_data else None,
         sentiment_mode=sentiment_mode,
     )
-    rcfg = RunConfig.for_budget(
+    run_config = RunConfig.for_budget(
         budget,
-        tcfg,
+        train_config,
         quantizations=modes,
         compress=CompressConfig(
             layers=_layers_list(student_layers),
@@ -1120,10 +1120,10 @@ def run(
         else None,
     )
     if pretrain_text:
-        if rcfg.pretrain is None:
+        if run_config.pretrain is None:
             raise ConfigError("--pretrain-text needs --budget large (the default budget does no pretraining)")
-        rcfg = replace(rcfg, pretrain=replace(rcfg.pretrain, extra_text=tuple(str(p) for p in pretrain_text)))
-    summary = do_run(data, out_dir, rcfg)
+        run_config = replace(run_config, pretrain=replace(run_config.pretrain, extra_text=tuple(str(p) for p in pretrain_text)))
+    summary = do_run(data, out_dir, run_config)
     if as_json:
         _print_json(summary)
         return

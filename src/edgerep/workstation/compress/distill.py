@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerep import LABELS, __version__
-from edgerep.data import SplitConfig
+from edgerep.data import SplitConfig, smoke_validation_size
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict, sha256_tree
@@ -256,7 +256,7 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
     if config.limit is not None and config.limit < len(texts):
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(texts))[: config.limit])
         texts, entities, labels = [texts[i] for i in keep], [entities[i] for i in keep], labels[keep]
-        val = val[: max(8, config.limit // 4)]
+        val = val[: smoke_validation_size(config.limit)]
     counts["transfer"] = len(texts)
     cond = tokenizer.entity_conditioned
     return _Transfer(
@@ -520,12 +520,12 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         log(f"[green]distill[/]: finished student found at {final}, skipping")
         return final
     infos = check_teachers(config)  # every user mistake is found before anything is written
-    info0 = infos[0]
+    teacher_info = infos[0]
     if config.threads:
         torch.set_num_threads(config.threads)
-    split = SplitConfig(**info0.get("split", {}))
+    split = SplitConfig(**teacher_info.get("split", {}))
     tokenizer = TweetTokenizer(
-        Path(config.teachers[0]) / TOKENIZER_FILE, int(info0["max_seq_len"]), bool(info0.get("entity_conditioned", False))
+        Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
     )
     data = _transfer_set(data_root, split, tokenizer, config)
     out.mkdir(parents=True, exist_ok=True)
@@ -659,7 +659,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
     pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
     best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
-    info = {k: v for k, v in info0.items() if not k.startswith("_")}
+    info = {k: v for k, v in teacher_info.items() if not k.startswith("_")}
     info.update(
         edgerep_version=__version__,
         best_epoch=best["epoch"],
