@@ -34,7 +34,7 @@ from edgerep.measure.records import make_record, write_record
 
 
 def start_server(bundle: str, threads: int | None, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
-    from edgerep.device.serve import spawn
+    from edgerep.measure.serving import spawn
 
     try:
         proc, url = spawn(bundle, *extra, *(["--threads", str(threads)] if threads else []))

@@ -126,7 +126,7 @@ def main() -> int:
 
     from edgerep.data import benchmark_tweets
     from edgerep.device.manifest import Manifest
-    from edgerep.device.serve import spawn
+    from edgerep.measure.serving import spawn
     from edgerep.errors import EdgerepError
 
     try:

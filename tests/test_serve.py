@@ -18,7 +18,8 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from edgerep.device.runtime import PolarityClassifier  # noqa: E402
-from edgerep.device.serve import ServeConfig, create_app, spawn  # noqa: E402
+from edgerep.device.serve import ServeConfig, create_app  # noqa: E402
+from edgerep.measure.serving import spawn  # noqa: E402
 
 ADVERSARIAL_OK = {
     "10,000 characters": "great " * 1666 + "!!!!",

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.core.parameters import ParameterLocation  # noqa: E402
 
-from edgerep.device.serve import spawn  # noqa: E402
+from edgerep.measure.serving import spawn  # noqa: E402
 
 TOKEN = "fuzz-" + "0123456789abcdef" * 2
 MAX_EXAMPLES = 100  # per operation and generation mode: a few hundred requests in all

@@ -17,7 +17,8 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from conftest import run_cli  # noqa: E402
-from edgerep.device.serve import ServeConfig, create_app, is_loopback, read_token, spawn  # noqa: E402
+from edgerep.device.serve import ServeConfig, create_app, is_loopback, read_token  # noqa: E402
+from edgerep.measure.serving import spawn  # noqa: E402
 from edgerep.errors import ConfigError  # noqa: E402
 
 TOKEN = secrets.token_urlsafe(24)
