@@ -40,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -304,6 +305,32 @@ def warnings_of(cell: dict) -> list[str]:
     return out
 
 
+class CellRunner(Protocol):
+    """Runs one worker spec (a JSON-able dict, read by :func:`run_worker`) and returns its cell:
+    :class:`LocalCells` here, :class:`edgerep.measure.remote.SSHCells` on a device over SSH."""
+
+    def spec_extras(self, profile: DeviceProfile) -> dict: ...
+
+    def __call__(self, spec: dict) -> dict: ...
+
+
+class LocalCells:
+    """Worker processes on this machine, each pinned to its profile's cores, its memory capped
+    by a cgroup v2 (or ``RLIMIT_AS`` where no cgroup can be made), killed after ``timeout_s``."""
+
+    def __init__(self, profiles: Sequence[DeviceProfile], timeout_s: float = 900):
+        self.timeout_s = timeout_s
+        self.cgroup_parent, self.cgroup_reason = cgroup_v2_parent() if any(p.memory_mib for p in profiles) else (None, "")
+
+    def spec_extras(self, profile: DeviceProfile) -> dict:
+        if self.cgroup_parent is None and profile.memory_mib:
+            return {"cgroup_note": f"{self.cgroup_reason}: RLIMIT_AS instead"}
+        return {}
+
+    def __call__(self, spec: dict) -> dict:
+        return _run_cell(spec, self.timeout_s, self.cgroup_parent)
+
+
 def bench(
     models: Sequence[str | os.PathLike],
     texts: Sequence[str],
@@ -316,9 +343,12 @@ def bench(
     checkpoint: str | os.PathLike | None = None,
     repeats: int = 3,
     entities: Sequence[str] | None = None,
-    interleave: bool = True,
+    runner: CellRunner | None = None,
 ) -> dict:
     """Benchmark bundles (and a PyTorch baseline) on real tweets; return an ``edgerep.bench`` record.
+
+    Each run of a cell is its own worker process, and the cells of a (profile, threads, batch)
+    group take turns run after run (A B C, C B A, ...: module docstring).
 
     Args:
         models: bundle directories.
@@ -327,7 +357,7 @@ def bench(
         profiles: device profiles to emulate.
         baseline: fine-tuned PyTorch model directory measured in the same run (needs torch).
         warmup: untimed inferences before sampling.
-        timeout_s: per-cell limit.
+        timeout_s: per-cell limit of the local runner.
         batches: batch sizes (a bundle supports 1 and its manifest's ``batch_size``; a cell
             asking for another fails with that message).
         checkpoint: a partial record rewritten atomically after every worker process; when it
@@ -336,18 +366,17 @@ def bench(
             deletes it once the final record is written.
         repeats: runs over the same tweets per cell (stability is judged across them).
         entities: the entity name of each text, read by entity-conditioned models only.
-        interleave: each run of a cell in its own worker process, the cells of a (profile,
-            threads, batch) group timed in alternating order run after run (module docstring);
-            ``False``: one process per cell runs its repeats back to back.
+        runner: where the workers run (default: :class:`LocalCells`, this machine).
 
     Returns:
-        Record with ``settings`` and ``cells`` (one per model x threads x profile; a cell that
-        failed, e.g. out of memory under the profile's cap, carries ``error``); each bundle cell
-        has ``speedup_vs_pytorch`` (baseline p50 / p50) when a baseline ran.
+        Record with ``settings`` and ``cells`` (one per model x threads x profile x batch; a cell
+        that failed, e.g. out of memory under the profile's cap, carries ``error``); each bundle
+        cell has ``speedup_vs_pytorch`` (baseline p50 / p50) when a baseline ran.
 
     Raises:
         ConfigError: fewer than 2 tweets, or no model.
     """
+    from edgerep.log import progress
     from edgerep.measure.records import make_record, write_record
 
     if len(texts) < 2:
@@ -358,6 +387,7 @@ def bench(
         raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
     if entities is not None and len(entities) != len(texts):
         raise ConfigError(f"{len(entities)} entity names for {len(texts)} tweets")
+    runner = runner or LocalCells(profiles, timeout_s)
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
     settings = {
         "tweets": len(texts),
@@ -366,77 +396,63 @@ def bench(
         "repeats": repeats,
         "threads": list(threads),
         "profiles": [asdict(p) for p in profiles],
+        "interleaved": True,
     }
-    if interleave:
-        settings["interleaved"] = True  # absent: the record of one process per cell (earlier records too)
-    done, done_runs = _resume(checkpoint, settings)
+    done, runs_done = _resume(checkpoint, settings)
     partial = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
-    cgroup_parent, cgroup_reason = (None, "")
-    if any(p.memory_mib for p in profiles):
-        cgroup_parent, cgroup_reason = cgroup_v2_parent()
-    cells = []
-    from edgerep.log import progress
 
-    def spec_of(kind: str, path: str, n: int, batch: int, profile: DeviceProfile, runs: int) -> dict:
-        spec = {
-            "kind": kind,
-            "path": path,
-            "threads": n,
-            "profile": profile.name,
-            "texts": list(texts),
-            "warmup": warmup,
-            "batch": batch,
-            "repeats": runs,
-            "entities": None if entities is None else list(entities),
-        }
-        if cgroup_parent is None and profile.memory_mib:
-            spec["cgroup_note"] = f"{cgroup_reason}: RLIMIT_AS instead"
-        return spec
+    def save(cells: list[dict]) -> None:
+        if checkpoint is not None:
+            write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
 
-    runs_done = list(done_runs)  # finished runs of unfinished cells (from the checkpoint)
-    with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches) * (repeats if interleave else 1)) as bar:
+    cells: list[dict] = []
+    with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches) * repeats) as bar:
         for profile in profiles:
             for n in threads:
                 for batch in batches:
-                    if not interleave:
-                        for kind, path in jobs:
-                            key = (path, n, batch, profile.name)
-                            if key in done:
-                                cells.append(done[key])
-                                bar.advance(1)
-                                continue
-                            cells.append(_run_cell(spec_of(kind, path, n, batch, profile, repeats), timeout_s, cgroup_parent))
-                            bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name}")
-                            if checkpoint is not None:
-                                write_record(checkpoint, {**partial, "cells": cells})
-                        continue
+                    group = [(kind, path, (path, n, batch, profile.name)) for kind, path in jobs]
                     failed: dict[tuple, dict] = {}
                     for r in range(repeats):
-                        for kind, path in jobs if r % 2 == 0 else jobs[::-1]:  # A B C, C B A, A B C, ...
-                            key = (path, n, batch, profile.name)
+                        for kind, path, key in group if r % 2 == 0 else group[::-1]:  # A B C, C B A, A B C, ...
                             if key in done or key in failed or any(_cell_key(x) == key and x["run_index"] == r for x in runs_done):
                                 bar.advance(1)
                                 continue
-                            spec = {**spec_of(kind, path, n, batch, profile, 1), "keep_samples": True}
-                            result = _run_cell(spec, timeout_s, cgroup_parent)
+                            spec = {
+                                "kind": kind,
+                                "path": path,
+                                "threads": n,
+                                "profile": profile.name,
+                                "texts": list(texts),
+                                "warmup": warmup,
+                                "batch": batch,
+                                "repeats": 1,
+                                "entities": None if entities is None else list(entities),
+                                "keep_samples": True,
+                                **runner.spec_extras(profile),
+                            }
+                            result = runner(spec)
                             if "error" in result:
                                 failed[key] = result
                             else:
                                 runs_done.append({**result, "run_index": r})
                             bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name} run {r + 1}/{repeats}")
-                            if checkpoint is not None:
-                                write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
-                    for _kind, path in jobs:  # the group's cells, in job order
-                        key = (path, n, batch, profile.name)
+                            save(cells)
+                    for _kind, _path, key in group:  # the group's cells, in job order
                         if key in done:
                             cells.append(done[key])
                         elif key in failed:
                             cells.append(failed[key])
                         else:
                             cells.append(merge_runs(sorted((x for x in runs_done if _cell_key(x) == key), key=lambda x: x["run_index"])))
-                            runs_done = [x for x in runs_done if _cell_key(x) != key]
-                    if checkpoint is not None:
-                        write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
+                            runs_done[:] = [x for x in runs_done if _cell_key(x) != key]
+                    save(cells)
+    _compare_with_baseline(cells)
+    return make_record("bench", {"settings": settings, "cells": cells})
+
+
+def _compare_with_baseline(cells: list[dict]) -> None:
+    """Add each cell's warnings, and to each bundle cell its speed-up and size ratio against the
+    PyTorch baseline measured with the same threads, batch and profile (when there is one)."""
     for c in cells:
         if "error" in c:
             continue
@@ -460,7 +476,75 @@ def bench(
                 else round(base["latency"]["p50_ms"] / c["latency"]["p50_ms"], 2)
             )
             c["size_ratio_vs_pytorch"] = round(base["model_size_mb"] / c["model_size_mb"], 2)
-    return make_record("bench", {"settings": settings, "cells": cells})
+
+
+def bench_bundles(
+    bundles: Sequence[Path],
+    tweets: Path,
+    threads: Sequence[int],
+    batches: Sequence[int],
+    profiles: Sequence[DeviceProfile],
+    baseline: Path | None,
+    samples: int,
+    warmup: int,
+    repeats: int,
+    output: Path | None = None,
+    entity: str | None = None,
+    host: str | None = None,
+    ssh: dict | None = None,
+) -> dict:
+    """What ``edgerep bench`` does: check the bundles and the output before measuring, choose
+    ``samples`` tweets from ``tweets`` (:func:`edgerep.data.benchmark_tweets`), run
+    :func:`bench` here (resuming from ``OUTPUT.partial``) or on ``host`` over SSH
+    (:func:`edgerep.measure.remote.bench_remote` with the ``ssh`` options), and merge the record
+    into ``output`` when given. Returns the (merged) record.
+
+    Raises:
+        ConfigError: ``output`` is a directory or not a bench record.
+        BundleError: a bundle is invalid. InputTextError: no entity for an entity-conditioned bundle.
+        RemoteError: see :func:`edgerep.measure.remote.bench_remote`.
+    """
+    from edgerep.data import benchmark_tweets
+    from edgerep.device.manifest import Manifest
+    from edgerep.errors import InputTextError
+    from edgerep.measure.records import read_record
+
+    if output is not None and output.is_dir():  # found now, not after minutes of measuring
+        raise ConfigError(f"--output {output}: is a directory; give a JSON file path, e.g. {output / 'bench.json'}")
+    if output is not None and output.is_file():  # merged into at the end: must be a bench record
+        read_record(output, "bench")
+    manifests = [Manifest.read(b) for b in bundles]  # fail fast, before any worker starts
+    sample = benchmark_tweets(tweets, samples)
+    texts = sample.texts
+    entities = [entity] * len(texts) if entity is not None else sample.entities
+    if entities is None and any(m.entity_conditioned for m in manifests):
+        raise InputTextError(f"{tweets} names no entities and a bundle is entity-conditioned: give --entity NAME")
+    checkpoint = None
+    if host:
+        from edgerep.measure.remote import bench_remote
+
+        rec = bench_remote(
+            host, [str(b) for b in bundles], texts, threads, [p.name for p in profiles], warmup, repeats, entities, **(ssh or {})
+        )
+    else:
+        checkpoint = output.with_name(output.name + ".partial") if output else None
+        rec = bench(
+            [str(b) for b in bundles],
+            texts,
+            threads,
+            profiles,
+            baseline,
+            warmup,
+            batches=batches,
+            checkpoint=checkpoint,
+            repeats=repeats,
+            entities=entities,
+        )
+    if output:
+        rec = merge_into(output, rec)
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+    return rec
 
 
 def merge_runs(runs: Sequence[dict]) -> dict:

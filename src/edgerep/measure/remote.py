@@ -197,6 +197,35 @@ class Device:
             sftp.close()
 
 
+class SSHCells:
+    """:class:`edgerep.measure.bench.CellRunner` on a device: each worker spec runs as
+    ``python -m edgerep.measure.bench`` over SSH with the copied bundle's path; the cell keeps
+    the local path (``path``) and the device's (``remote_path``). The device applies the
+    profile's cores itself; no memory cgroup is made there."""
+
+    def __init__(self, dev: Device, env: str, python: str, remote_bundles: dict[str, str]):
+        self.dev, self.env, self.python, self.remote_bundles = dev, env, python, remote_bundles
+
+    def spec_extras(self, profile) -> dict:
+        return {}
+
+    def __call__(self, spec: dict) -> dict:
+        local = spec["path"]
+        remote = self.remote_bundles[local]
+        try:
+            out = self.dev.run(f"{self.env} {self.python} -m edgerep.measure.bench", stdin=json.dumps({**spec, "path": remote}))
+            cell = json.loads(out.strip().splitlines()[-1])
+        except RemoteError as exc:
+            cell = {
+                "kind": spec["kind"],
+                "threads": spec["threads"],
+                "batch": spec.get("batch", 1),
+                "profile": {"profile": spec["profile"]},
+                "error": str(exc),
+            }
+        return {**cell, "path": local, "remote_path": remote}
+
+
 def bench_remote(
     host: str,
     bundles: Sequence[str | os.PathLike],
@@ -208,17 +237,20 @@ def bench_remote(
     entities: Sequence[str] | None = None,
     **device_kwargs,
 ) -> dict:
-    """:func:`edgerep.measure.bench.bench` on a device over SSH; the record's ``machine`` is the device's.
+    """:func:`edgerep.measure.bench.bench` on a device over SSH (the same cell loop, its workers
+    run by :class:`SSHCells`); the record's ``machine`` is the device's, with ``ssh_host``.
     ``entities``: one entity name per text, read by entity-conditioned bundles only.
 
     Raises:
         RemoteError: connection, authentication, or a device without the runtime's packages.
         BundleError: a local bundle is invalid (checked before anything is copied).
+        ConfigError: an unknown profile name.
     """
     from edgerep.device.manifest import Manifest
-    from edgerep.measure.bench import warnings_of
-    from edgerep.measure.records import make_record
+    from edgerep.measure.bench import bench
+    from edgerep.registry import parse_profiles
 
+    chosen = parse_profiles(",".join(profiles))
     for b in bundles:
         Manifest.read(b)
     with Device(host, **device_kwargs) as dev:
@@ -236,42 +268,16 @@ def bench_remote(
         machine = json.loads(
             dev.run(f"{env} {py} -c 'import json; from edgerep.measure.records import machine_info; print(json.dumps(machine_info()))'")
         )
-        cells = []
-        for profile in profiles:
-            for n in threads:
-                for local, remote in remote_bundles.items():
-                    spec = {
-                        "kind": "bundle",
-                        "path": remote,
-                        "threads": n,
-                        "profile": profile,
-                        "texts": list(texts),
-                        "warmup": warmup,
-                        "repeats": repeats,
-                        "entities": None if entities is None else list(entities),
-                    }
-                    try:
-                        out = dev.run(f"{env} {py} -m edgerep.measure.bench", stdin=json.dumps(spec))
-                        cell = json.loads(out.strip().splitlines()[-1])
-                        cell["warnings"] = warnings_of(cell)
-                    except RemoteError as exc:
-                        cell = {"kind": "bundle", "threads": n, "profile": {"profile": profile}, "error": str(exc)}
-                    cell["path"] = str(local)
-                    cell["remote_path"] = remote
-                    cells.append(cell)
-    rec = make_record(
-        "bench",
-        {
-            "settings": {
-                "tweets": len(texts),
-                "warmup": warmup,
-                "repeats": repeats,
-                "threads": list(threads),
-                "profiles": list(profiles),
-                "host": host,
-            },
-            "cells": cells,
-        },
-    )
+        rec = bench(
+            [str(b) for b in bundles],
+            texts,
+            threads,
+            chosen,
+            warmup=warmup,
+            repeats=repeats,
+            entities=entities,
+            runner=SSHCells(dev, env, py, remote_bundles),
+        )
+    rec["settings"]["host"] = host
     rec["machine"] = {**machine, "ssh_host": host}
     return rec

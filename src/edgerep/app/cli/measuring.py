@@ -9,7 +9,6 @@ import typer
 
 from edgerep.app.cli import tables
 from edgerep.app.cli.options import DataDir, JsonFlag, Threads, _print_json, app, err, out
-from edgerep.errors import ConfigError, InputTextError
 from edgerep.registry import (
     PROFILES,
     SPLITS,
@@ -135,69 +134,25 @@ def bench(
     Each cell runs in its own process, pinned to the profile's cores with its memory capped.
     Example: edgerep bench runs/default/bundles/fp32 runs/default/bundles/dynamic-int8 --baseline runs/default/train/model --profile host,rpi4
     """
-    from edgerep.measure.bench import bench as do_bench
-    from edgerep.measure.bench import merge_into
+    from edgerep.measure.bench import bench_bundles
     from edgerep.registry import parse_profiles
 
-    profiles = parse_profiles(profile)
-    if output is not None and output.is_dir():  # found now, not after minutes of measuring
-        raise ConfigError(f"--output {output}: is a directory; give a JSON file path, e.g. {output / 'bench.json'}")
-    if output is not None and output.is_file():  # merged into at the end: must be a bench record
-        from edgerep.measure.records import read_record
-
-        read_record(output, "bench")
     try:
         thread_list = [int(t) for t in threads.split(",") if t.strip()]
         batch_list = [int(b) for b in batch.split(",") if b.strip()]
     except ValueError:
         raise typer.BadParameter(f"{threads!r} / {batch!r}: comma-separated integers", param_hint="--threads/--batch") from None
-    from edgerep.device.manifest import Manifest
-
-    manifests = [Manifest.read(b) for b in bundles]  # fail fast, before any worker starts
-    from edgerep.data import benchmark_tweets
-
-    sample = benchmark_tweets(tweets, samples)
-    texts = sample.texts
-    entities = [entity] * len(texts) if entity is not None else sample.entities
-    if entities is None and any(m.entity_conditioned for m in manifests):
-        raise InputTextError(f"{tweets} names no entities and a bundle is entity-conditioned: give --entity NAME")
-    if host:
-        from edgerep.measure.remote import bench_remote
-
-        if baseline is not None:
-            raise typer.BadParameter("the PyTorch baseline runs on this machine only; drop --baseline with --host")
-        rec = bench_remote(
-            host,
-            [str(b) for b in bundles],
-            texts,
-            thread_list,
-            [p.name for p in profiles],
-            warmup,
-            repeats,
-            key_filename=str(key) if key else None,
-            known_hosts=str(known_hosts) if known_hosts else None,
-            accept_new_host_key=accept_new_host_key,
-            remote_python=remote_python,
-            entities=entities,
-        )
-    else:
-        checkpoint = output.with_name(output.name + ".partial") if output else None
-        rec = do_bench(
-            [str(b) for b in bundles],
-            texts,
-            thread_list,
-            profiles,
-            baseline,
-            warmup,
-            batches=batch_list,
-            checkpoint=checkpoint,
-            repeats=repeats,
-            entities=entities,
-        )
-    if output:
-        rec = merge_into(output, rec)
-        if not host and checkpoint is not None:
-            checkpoint.unlink(missing_ok=True)
+    if host and baseline is not None:
+        raise typer.BadParameter("the PyTorch baseline runs on this machine only; drop --baseline with --host")
+    ssh = dict(
+        key_filename=str(key) if key else None,
+        known_hosts=str(known_hosts) if known_hosts else None,
+        accept_new_host_key=accept_new_host_key,
+        remote_python=remote_python,
+    )
+    rec = bench_bundles(
+        bundles, tweets, thread_list, batch_list, parse_profiles(profile), baseline, samples, warmup, repeats, output, entity, host, ssh
+    )
     if as_json:
         _print_json(rec)
         return
