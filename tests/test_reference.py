@@ -1,0 +1,88 @@
+"""The reference encoder's architecture (MPNet) through the real path: entity-conditioned
+fine-tuning, LiteRT export validated against PyTorch, the light runtime, evaluation, and the
+study's comparison table (benchmarks/reference_comparison.py).
+
+The model is a tiny MPNet built from ``MPNetConfig`` with the MiniLM WordPiece vocabulary and
+MPNet's pair layout (``<s> A </s></s> B </s>``, here with the vocabulary's ``[CLS]``/``[SEP]``):
+no 438 MB download.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_tiny_mpnet(path: Path, seed: int = 0) -> Path:
+    import torch
+    from tokenizers import Tokenizer, processors
+    from transformers import MPNetConfig, MPNetModel
+
+    from edgerep.data.stats import default_tokenizer_json
+
+    tok = Tokenizer.from_file(str(default_tokenizer_json()))
+    tok.post_processor = processors.RobertaProcessing(("[SEP]", tok.token_to_id("[SEP]")), ("[CLS]", tok.token_to_id("[CLS]")))
+    path.mkdir(parents=True)
+    torch.manual_seed(seed)
+    cfg = MPNetConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                      max_position_embeddings=130, pad_token_id=tok.token_to_id("[PAD]"))
+    MPNetModel(cfg).save_pretrained(path)
+    tok.save(str(path / "tokenizer.json"))
+    specials = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]", "mask_token": "[MASK]"}
+    (path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512, **specials}))
+    return path
+
+
+def _comparison_module():
+    spec = importlib.util.spec_from_file_location("reference_comparison", REPO / "benchmarks" / "reference_comparison.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_root):
+    from edgerep.data import sample_texts
+    from edgerep.device.runtime import PolarityClassifier
+    from edgerep.measure.evaluate import evaluate
+    from edgerep.registry import Quantization
+    from edgerep.workstation.export import export_bundles
+    from edgerep.workstation.models import load_finetuned
+    from edgerep.workstation.train import TrainConfig, train
+
+    model = train(data_root, tmp_path / "run", TrainConfig(model=str(make_tiny_mpnet(tmp_path / "mpnet")), epochs=1, limit=128,
+                                                          batch_size=32, learning_rate=1e-3, max_seq_len=32, seed=3, entity=True))
+    from edgerep.device.tokenizer import TweetTokenizer
+
+    tok = TweetTokenizer(model / "tokenizer.json", 32, entity_conditioned=True)
+    (ids,) = tok.ids(["great car"], "BMW")
+    sep = tok._tok.token_to_id("[SEP]")
+    assert [int(i) for i in ids].count(sep) == 3 and any(a == b == sep for a, b in zip(ids, ids[1:]))  # <s> A </s></s> B </s>
+    info = json.loads((model / "edgerep_model.json").read_text())
+    assert info["entity_conditioned"] and json.loads((model / "config.json").read_text())["model_type"] == "mpnet"
+
+    tweets = sample_texts(data_root, "validation", 60)
+    (result,) = export_bundles(model, tmp_path / "bundles", [Quantization.DYNAMIC_INT8], tweets)
+    assert result.validation["passed"] and result.validation["label_agreement"] >= 0.95
+    manifest = json.loads((Path(result.path) / "manifest.json").read_text())
+    assert manifest["entity_conditioned"] and manifest["source"]["architecture"] == "MPNetForSequenceClassification"
+
+    clf = PolarityClassifier(result.path, num_threads=1)
+    pred = clf.classify("Great service from @BMW today!", entity="BMW")
+    assert pred.label in pred.probabilities and abs(sum(pred.probabilities.values()) - 1) < 1e-5
+
+    reference, edge = (evaluate(p, data_root, limit=64) for p in (model, result.path))
+    table = _comparison_module().comparison([("reference", reference), ("int8", edge)], None)
+    ref_row, int8_row = table["rows"]
+    assert ref_row[8] == "reference" and ref_row[3] == "1.0"
+    assert float(int8_row[3]) > 1.0  # int8 is smaller than the float32 reference
+    torch_model, _ = load_finetuned(model)
+    assert float(ref_row[1]) == pytest.approx(sum(p.numel() for p in torch_model.parameters()) / 1e6, abs=0.05)
+    assert " to " in int8_row[8] and int8_row[9] == "–"  # an interval; no bench given
+    assert table["columns"][4] == "x smaller than BERT-large fp32"
