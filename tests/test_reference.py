@@ -47,17 +47,26 @@ def _comparison_module():
     return module
 
 
-def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_root):
+@pytest.fixture(scope="module")
+def tiny_mpnet_model(tmp_path_factory, data_root) -> Path:
+    """A tiny entity-conditioned MPNet fine-tuned by the real code."""
+    from edgerep.workstation.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-mpnet")
+    cfg = TrainConfig(model=str(make_tiny_mpnet(root / "mpnet")), epochs=1, limit=128, batch_size=32, learning_rate=1e-3, max_seq_len=32,
+                      seed=3, entity=True)
+    return train(data_root, root / "run", cfg)
+
+
+def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_root, tiny_mpnet_model):
     from edgerep.data import sample_texts
     from edgerep.device.runtime import PolarityClassifier
     from edgerep.measure.evaluate import evaluate
     from edgerep.registry import Quantization
     from edgerep.workstation.export import export_bundles
     from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import TrainConfig, train
 
-    model = train(data_root, tmp_path / "run", TrainConfig(model=str(make_tiny_mpnet(tmp_path / "mpnet")), epochs=1, limit=128,
-                                                          batch_size=32, learning_rate=1e-3, max_seq_len=32, seed=3, entity=True))
+    model = tiny_mpnet_model
     from edgerep.device.tokenizer import TweetTokenizer
 
     tok = TweetTokenizer(model / "tokenizer.json", 32, entity_conditioned=True)
@@ -86,3 +95,53 @@ def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_
     assert float(ref_row[1]) == pytest.approx(sum(p.numel() for p in torch_model.parameters()) / 1e6, abs=0.05)
     assert " to " in int8_row[8] and int8_row[9] == "–"  # an interval; no bench given
     assert table["columns"][4] == "x smaller than BERT-large fp32"
+
+
+@pytest.mark.parametrize("source_in_targets", [False, True])
+def test_a_reference_teacher_reads_tweets_with_its_own_tokenizer(tmp_path, data_root, tiny_entity_model, tiny_mpnet_model,
+                                                                source_in_targets):
+    """The student takes the BERT source's layers and tokenizer; the MPNet teacher's soft targets
+    are its own logits on its own tokenization (alone, or averaged with the source's)."""
+    import numpy as np
+    import torch
+
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.inference import ids_logits
+    from edgerep.workstation.models import load_finetuned
+
+    cfg = DistillConfig(teachers=(str(tiny_entity_model), str(tiny_mpnet_model)), source_in_targets=source_in_targets, layers=1,
+                        epochs=1, limit=96, seed=5)
+    student = distill(data_root, tmp_path / "k1", cfg)
+    with np.load(tmp_path / "k1" / "teacher-logits.npz") as z:
+        logits = z["logits"]
+    assert logits.shape[0] == (2 if source_in_targets else 1) and logits.shape[1:] == (96, 3)
+
+    # the MPNet teacher's row: its own tokenizer on the transfer tweets (entity pairs)
+    mpnet, info = load_finetuned(tiny_mpnet_model)
+    own = TweetTokenizer(tiny_mpnet_model / "tokenizer.json", int(info["max_seq_len"]), entity_conditioned=True)
+    from edgerep.workstation.compress import distill as D
+
+    bert_info = json.loads((tiny_entity_model / "edgerep_model.json").read_text())
+    bert_tok = TweetTokenizer(tiny_entity_model / "tokenizer.json", int(bert_info["max_seq_len"]), entity_conditioned=True)
+    from edgerep.data import SplitConfig
+
+    data = D._transfer_set(data_root, SplitConfig(), bert_tok, cfg)
+    with torch.inference_mode():
+        expected = ids_logits(mpnet, own, own.ids(data.texts[:16], data.entities[:16]))
+    np.testing.assert_allclose(logits[-1][:16], expected, atol=1e-4)
+
+    assert json.loads((student / "config.json").read_text())["model_type"] == "bert"
+    assert (student / "tokenizer.json").read_bytes() == (tiny_entity_model / "tokenizer.json").read_bytes()
+    assert json.loads((student / "edgerep_model.json").read_text())["distillation"]["source_in_targets"] is source_in_targets
+
+
+def test_the_source_alone_cannot_be_left_out_of_the_targets():
+    from edgerep.app.compress import CompressConfig
+    from edgerep.errors import ConfigError
+    from edgerep.workstation.compress.distill import DistillConfig
+
+    with pytest.raises(ConfigError, match="needs a second teacher"):
+        DistillConfig(teachers=("runs/default/train/model",), source_in_targets=False)
+    with pytest.raises(ConfigError, match="--teacher-only: give the teacher"):
+        CompressConfig(run_model_in_targets=False)

@@ -58,7 +58,10 @@ class CompressConfig:
     Attributes:
         layers: student depths to distill (empty: no distillation, only pruning and recipes;
             ``None``: half the teacher's depth, rounded up, :func:`default_student_layers`).
-        teachers: extra fine-tuned models averaged with the run's own as an ensemble teacher.
+        teachers: extra fine-tuned models averaged with the run's own as an ensemble teacher; they
+            may have another architecture and tokenizer (the reference encoder).
+        run_model_in_targets: the run's own model gives soft targets too; ``False``: only
+            ``teachers`` do, the students still taking the run model's layers and tokenizer.
         quantizations: LiteRT recipes built for every compressed model.
         teacher_quantizations: LiteRT recipes of the vocabulary-pruned teacher when there are
             students (a lone teacher gets ``quantizations``). Default ``dynamic-int4`` only: the
@@ -100,6 +103,7 @@ class CompressConfig:
 
     layers: tuple[int, ...] | None = None
     teachers: tuple[str, ...] = ()
+    run_model_in_targets: bool = True
     quantizations: tuple[Quantization, ...] = DEFAULT_QUANTIZATIONS
     teacher_quantizations: tuple[Quantization, ...] = DEFAULT_TEACHER_QUANTIZATIONS
     prune_vocabulary: bool = True
@@ -125,6 +129,8 @@ class CompressConfig:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(sorted(set(int(k) for k in self.layers))))
         object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        if not self.run_model_in_targets and not self.teachers:
+            raise ConfigError("--teacher-only: give the teacher(s) with --teacher MODEL")
         object.__setattr__(self, "transfer_text", tuple(str(t) for t in self.transfer_text))
         object.__setattr__(self, "ffn_widths", tuple(sorted(set(int(w) for w in self.ffn_widths), reverse=True)))
         if any(w < 1 for w in self.ffn_widths):
@@ -159,6 +165,7 @@ class CompressConfig:
         "prune_after_epoch": 0,
         "ffn_keep_last": False,
         "transfer_text": (),
+        "run_model_in_targets": True,
     }
 
     def to_dict(self) -> dict:
@@ -305,6 +312,7 @@ def _models(data_root, teacher: Path, out: Path, config: CompressConfig, layers:
                 prune_after_epoch=0 if width == full else config.prune_after_epoch,
                 ffn_keep_last=config.ffn_keep_last and width != full,
                 transfer_text=config.transfer_text,
+                source_in_targets=config.run_model_in_targets,
             )
             sources[name] = distill(data_root, out / "distill" / name, dcfg)
     if not config.prune_vocabulary:

@@ -151,6 +151,13 @@ def distill(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory (teacher logits, checkpoints, student in OUT/model).")],
     layers: Annotated[int, typer.Option(min=1, help="Student Transformer layers, copied from evenly spaced teacher layers.")] = 2,
+    source_targets: Annotated[
+        bool,
+        typer.Option(
+            "--source-targets/--no-source-targets",
+            help="The first --teacher (the student's layers and tokenizer) gives soft targets too; --no-source-targets: only the other teachers do.",
+        ),
+    ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the transfer set.")] = 3,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 2.0,
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
@@ -211,6 +218,7 @@ def distill(
 
     cfg = DistillConfig(
         teachers=tuple(str(t) for t in teacher),
+        source_in_targets=source_targets,
         layers=layers,
         epochs=epochs,
         temperature=temperature,
@@ -239,8 +247,18 @@ def compress(
         typer.Option(help="Student depths to distill, comma-separated; auto: half the teacher's (6 -> 3); none: only pruning and recipes."),
     ] = "auto",
     teacher: Annotated[
-        list[Path] | None, typer.Option(help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable).")
+        list[Path] | None,
+        typer.Option(
+            help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable); another architecture and tokenizer (the reference encoder) reads the tweets itself."
+        ),
     ] = None,
+    teacher_only: Annotated[
+        bool,
+        typer.Option(
+            "--teacher-only",
+            help="With --teacher: only the extra teachers give soft targets; the students still take the run model's layers and tokenizer.",
+        ),
+    ] = False,
     quantize: Annotated[
         str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")
     ] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
@@ -318,6 +336,7 @@ def compress(
     cfg = CompressConfig(
         layers=_layers_list(layers),
         teachers=tuple(str(t) for t in teacher or ()),
+        run_model_in_targets=not teacher_only,
         quantizations=tuple(parse_quantizations(quantize)),
         teacher_quantizations=tuple(parse_quantizations(teacher_quantize)),
         prune_vocabulary=prune_vocabulary,

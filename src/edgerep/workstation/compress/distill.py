@@ -63,7 +63,13 @@ class DistillConfig:
 
     Attributes:
         teachers: fine-tuned model directories (``edgerep train`` output); several form an
-            ensemble whose softened probabilities are averaged.
+            ensemble whose softened probabilities are averaged. The first is the student's
+            source: its layers initialise the student, its tokenizer is the student's, its hidden
+            states are the hidden-state targets. The others may be of another architecture and
+            tokenizer (the reference encoder): each reads the transfer tweets with its own
+            tokenizer and contributes soft targets only.
+        source_in_targets: the first teacher gives soft targets too; ``False``: only the others
+            do (a larger teacher alone, the student still initialised from the first).
         layers: student depth K (1 <= K <= the teacher's layers).
         epochs: passes over the transfer set.
         batch_size: tweets per optimizer step.
@@ -119,6 +125,7 @@ class DistillConfig:
     prune_after_epoch: int = 0
     ffn_keep_last: bool = False
     quant_aware: str | None = None
+    source_in_targets: bool = True
     seed: int = 13
     limit: int | None = None
     threads: int | None = None
@@ -130,6 +137,8 @@ class DistillConfig:
         object.__setattr__(self, "quant_aware", mode.value if mode else None)
         if not self.teachers:
             raise ConfigError("distillation needs at least one teacher model directory")
+        if not self.source_in_targets and len(self.teachers) < 2:
+            raise ConfigError("source_in_targets=False: needs a second teacher to give the soft targets")
         if self.layers < 1:
             raise ConfigError(f"layers must be >= 1, got {self.layers}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -155,7 +164,7 @@ class DistillConfig:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
 
     #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
-    OPTIONAL = {"prune_after_epoch": 0, "ffn_keep_last": False, "transfer_text": ()}
+    OPTIONAL = {"prune_after_epoch": 0, "ffn_keep_last": False, "transfer_text": (), "source_in_targets": True}
 
     def to_dict(self) -> dict:
         return settings_dict(asdict(self), self.OPTIONAL)
@@ -213,13 +222,16 @@ def init_student(teacher, layers: int):
 
 @dataclass
 class _Transfer:
-    """The transfer set: ids int32 [n_tokens] per tweet, gold label id or -1 (unlabelled) int64 [n]."""
+    """The transfer set: ids int32 [n_tokens] per tweet (the student's tokenizer), gold label id
+    or -1 (unlabelled) int64 [n]; the tweets and their entities, for teachers with another tokenizer."""
 
     ids: list[np.ndarray]
     y: np.ndarray
     val_ids: list[np.ndarray]
     val_y: np.ndarray
     counts: dict = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
 
 
 def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig) -> _Transfer:
@@ -265,12 +277,15 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
         tokenizer.ids([t.text for t in val], [t.entity_name for t in val] if cond else None),
         np.asarray([t.label_id for t in val], dtype=np.int64),
         counts,
+        texts,
+        entities,
     )
 
 
 def check_teachers(config: DistillConfig) -> list[dict]:
-    """Each teacher's info; all must share labels, tokenizer, max_seq_len, entity conditioning
-    and validation split, and be deeper than or as deep as the student.
+    """Each teacher's info; all must share labels, entity conditioning and validation split, and
+    the first (the student's source) be at least as deep as the student; the others may have
+    their own tokenizer and sequence length (they read the tweets themselves).
 
     Raises:
         ModelLoadError: a directory that is not a fine-tuned model. ConfigError: teachers that
@@ -279,27 +294,29 @@ def check_teachers(config: DistillConfig) -> list[dict]:
     from edgerep.workstation.models import read_model_info
 
     infos = []
-    for t in config.teachers:
+    for k, t in enumerate(config.teachers):
         info = read_model_info(t)
         cfg = json.loads((Path(t) / "config.json").read_text())
         info["_layers"] = int(cfg.get("num_hidden_layers", 0))
-        if config.ffn_width is not None and (cfg.get("model_type") != "bert" or config.ffn_width > int(cfg.get("intermediate_size", 0))):
+        if (
+            k == 0
+            and config.ffn_width is not None
+            and (cfg.get("model_type") != "bert" or config.ffn_width > int(cfg.get("intermediate_size", 0)))
+        ):
             raise ConfigError(
                 f"feed-forward width {config.ffn_width}: needs a BERT-style teacher (model_type bert) with at least "
                 f"that many units; {t} is {cfg.get('model_type')!r} with {cfg.get('intermediate_size')}"
             )
-        info["_vocab"] = json.loads((Path(t) / TOKENIZER_FILE).read_text())["model"].get("vocab")
         infos.append(info)
     first = infos[0]
     for path, info in zip(config.teachers[1:], infos[1:]):
-        for key in ("labels", "max_seq_len", "entity_conditioned", "split", "_vocab"):
+        for key in ("labels", "entity_conditioned", "split"):
             if info.get(key) != first.get(key):
-                raise ConfigError(f"teacher {path} differs from {config.teachers[0]} in {key.strip('_')}; an ensemble needs the same")
-    for path, info in zip(config.teachers, infos):
-        if config.layers > info["_layers"]:
-            raise ConfigError(f"student layers {config.layers}: must be in 1..{info['_layers']} (teacher {path} has {info['_layers']})")
-    for info in infos:
-        info.pop("_vocab")
+                raise ConfigError(f"teacher {path} differs from {config.teachers[0]} in {key}; an ensemble needs the same")
+    if config.layers > first["_layers"]:
+        raise ConfigError(
+            f"student layers {config.layers}: must be in 1..{first['_layers']} (teacher {config.teachers[0]} has {first['_layers']})"
+        )
     return infos
 
 
@@ -390,6 +407,8 @@ def _teacher_logits(
     }
     if config.transfer_text:  # only when set: caches written before the field stay valid
         key["transfer_text"] = list(config.transfer_text)
+    if not config.source_in_targets:
+        key["source_in_targets"] = False
     states = None
     if path.is_file():
         with np.load(path) as z:
@@ -403,11 +422,19 @@ def _teacher_logits(
         label = f"teacher {i + 1}/{len(config.teachers)} logits"
         if i == 0 and state_layers:
             logits, states = teacher_pass(first_teacher, tokenizer, data.ids, state_layers, description=label + " + hidden states")
-            all_logits.append(logits)
+            if config.source_in_targets:
+                all_logits.append(logits)
             continue
-        model = first_teacher if i == 0 else load_finetuned(t)[0]
+        if i == 0 and not config.source_in_targets:
+            continue
+        model, info = (first_teacher, None) if i == 0 else load_finetuned(t)
+        own, ids = tokenizer, data.ids
+        if info is not None and Path(t, TOKENIZER_FILE).read_bytes() != tokenizer.path.read_bytes():
+            own = TweetTokenizer(Path(t) / TOKENIZER_FILE, int(info["max_seq_len"]), tokenizer.entity_conditioned)
+            ids = own.ids(data.texts, data.entities if own.entity_conditioned else None)
+            label += " (its own tokenizer)"
         with torch.inference_mode():
-            all_logits.append(ids_logits(model, tokenizer, data.ids, description=label))
+            all_logits.append(ids_logits(model, own, ids, description=label))
     logits = np.stack(all_logits)
     tmp = out / ".teacher-logits.tmp.npz"
     np.savez(tmp, logits=logits, key=np.asarray(json.dumps(key)))
@@ -671,6 +698,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
             "layers": config.layers,
             "teacher_layers": infos[0]["_layers"],
             "layer_map": mapping,
+            "source_in_targets": config.source_in_targets,
             "temperature": config.temperature,
             "alpha": config.alpha,
             "hidden_weight": config.hidden_weight,
