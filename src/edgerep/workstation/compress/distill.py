@@ -524,168 +524,75 @@ def _cacheable_layers(config: DistillConfig, data: _Transfer, mapping: list[int]
     return mapping
 
 
-def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
-    """Distill ``config.teachers`` into a ``config.layers``-layer student; return ``out_dir/model``.
+def _distill_epoch(
+    epoch,
+    config: DistillConfig,
+    student,
+    forward,
+    tokenizer: TweetTokenizer,
+    data: _Transfer,
+    targets: np.ndarray,
+    hidden_targets,
+    optimizer,
+    scheduler,
+    validation_logits,
+) -> dict:
+    """One distillation epoch over the transfer set, then validation; returns its history entry.
 
-    Resumes from the latest finished epoch; returns at once when ``model/`` is complete.
-
-    Raises:
-        ModelLoadError: a teacher directory that is not a fine-tuned model. ConfigError: a student
-            deeper than a teacher, teachers that disagree, or ``out_dir`` made with other settings.
-        DataError: unreadable corpus or ``transfer_text`` folder (file and line named); nothing
-            is written.
+    Batch order and dropout draw from ``seed * 1000 + epoch``, so a resumed run reproduces the
+    uninterrupted one.
     """
     import torch
 
-    from edgerep.workstation.inference import ids_logits, model_inputs
-    from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import _batches, _latest_checkpoint, _optimizer, _resume, _save_checkpoint, install_model, optimizer_step
+    from edgerep.workstation.inference import model_inputs
+    from edgerep.workstation.train import _batches, optimizer_step
 
-    out = Path(out_dir)
-    final = out / "model"
-    if (final / MODEL_INFO_FILE).is_file():
-        log(f"[green]distill[/]: finished student found at {final}, skipping")
-        return final
-    infos = check_teachers(config)  # every user mistake is found before anything is written
-    teacher_info = infos[0]
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    split = SplitConfig(**teacher_info.get("split", {}))
-    tokenizer = TweetTokenizer(
-        Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
-    )
-    data = _transfer_set(data_root, split, tokenizer, config)
-    out.mkdir(parents=True, exist_ok=True)
-    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
-    teacher, _ = load_finetuned(config.teachers[0])
-    student, mapping = init_student(teacher, config.layers)
-    state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
-    teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
-    targets = soft_targets(teacher_logits, config.temperature)
-    latest = _latest_checkpoint(out / "checkpoints")
-    done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
-    if latest is not None:
-        from edgerep.workstation.models import load_sequence_classifier
-
-        student = load_sequence_classifier(latest)
-
-    def prune_due(finished: int) -> bool:
-        return (
-            config.ffn_width is not None
-            and finished >= config.prune_after_epoch
-            and int(student.config.intermediate_size) != config.ffn_width
-        )
-
-    def prune() -> None:
-        from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
-
-        sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
-        before = int(student.config.intermediate_size)
-        assert config.ffn_width is not None  # pruning is scheduled only with a width
-        prune_ffn(
-            student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last
-        )
-        log(
-            f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer"
-            f"{' (the last layer keeps its ' + str(before) + ')' if config.ffn_keep_last else ''} after {done} epoch(s) "
-            f"(importance on {len(sample)} transfer tweets)"
-        )
-
-    restart = prune_due(done)  # before the first epoch, or a run stopped right after its full-width epochs
-    if restart:
-        prune()
-    if config.hidden_weight > 0 and states is None:
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    else:
-        del teacher
-    qat_grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
-
-    def forward(**kwargs):
-        if not qat_grids:
-            return student(**kwargs)
-        return fake_quantized_call(student, qat_grids, kwargs)
-
-    def hidden_targets(batch, enc) -> list:
-        if states is not None:
-            return states.batch(batch, enc.input_ids.shape[1])
-        with torch.no_grad():
-            out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
-        return [out_t.hidden_states[m + 1] for m in mapping]
-
-    def validation_logits():
-        model = snap_to_grid(copy.deepcopy(student), qat_grids) if qat_grids else student
-        return ids_logits(model, tokenizer, data.val_ids)
-
-    steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
-
-    def restart_optimizer(finished: int):
-        """AdamW for the pruned shapes, its schedule advanced past ``finished`` epochs."""
-        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
-        for _ in range(finished * steps_per_epoch):
-            optimizer.step()  # no gradients yet: a no-op that keeps the schedule's call order
-            scheduler.step()
-        return optimizer, scheduler
-
-    if restart and latest is not None:  # the checkpoint's optimizer state is for the unpruned shapes
-        optimizer, scheduler = restart_optimizer(done)
-        history, start = json.loads((latest / "state.json").read_text())["history"], done + 1
-    else:
-        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
-        history, start = _resume(latest, optimizer, scheduler)
+    student.train()
+    torch.manual_seed(config.seed * 1000 + epoch)
+    rng = np.random.default_rng(config.seed * 1000 + epoch)
+    batches = _batches(np.asarray([len(x) for x in data.ids]), config.batch_size, rng)
+    loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+    with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
+        for b in batches:
+            enc = tokenizer.pad([data.ids[i] for i in b])
+            inputs = model_inputs(student, enc)
+            out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
+            loss = distillation_loss(
+                out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha
+            )
+            if config.hidden_weight > 0:
+                loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"])
+            loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
+            seen += len(b)
+            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    seconds = time.perf_counter() - t0
+    metrics = classification_report(data.val_y, validation_logits().argmax(-1), LABELS)
     log(
-        f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
-        f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
-        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
-        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_grids)} weight tensors, "
-        f"{sum(g.folded_scale is not None for g in qat_grids.values())} with a folded LayerNorm scale); "
-        f"{config.epochs} epochs x {steps_per_epoch} steps"
+        f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)"
     )
-    t_start = time.perf_counter()
-    for epoch in range(start, config.epochs + 1):
-        student.train()
-        torch.manual_seed(config.seed * 1000 + epoch)
-        rng = np.random.default_rng(config.seed * 1000 + epoch)
-        batches = _batches(np.asarray([len(x) for x in data.ids]), config.batch_size, rng)
-        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-        with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
-            for b in batches:
-                enc = tokenizer.pad([data.ids[i] for i in b])
-                inputs = model_inputs(student, enc)
-                out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
-                loss = distillation_loss(
-                    out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha
-                )
-                if config.hidden_weight > 0:
-                    loss = loss + config.hidden_weight * hidden_state_mse(
-                        out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"]
-                    )
-                loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
-                seen += len(b)
-                bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
-        seconds = time.perf_counter() - t0
-        metrics = classification_report(data.val_y, validation_logits().argmax(-1), LABELS)
-        log(
-            f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
-            f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)"
-        )
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": loss_sum / seen,
-                "train_seconds": round(seconds, 1),
-                "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
-            }
-        )
-        _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
-        done = epoch
-        if prune_due(done) and epoch < config.epochs:
-            prune()
-            optimizer, scheduler = restart_optimizer(done)
+    return {
+        "epoch": epoch,
+        "train_loss": loss_sum / seen,
+        "train_seconds": round(seconds, 1),
+        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
+    }
 
-    pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
-    best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
+
+def _student_info(
+    config: DistillConfig,
+    infos: list[dict],
+    history: list[dict],
+    best: dict,
+    mapping: list[int],
+    student,
+    states,
+    qat_grids: dict,
+    data: _Transfer,
+) -> dict:
+    """``edgerep_model.json`` of the student: the source teacher's info with the best epoch and
+    a ``distillation`` entry (teachers, layer map, loss settings, widths, transfer counts)."""
+    teacher_info = infos[0]
     info = {k: v for k, v in teacher_info.items() if not k.startswith("_")}
     info.update(
         edgerep_version=__version__,
@@ -716,12 +623,19 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     info.pop("train_config", None)
     for i in infos:
         i.pop("_layers", None)
+    return info
+
+
+def _install_student(out: Path, final: Path, source_teacher: str, history: list[dict], best: dict, info: dict, qat_grids: dict) -> None:
+    """Write ``history.json`` and the best epoch's student to ``final`` with the source teacher's
+    tokenizer; with quantization-aware training its weights snapped to the grid first (the
+    checkpoints keep float weights, to resume)."""
+    from edgerep.workstation.train import install_model
+
     atomic_write_json(out / "history.json", history)
-    tokenizer_files = [
-        Path(config.teachers[0]) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(config.teachers[0]) / n).is_file()
-    ]
+    tokenizer_files = [Path(source_teacher) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(source_teacher) / n).is_file()]
     source = out / "checkpoints" / f"epoch-{best['epoch']}"
-    if qat_grids:  # the checkpoints keep the float weights (to resume); the model gets the grid
+    if qat_grids:
         from edgerep.workstation.models import load_sequence_classifier
 
         snapped = snap_to_grid(load_sequence_classifier(source), qat_grids)
@@ -730,6 +644,147 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         source = out / "snapped"
     install_model(final, source, tokenizer_files, info)
     shutil.rmtree(out / "snapped", ignore_errors=True)
+
+
+def _prune_due(config: DistillConfig, student, finished: int) -> bool:
+    """Whether the student's feed-forward blocks are to be pruned after ``finished`` epochs."""
+    return (
+        config.ffn_width is not None and finished >= config.prune_after_epoch and int(student.config.intermediate_size) != config.ffn_width
+    )
+
+
+def _prune(config: DistillConfig, student, tokenizer: TweetTokenizer, data: _Transfer, done: int) -> None:
+    """Prune the student's feed-forward units to ``config.ffn_width`` in place, by importance on
+    512 transfer tweets (:mod:`edgerep.workstation.compress.prune`)."""
+    from edgerep.workstation.compress.prune import ffn_importance, prune_ffn
+
+    sample = np.random.default_rng(config.seed).permutation(len(data.ids))[:512]
+    before = int(student.config.intermediate_size)
+    assert config.ffn_width is not None  # pruning is scheduled only with a width
+    prune_ffn(student, config.ffn_width, ffn_importance(student, tokenizer, [data.ids[i] for i in sample]), keep_last=config.ffn_keep_last)
+    log(
+        f"distill: feed-forward pruned {before} -> {config.ffn_width} units per layer"
+        f"{' (the last layer keeps its ' + str(before) + ')' if config.ffn_keep_last else ''} after {done} epoch(s) "
+        f"(importance on {len(sample)} transfer tweets)"
+    )
+
+
+def _restarted_optimizer(student, config: DistillConfig, steps_per_epoch: int, finished: int):
+    """AdamW for the pruned shapes, its schedule advanced past ``finished`` epochs."""
+    from edgerep.workstation.train import _optimizer
+
+    optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+    for _ in range(finished * steps_per_epoch):
+        optimizer.step()  # no gradients yet: a no-op that keeps the schedule's call order
+        scheduler.step()
+    return optimizer, scheduler
+
+
+def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
+    """Distill ``config.teachers`` into a ``config.layers``-layer student; return ``out_dir/model``.
+
+    Resumes from the latest finished epoch; returns at once when ``model/`` is complete.
+
+    Raises:
+        ModelLoadError: a teacher directory that is not a fine-tuned model. ConfigError: a student
+            deeper than a teacher, teachers that disagree, or ``out_dir`` made with other settings.
+        DataError: unreadable corpus or ``transfer_text`` folder (file and line named); nothing
+            is written.
+    """
+    import torch
+
+    from edgerep.workstation.inference import ids_logits, model_inputs
+    from edgerep.workstation.models import load_finetuned
+    from edgerep.workstation.train import _latest_checkpoint, _optimizer, _resume, _save_checkpoint
+
+    out = Path(out_dir)
+    final = out / "model"
+    if (final / MODEL_INFO_FILE).is_file():
+        log(f"[green]distill[/]: finished student found at {final}, skipping")
+        return final
+    infos = check_teachers(config)  # every user mistake is found before anything is written
+    teacher_info = infos[0]
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    split = SplitConfig(**teacher_info.get("split", {}))
+    tokenizer = TweetTokenizer(
+        Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
+    )
+    data = _transfer_set(data_root, split, tokenizer, config)
+    out.mkdir(parents=True, exist_ok=True)
+    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    teacher, _ = load_finetuned(config.teachers[0])
+    student, mapping = init_student(teacher, config.layers)
+    state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
+    teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
+    targets = soft_targets(teacher_logits, config.temperature)
+    latest = _latest_checkpoint(out / "checkpoints")
+    done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
+    if latest is not None:
+        from edgerep.workstation.models import load_sequence_classifier
+
+        student = load_sequence_classifier(latest)
+
+    restart = _prune_due(config, student, done)  # before the first epoch, or a run stopped right after its full-width epochs
+    if restart:
+        _prune(config, student, tokenizer, data, done)
+    if config.hidden_weight > 0 and states is None:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    else:
+        del teacher
+    qat_grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
+
+    def forward(**kwargs):
+        if not qat_grids:
+            return student(**kwargs)
+        return fake_quantized_call(student, qat_grids, kwargs)
+
+    def hidden_targets(batch, enc) -> list:
+        if states is not None:
+            return states.batch(batch, enc.input_ids.shape[1])
+        with torch.no_grad():
+            out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
+        return [out_t.hidden_states[m + 1] for m in mapping]
+
+    def validation_logits():
+        model = snap_to_grid(copy.deepcopy(student), qat_grids) if qat_grids else student
+        return ids_logits(model, tokenizer, data.val_ids)
+
+    steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
+
+    if restart and latest is not None:  # the checkpoint's optimizer state is for the unpruned shapes
+        optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
+        history, start = json.loads((latest / "state.json").read_text())["history"], done + 1
+    else:
+        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+        history, start = _resume(latest, optimizer, scheduler)
+    log(
+        f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
+        f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
+        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
+        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_grids)} weight tensors, "
+        f"{sum(g.folded_scale is not None for g in qat_grids.values())} with a folded LayerNorm scale); "
+        f"{config.epochs} epochs x {steps_per_epoch} steps"
+    )
+    t_start = time.perf_counter()
+    for epoch in range(start, config.epochs + 1):
+        history.append(
+            _distill_epoch(
+                epoch, config, student, forward, tokenizer, data, targets, hidden_targets, optimizer, scheduler, validation_logits
+            )
+        )
+        _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
+        done = epoch
+        if _prune_due(config, student, done) and epoch < config.epochs:
+            _prune(config, student, tokenizer, data, done)
+            optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
+
+    pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
+    best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
+    info = _student_info(config, infos, history, best, mapping, student, states, qat_grids, data)
+    _install_student(out, final, config.teachers[0], history, best, info, qat_grids)
     log(
         f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
         f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
