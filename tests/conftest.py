@@ -168,8 +168,8 @@ def interrupt_after_epoch_1(monkeypatch):
         if epoch == 1:
             raise Interrupted
 
-    monkeypatch.setattr(T, "_save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_interrupt)
     try:
         yield
     finally:
-        monkeypatch.setattr(T, "_save_checkpoint", save)
+        monkeypatch.setattr(train_module, "_save_checkpoint", save)

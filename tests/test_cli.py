@@ -138,3 +138,20 @@ def test_help_texts_print_brackets_as_written():
     """Help is plain text: an extra's name and [CLS] are not taken for markup."""
     assert "pip install 'edgerep[ray]'" in " ".join(_ok(run_cli("batch", "--help", env={"COLUMNS": "300"})).stdout.decode().split())
     assert "for [CLS] alone" in " ".join(_ok(run_cli("distill", "--help", env={"COLUMNS": "300"})).stdout.decode().split())
+
+
+def test_run_table_leads_with_the_bundle_to_deploy():
+    from rich.console import Console
+
+    from edgerep.app.cli.tables import run_table
+
+    row = {"model": "pytorch float32", "size_mb": 90.9, "accuracy": 0.7648, "macro_f1": 0.7345}
+    summary = {"train": {"model": "all-MiniLM-L6-v2", "validation_size": 4052}, "rows": [row]}
+    rec = {"variant": "k3-pruned/dynamic-int4", "size_mb": 7.83, "accuracy": 0.7648, "macro_f1": 0.7269, "latency_p50_ms": 4.0}
+    console = Console(width=300, record=True)
+    console.print(run_table({**summary, "recommended": rec}))
+    lines = [ln for ln in console.export_text().splitlines() if "0.76" in ln]
+    assert "recommended: k3-pruned/dynamic-int4" in lines[0] and "7.83" in lines[0] and "pytorch float32" in lines[1]
+    console = Console(width=300, record=True)
+    console.print(run_table(summary))
+    assert "recommended" not in console.export_text()

@@ -84,10 +84,10 @@ def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, da
                 raise Interrupted
             return step(*args, **kwargs)
 
-        monkeypatch.setattr(T, "optimizer_step", interrupted_step)
+        monkeypatch.setattr(train_module, "optimizer_step", interrupted_step)
         with pytest.raises(Interrupted):
             train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
-        monkeypatch.setattr(T, "optimizer_step", step)
+        monkeypatch.setattr(train_module, "optimizer_step", step)
         state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
         assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
         resumed = train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)

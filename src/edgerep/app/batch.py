@@ -39,6 +39,7 @@ import csv
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -404,9 +405,21 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
     )
     step = max(1, min(4 * cfg.batch_size, -(-len(rows) // cfg.n_workers)))
     # blocks made here, not by a repartition task: the actors hold every CPU of a local cluster
-    ds = ray.data.from_arrow([src.slice(i, step) for i in range(0, len(rows), step)]).map_batches(
-        _RayClassifier, fn_constructor_args=(files,), batch_size=cfg.batch_size, concurrency=cfg.n_workers, num_cpus=1, batch_format="numpy"
-    )
+    # max_restarts=0: the actors' constructor argument (the bundle) lives in the object store, where a
+    # restarted actor could not count on it (Ray logs an error line saying so otherwise); a failed
+    # wave fails its shards, which a re-run of the same command redoes. Ray 2.60 has no named
+    # parameter for it yet and marks the keyword form deprecated.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
+        ds = ray.data.from_arrow([src.slice(i, step) for i in range(0, len(rows), step)]).map_batches(
+            _RayClassifier,
+            fn_constructor_args=(files,),
+            batch_size=cfg.batch_size,
+            concurrency=cfg.n_workers,
+            num_cpus=1,
+            batch_format="numpy",
+            max_restarts=0,
+        )
     buf: dict[str, list] = {c: [] for c in COLUMNS}
     queue = list(wave)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

@@ -189,10 +189,25 @@ def bench_table(rec: dict) -> Table:
 
 
 def run_table(summary: dict) -> Table:
-    """The rows of an ``edgerep.summary`` record."""
+    """The rows of an ``edgerep.summary`` record, led by the recommended bundle (the one to deploy)
+    when the compression stage ran."""
     t = Table(title=f"edgerep run — {summary['train']['model']} on RepLab 2013 (validation split, n={summary['train']['validation_size']})")
     for col in ("model", "MB", "accuracy", "macro-F1", "p50 ms", "p90 ms", "tweets/s", "max |Δlogit|", "agreement"):
         t.add_column(col, justify="left" if col == "model" else "right")
+    rec = summary.get("recommended")
+    if rec:
+        t.add_row(
+            f"[bold]recommended: {rec['variant']}[/] (bundles/recommended)",
+            f"{rec['size_mb']:.2f}",
+            f"{rec['accuracy']:.4f}",
+            f"{rec['macro_f1']:.4f}" if rec.get("macro_f1") is not None else "-",
+            f"{rec['latency_p50_ms']:.2f}" if rec.get("latency_p50_ms") is not None else "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            end_section=True,
+        )
     for r in summary["rows"]:
         ev = r.get("export_validation") or {}
         t.add_row(

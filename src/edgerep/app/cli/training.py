@@ -470,14 +470,14 @@ def run(
         return
     out.print(tables.run_table(summary))
     a = summary["artifacts"]
-    out.print(f"model:    {a['model']}")
-    for mode, p in a["bundles"].items():
-        out.print(f"bundle:   {p}  ({mode})")
     if summary.get("recommended"):
         r = summary["recommended"]
         out.print(
-            f"recommended: {r['installed']}  ({r['variant']}, {r['size_mb']:.1f} MB, accuracy {r['accuracy']:.4f}, p50 {r['latency_p50_ms']:.2f} ms)"
+            f"deploy:   {r['installed']}  ({r['variant']}, {r['size_mb']:.1f} MB, accuracy {r['accuracy']:.4f}, p50 {r['latency_p50_ms']:.2f} ms)"
         )
+    out.print(f"model:    {a['model']}")
+    for mode, p in a["bundles"].items():
+        out.print(f"bundle:   {p}  ({mode})")
     out.print(f"results:  {a['results']}")
     out.print(f"summary:  {Path(out_dir) / 'summary.json'}")
     if (Path(out_dir) / "report" / "report.html").is_file():

@@ -199,6 +199,15 @@ def _overview(recs: Records) -> Section:
         flags = f"; CPU flags: {' '.join(m['cpu_flags']) or 'none of the int8/dot-product ones'}" if m.get("cpu_flags") is not None else ""
         ov.blocks.append(f"Measured on: {m.get('cpu')}, {m.get('logical_cores')} logical cores, {m.get('os')}{flags}.")
     for _, s in recs.summaries:
+        rec = s.get("recommended")
+        if rec:
+            ov.blocks.append(
+                f"**The bundle to deploy**: `{rec.get('installed')}` ({rec['variant']}): {rec['size_mb']:.2f} MB, accuracy "
+                f"{rec['accuracy']:.4f}"
+                + (f", macro-F1 {rec['macro_f1']:.4f}" if rec.get("macro_f1") is not None else "")
+                + (f", p50 {rec['latency_p50_ms']:.2f} ms a tweet at 1 thread" if rec.get("latency_p50_ms") is not None else "")
+                + " on the validation split."
+            )
         t = s.get("train", {})
         ov.blocks.append(
             f"Run `{s.get('out')}`: {t.get('model')} fine-tuned on {t.get('train_size'):,} tweets, validated on "
