@@ -548,6 +548,7 @@ def test_compress_bad_input(tiny_entity_model, data_root, tmp_path):
 # ----------------------------------------------------------------------------- MobileBERT
 
 
+@pytest.mark.model  # trains, distils and exports a tiny MobileBERT: not the fast lane
 def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
     """A tiny MobileBERT built from google/mobilebert-uncased's config, saved to a directory, is
     fine-tuned, distilled into, pruned and exported by path, like `--model google/mobilebert-uncased`."""
