@@ -6,7 +6,7 @@ Reads ``edgerep.evaluation`` records (the first one is the reference) and, optio
 ``edgerep.docs-table`` record: per model its parameters, file size, how many times smaller it is
 than the reference and than BERT-large float32, accuracy, macro-F1, NEGATIVE F1, the macro-F1
 difference to the reference with its 95% paired bootstrap interval
-(:func:`edgerep.measure.evaluate.paired_comparison`), and latency p50 and tweets/s at 1 thread::
+(:func:`edgerep.measure.evaluate.paired_comparison`), latency p50, tweets/s and peak RSS at 1 thread::
 
     python benchmarks/reference_comparison.py \\
         --eval "all-mpnet-base-v2 float32 (transformers)=runs/reference/results/evaluation-pytorch.json" \\
@@ -94,6 +94,7 @@ def comparison(evals: list[tuple[str, dict]], bench: dict | None) -> dict:
                 else f"{100 * diff['macro_f1']['diff']:+.2f} ({100 * diff['macro_f1']['low']:+.2f} to {100 * diff['macro_f1']['high']:+.2f})",
                 "–" if cell is None else f"{cell['latency']['p50_ms']:.2f}",
                 "–" if cell is None else f"{cell['throughput_tweets_per_s']:.0f}",
+                "–" if cell is None else f"{cell['peak_rss_mb']:.0f}",
             ]
         )
     source = bench or ref
@@ -123,6 +124,7 @@ def comparison(evals: list[tuple[str, dict]], bench: dict | None) -> dict:
             "Δ macro-F1 vs reference (95% CI)",
             "p50 ms",
             "tweets/s",
+            "peak RSS MB",
         ],
         "rows": rows,
     }
