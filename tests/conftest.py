@@ -161,15 +161,15 @@ def interrupt_after_epoch_1(monkeypatch):
     epoch-1 checkpoint is saved (the real saving code runs first)."""
     import edgerep.workstation.train as train_module
 
-    save = train_module._save_checkpoint
+    save = train_module.save_checkpoint
 
     def save_then_interrupt(root, epoch, *args, **kwargs):
         save(root, epoch, *args, **kwargs)
         if epoch == 1:
             raise Interrupted
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
     try:
         yield
     finally:
-        monkeypatch.setattr(train_module, "_save_checkpoint", save)
+        monkeypatch.setattr(train_module, "save_checkpoint", save)

@@ -145,7 +145,7 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
 
     from edgerep.device.tokenizer import TweetTokenizer
     from edgerep.workstation.models import load_masked_lm, load_tokenizer, resolve_source
-    from edgerep.workstation.train import _latest_checkpoint, _optimizer, _resume, _save_checkpoint
+    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint
 
     out = Path(out_dir)
     final = out / "model"
@@ -165,14 +165,14 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
         with atomic_directory(tok_dir, overwrite=True) as tmp:
             hf_tok.save_pretrained(tmp)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
-    latest = _latest_checkpoint(out / "checkpoints")
+    latest = latest_checkpoint(out / "checkpoints")
     torch.manual_seed(config.seed)
     model = load_masked_lm(source if latest is None else str(latest))
     tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len)
     ids, held_ids = tokenizer.ids(texts), tokenizer.ids(held_out)
     steps = math.ceil(len(ids) / config.batch_size)
-    optimizer, scheduler = _optimizer(model, config, steps * config.epochs)
-    history, start = _resume(latest, optimizer, scheduler)
+    optimizer, scheduler = make_optimizer(model, config, steps * config.epochs)
+    history, start = resume_state(latest, optimizer, scheduler)
     if not history:
         history = [{"epoch": 0, "held_out_mlm_loss": _mlm_loss(model, hf_tok, held_ids, config)}]
         log(f"pretrain: masked-LM loss on {len(held_ids)} held-out tweets before adaptation {history[0]['held_out_mlm_loss']:.4f}")
@@ -180,7 +180,7 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
     t_start = time.perf_counter()
     for epoch in range(start, config.epochs + 1):
         history.append(_epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config, epoch))
-        _save_checkpoint(out / "checkpoints", epoch, model, optimizer, scheduler, history)
+        save_checkpoint(out / "checkpoints", epoch, model, optimizer, scheduler, history)
     info = {
         "edgerep_version": __version__,
         "source_model": config.model,
@@ -264,16 +264,13 @@ def _mlm_loss(model, hf_tok, ids: list[np.ndarray], config: PretrainConfig) -> f
 
 
 def _epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config: PretrainConfig, epoch: int) -> dict:
-    import torch
     from transformers import DataCollatorForLanguageModeling
 
-    from edgerep.workstation.train import _batches, optimizer_step
+    from edgerep.workstation.train import epoch_batches, optimizer_step
 
     collator = DataCollatorForLanguageModeling(hf_tok, mlm_probability=config.mlm_probability, return_tensors="pt")
     model.train()
-    torch.manual_seed(config.seed * 1000 + epoch)
-    rng = np.random.default_rng(config.seed * 1000 + epoch)
-    batches = _batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
+    batches = epoch_batches(ids, config.batch_size, config.seed, epoch)
     loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
     frozen = int(config.head_warmup_ratio * len(batches)) if epoch == 1 else 0
     encoder = list(model.base_model.parameters())

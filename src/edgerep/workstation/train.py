@@ -190,6 +190,17 @@ def choose_max_seq_len(lengths: np.ndarray, percentile: float, model_limit: int)
     return int(min(model_limit, max(16, math.ceil(p / 8) * 8)))
 
 
+def epoch_batches(ids: list[np.ndarray], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The batches of one epoch of fine-tuning, pretraining or distillation: index arrays into
+    ``ids`` (:func:`_batches`), their order drawn from ``seed * 1000 + epoch``; torch's RNG
+    (dropout, masking) is seeded the same, so a resumed run reproduces the uninterrupted one."""
+    import torch
+
+    torch.manual_seed(seed * 1000 + epoch)
+    rng = np.random.default_rng(seed * 1000 + epoch)
+    return _batches(np.asarray([len(x) for x in ids]), batch_size, rng)
+
+
 def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Length-grouped batches: shuffle, sort within windows of 50 batches, shuffle batches.
 
@@ -281,7 +292,7 @@ def train(
             hf_tokenizer.save_pretrained(tmp)
 
     ckpt_root = out / "checkpoints"
-    latest = _latest_checkpoint(ckpt_root)
+    latest = latest_checkpoint(ckpt_root)
     mid = MidEpoch.find(ckpt_root, latest)
     torch.manual_seed(config.seed)  # the classifier head's initialisation
     model = load_for_classification(source if latest is None and mid is None else str(mid.path if mid else latest), LABELS)
@@ -297,9 +308,9 @@ def train(
         joint = _JointTask.build(model, tok_dir / TOKENIZER_FILE, config, sentiment, latest)
     steps_per_epoch = math.ceil(len(data.train_ids) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs + (joint.total_batches if joint else 0)
-    optimizer, scheduler = _optimizer(model if joint is None else joint.trainable(model), config, total_steps)
+    optimizer, scheduler = make_optimizer(model if joint is None else joint.trainable(model), config, total_steps)
     if mid is None:
-        history, start_epoch = _resume(latest, optimizer, scheduler)
+        history, start_epoch = resume_state(latest, optimizer, scheduler)
     else:
         history, start_epoch = mid.restore(optimizer, scheduler), mid.epoch
     mid_epoch = MidEpoch(ckpt_root, checkpoint_minutes, mid)
@@ -316,7 +327,7 @@ def train(
         history.append(
             _epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint, mid_epoch if joint is None else None, history)
         )
-        _save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
+        save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
         mid_epoch.clear()
 
     best = max(history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
@@ -344,7 +355,7 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
     ids, y = tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64)
     rng = np.random.default_rng(config.seed * 1000)
     batches = _batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
-    optimizer, scheduler = _optimizer(model, config, len(batches))
+    optimizer, scheduler = make_optimizer(model, config, len(batches))
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     torch.manual_seed(config.seed * 1000)
@@ -495,7 +506,7 @@ def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train
 
 
 class OptimizerSettings(Protocol):
-    """What :func:`_optimizer` reads of a training config (fine-tuning, pretraining, distillation)."""
+    """What :func:`make_optimizer` reads of a training config (fine-tuning, pretraining, distillation)."""
 
     @property
     def learning_rate(self) -> float: ...
@@ -507,7 +518,7 @@ class OptimizerSettings(Protocol):
     def warmup_ratio(self) -> float: ...
 
 
-def _optimizer(model, config: OptimizerSettings, total_steps: int):
+def make_optimizer(model, config: OptimizerSettings, total_steps: int):
     """AdamW (no weight decay on biases and norms) with linear warm-up then linear decay."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -522,7 +533,7 @@ def _optimizer(model, config: OptimizerSettings, total_steps: int):
     return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
 
-def _resume(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]:
+def resume_state(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]:
     """Load the optimizer and scheduler state of the latest checkpoint: ``(history, next epoch)``."""
     import torch
 
@@ -683,9 +694,7 @@ def _epoch(
     import torch
 
     model.train()
-    torch.manual_seed(config.seed * 1000 + epoch)
-    rng = np.random.default_rng(config.seed * 1000 + epoch)
-    batches = _batches(np.asarray([len(x) for x in data.train_ids]), config.batch_size, rng)
+    batches = epoch_batches(data.train_ids, config.batch_size, config.seed, epoch)
     weight = torch.from_numpy(class_weights(data.train_y, len(LABELS))) if config.class_weighted else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     t_epoch = time.perf_counter()
@@ -786,14 +795,19 @@ def install_model(final: Path, checkpoint: Path, tokenizer_files: list[Path], in
         (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _latest_checkpoint(root: Path) -> Path | None:
+def latest_checkpoint(root: Path) -> Path | None:
+    """The latest complete epoch checkpoint ``root/epoch-K`` (weights, ``state.json`` and
+    optimizer state), or ``None``. Shared by fine-tuning, pretraining and distillation."""
     if not root.is_dir():
         return None
     done = [p for p in root.glob("epoch-*") if (p / "state.json").is_file() and (p / "optimizer.pt").is_file()]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history: list[dict], joint: _JointTask | None = None) -> None:
+def save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history: list[dict], joint: _JointTask | None = None) -> None:
+    """Write ``root/epoch-K`` atomically: the weights, the optimizer and schedule state, the
+    history so far (and the sentiment head with ``joint``); older checkpoints keep their weights
+    only. Shared by fine-tuning, pretraining and distillation."""
     import torch
 
     with atomic_directory(root / f"epoch-{epoch}", overwrite=True) as tmp:

@@ -545,12 +545,10 @@ def _distill_epoch(
     import torch
 
     from edgerep.workstation.inference import model_inputs
-    from edgerep.workstation.train import _batches, optimizer_step
+    from edgerep.workstation.train import epoch_batches, optimizer_step
 
     student.train()
-    torch.manual_seed(config.seed * 1000 + epoch)
-    rng = np.random.default_rng(config.seed * 1000 + epoch)
-    batches = _batches(np.asarray([len(x) for x in data.ids]), config.batch_size, rng)
+    batches = epoch_batches(data.ids, config.batch_size, config.seed, epoch)
     loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
     with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
         for b in batches:
@@ -671,9 +669,9 @@ def _prune(config: DistillConfig, student, tokenizer: TweetTokenizer, data: _Tra
 
 def _restarted_optimizer(student, config: DistillConfig, steps_per_epoch: int, finished: int):
     """AdamW for the pruned shapes, its schedule advanced past ``finished`` epochs."""
-    from edgerep.workstation.train import _optimizer
+    from edgerep.workstation.train import make_optimizer
 
-    optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
+    optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
     for _ in range(finished * steps_per_epoch):
         optimizer.step()  # no gradients yet: a no-op that keeps the schedule's call order
         scheduler.step()
@@ -695,7 +693,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
     from edgerep.workstation.inference import ids_logits, model_inputs
     from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import _latest_checkpoint, _optimizer, _resume, _save_checkpoint
+    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint
 
     out = Path(out_dir)
     final = out / "model"
@@ -718,7 +716,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
     teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
     targets = soft_targets(teacher_logits, config.temperature)
-    latest = _latest_checkpoint(out / "checkpoints")
+    latest = latest_checkpoint(out / "checkpoints")
     done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
     if latest is not None:
         from edgerep.workstation.models import load_sequence_classifier
@@ -758,8 +756,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
         history, start = json.loads((latest / "state.json").read_text())["history"], done + 1
     else:
-        optimizer, scheduler = _optimizer(student, config, steps_per_epoch * config.epochs)
-        history, start = _resume(latest, optimizer, scheduler)
+        optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
+        history, start = resume_state(latest, optimizer, scheduler)
     log(
         f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
         f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
@@ -775,7 +773,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
                 epoch, config, student, forward, tokenizer, data, targets, hidden_targets, optimizer, scheduler, validation_logits
             )
         )
-        _save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
+        save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
         done = epoch
         if _prune_due(config, student, done) and epoch < config.epochs:
             _prune(config, student, tokenizer, data, done)
