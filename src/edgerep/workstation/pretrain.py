@@ -199,7 +199,7 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
     atomic_write_json(out / "history.json", history)
     log(
         f"[green]pretrain[/]: held-out masked-LM loss {info['held_out_mlm_loss_before']:.4f} -> {info['held_out_mlm_loss_after']:.4f} "
-        f"-> {final} [{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+        f"-> {final} in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
 

@@ -273,16 +273,7 @@ def train(
         torch.set_num_threads(config.threads)
 
     # Everything a user can get wrong (data, model name) is checked before anything is written.
-    train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed)
-    if not train_set or not val_set:
-        raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
-    sentiment = None
-    if config.sentiment_data:
-        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
-
-        sentiment = load_sentiment(config.sentiment_data, TRAIN_PORTION)
-        if config.limit is not None:  # smoke runs: as many sentiment tweets as polarity ones
-            sentiment.texts, sentiment.label_ids = sentiment.texts[: config.limit], sentiment.label_ids[: config.limit]
+    train_set, val_set, data_report, sentiment = _training_inputs(data_root, config)
     source = resolve_source(config.model)
     hf_tokenizer = load_tokenizer(source)
     out.mkdir(parents=True, exist_ok=True)
@@ -335,9 +326,28 @@ def train(
     log(
         f"[green]train[/]: best epoch {best['epoch']} (validation {config.select_metric} "
         f"{best['validation'][config.select_metric]:.4f}) -> {final} "
-        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+        f"in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
+
+
+def _training_inputs(data_root: str | os.PathLike, config: TrainConfig):
+    """``(train tweets, validation tweets, load report, TweetEval sentiment data or None)``.
+
+    Raises:
+        DataError: unreadable corpus or sentiment folder. ConfigError: no tweets to train on.
+    """
+    train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed)
+    if not train_set or not val_set:
+        raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
+    sentiment = None
+    if config.sentiment_data:
+        from edgerep.data.tweeteval import TRAIN_PORTION, load_sentiment
+
+        sentiment = load_sentiment(config.sentiment_data, TRAIN_PORTION)
+        if config.limit is not None:  # smoke runs: as many sentiment tweets as polarity ones
+            sentiment.texts, sentiment.label_ids = sentiment.texts[: config.limit], sentiment.label_ids[: config.limit]
+    return train_set, val_set, data_report, sentiment
 
 
 def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConfig, data):

@@ -785,6 +785,6 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     _install_student(out, final, config.teachers[0], history, best, info, qat_grids)
     log(
         f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
-        f"[{(time.perf_counter() - t_start) / 60:.1f} min this session]"
+        f"in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
