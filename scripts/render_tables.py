@@ -21,14 +21,12 @@ import re
 import sys
 from pathlib import Path
 
+from edgerep.errors import RecordError
+
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "docs" / "records"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 SCHEMA = "edgerep.docs-table"
-
-
-class RecordError(Exception):
-    """A record is missing or malformed; the message names the file and field."""
 
 
 def load(name: str, records: Path = RECORDS) -> dict:

@@ -134,6 +134,8 @@ def confusion_table(rec: dict) -> Table:
 
 def bench_table(rec: dict) -> Table:
     """Cells of an ``edgerep.bench`` record, with the machine and its CPU flags in the title."""
+    from edgerep.app.report.tables import bench_cell_figures
+
     m = rec["machine"]
     where = f" on {m['ssh_host']}" if m.get("ssh_host") else ""
     flags = " ".join(m.get("cpu_flags") or []) or "no SIMD flags read"
@@ -168,19 +170,9 @@ def bench_table(rec: dict) -> Table:
                 name, c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1)), *["-"] * 8, f"[red]{c['error'].split(':')[0]}[/]"
             )
             continue
-        lat = c["latency"]
-        mad = f"±{lat['mad_ms']:.2f}" if "mad_ms" in lat else ""
         t.add_row(
             name,
-            c["profile"]["profile"],
-            str(c["threads"]),
-            str(c.get("batch", 1)),
-            f"{c['model_size_mb']:.1f}",
-            f"{c['init_ms']:.0f}",
-            f"{lat['p50_ms']:.2f}{mad}",
-            f"{lat['p90_ms']:.2f}",
-            f"{lat['p99_ms']:.2f}",
-            f"{c['throughput_tweets_per_s']:.0f}",
+            *bench_cell_figures(c, mad_separator="±"),
             f"{c['cpu_percent_of_one_core']:.0f}",
             f"{c['peak_rss_mb']:.0f}",
             f"{c['speedup_vs_pytorch']:.2f}" if "speedup_vs_pytorch" in c else "-",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgerep.app.report import figures
 from edgerep.app.report.render import Figure, Section, Table, to_html, to_markdown
-from edgerep.app.report.tables import bench_name, matrix_rows
+from edgerep.app.report.tables import bench_cell_figures, bench_name, matrix_rows
 from edgerep.device.manifest import BUNDLE_FORMAT
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory
@@ -512,20 +512,10 @@ def _speed(recs: Records) -> Section | None:
         if "error" in c:
             rows.append([c["_name"], c["profile"]["profile"], str(c["threads"]), str(c.get("batch", 1))] + ["–"] * 8 + [c["error"][:80]])
             continue
-        lat = c["latency"]
-        mad = f" ± {lat['mad_ms']:.2f}" if "mad_ms" in lat else ""
         rows.append(
             [
                 c["_name"],
-                c["profile"]["profile"],
-                str(c["threads"]),
-                str(c.get("batch", 1)),
-                f"{c['model_size_mb']:.1f}",
-                f"{c['init_ms']:.0f}",
-                f"{lat['p50_ms']:.2f}{mad}",
-                f"{lat['p90_ms']:.2f}",
-                f"{lat['p99_ms']:.2f}",
-                f"{c['throughput_tweets_per_s']:.0f}",
+                *bench_cell_figures(c),
                 f"{c['peak_rss_mb']:.0f}",
                 _fmt(c.get("speedup_vs_pytorch"), ".1f"),
                 "; ".join(c.get("warnings", []))[:80],

@@ -96,6 +96,25 @@ def _delta(vs: dict | None) -> str:
     return f"{100 * m['diff']:+.2f} ({100 * m['low']:+.2f}, {100 * m['high']:+.2f})"
 
 
+def bench_cell_figures(c: dict, mad_separator: str = " ± ") -> list[str]:
+    """The common columns of a successful ``edgerep.bench`` cell, as text: profile, threads,
+    batch, MB, init ms, p50 (± MAD) ms, p90 ms, p99 ms, tweets/s (the terminal table and the
+    report both show them)."""
+    lat = c["latency"]
+    mad = f"{mad_separator}{lat['mad_ms']:.2f}" if "mad_ms" in lat else ""
+    return [
+        c["profile"]["profile"],
+        str(c["threads"]),
+        str(c.get("batch", 1)),
+        f"{c['model_size_mb']:.1f}",
+        f"{c['init_ms']:.0f}",
+        f"{lat['p50_ms']:.2f}{mad}",
+        f"{lat['p90_ms']:.2f}",
+        f"{lat['p99_ms']:.2f}",
+        f"{c['throughput_tweets_per_s']:.0f}",
+    ]
+
+
 def compression_rows(record: dict, mark: str | tuple[str, str] = "**") -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of an ``edgerep.compression`` record; the recommended variant's name is
     wrapped in ``mark`` (Markdown bold; ``[bold]`` markup for rich gives ``("[bold]", "[/]")``), and
