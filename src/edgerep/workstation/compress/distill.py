@@ -138,7 +138,7 @@ class DistillConfig:
         if not self.teachers:
             raise ConfigError("distillation needs at least one teacher model directory")
         if not self.source_in_targets and len(self.teachers) < 2:
-            raise ConfigError("source_in_targets=False: needs a second teacher to give the soft targets")
+            raise ConfigError("--no-source-targets: needs a second teacher (--teacher MODEL) to give the soft targets")
         if self.layers < 1:
             raise ConfigError(f"layers must be >= 1, got {self.layers}")
         if self.epochs < 1 or self.batch_size < 1:
