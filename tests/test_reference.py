@@ -1,6 +1,6 @@
 """The reference encoder's architecture (MPNet) through the real path: entity-conditioned
 fine-tuning, LiteRT export validated against PyTorch, the light runtime, evaluation, and the
-study's comparison table (benchmarks/reference_comparison.py).
+study's comparison table (edgerep.measure.comparison).
 
 The model is a tiny MPNet built from ``MPNetConfig`` with the MiniLM WordPiece vocabulary and
 MPNet's pair layout (``<s> A </s></s> B </s>``, here with the vocabulary's ``[CLS]``/``[SEP]``):
@@ -9,15 +9,12 @@ no 438 MB download.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_tiny_mpnet(path: Path, seed: int = 0) -> Path:
@@ -38,13 +35,6 @@ def make_tiny_mpnet(path: Path, seed: int = 0) -> Path:
     specials = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]", "mask_token": "[MASK]"}
     (path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512, **specials}))
     return path
-
-
-def _comparison_module():
-    spec = importlib.util.spec_from_file_location("reference_comparison", REPO / "benchmarks" / "reference_comparison.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +77,9 @@ def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_
     assert pred.label in pred.probabilities and abs(sum(pred.probabilities.values()) - 1) < 1e-5
 
     reference, edge = (evaluate(p, data_root, limit=64) for p in (model, result.path))
-    table = _comparison_module().comparison([("reference", reference), ("int8", edge)], None)
+    from edgerep.measure.comparison import reference_comparison
+
+    table = reference_comparison([("reference", reference), ("int8", edge)], None)
     ref_row, int8_row = table["rows"]
     assert ref_row[8] == "reference" and ref_row[3] == "1.0"
     assert float(int8_row[3]) > 1.0  # int8 is smaller than the float32 reference
@@ -145,3 +137,41 @@ def test_the_source_alone_cannot_be_left_out_of_the_targets():
         DistillConfig(teachers=("runs/default/train/model",), source_in_targets=False)
     with pytest.raises(ConfigError, match="--teacher-only: give the teacher"):
         CompressConfig(run_model_in_targets=False)
+
+
+def test_run_with_a_reference_fine_tunes_it_distills_from_it_and_writes_the_comparison(tmp_path, data_root, tiny_pretrained):
+    from dataclasses import replace
+
+    from edgerep.app.compress import CompressConfig
+    from edgerep.app.pipeline import REFERENCE_RECIPE, RunConfig, run
+    from edgerep.workstation.train import TrainConfig
+
+    from conftest import TINY_TRAIN
+
+    train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True})
+    reference = replace(train_cfg, model=str(make_tiny_mpnet(tmp_path / "mpnet")), **REFERENCE_RECIPE)
+    cfg = RunConfig(train=train_cfg, quantizations=("dynamic-int8",), export_validation_tweets=16, latency_tweets=4, reference=reference,
+                    compress=CompressConfig(quantizations=("dynamic-int4",), epochs=1, prune_vocabulary=False,
+                                            accuracy_budget=0.99))
+    summary = run(data_root, tmp_path / "run", cfg)
+    run_dir = tmp_path / "run"
+    log = (run_dir / "edgerep.log").read_text()
+    assert "2/8 reference (fine-tune" in log and "7/8 comparison" in log and "8/8 report" in log
+    assert [r["model"] for r in summary["rows"]] == ["pytorch", "dynamic-int8", "reference-pytorch", "reference-dynamic-int8"]
+    assert all(r.get("latency_p50_ms", 0) > 0 for r in summary["rows"] if r["model"].endswith("int8"))  # one bench run, both bundles
+    ref_info = json.loads((run_dir / "reference" / "model" / "edgerep_model.json").read_text())
+    assert ref_info["train_config"]["learning_rate"] == 3e-5 and json.loads((run_dir / "reference" / "model" / "config.json").read_text())["model_type"] == "mpnet"
+    student = json.loads((run_dir / "compress" / "distill" / "k1" / "model" / "edgerep_model.json").read_text())
+    assert student["distillation"]["teachers"][-1] == str(run_dir / "reference" / "model")  # the reference joins the teacher
+
+    table = json.loads((run_dir / "results" / "comparison.json").read_text())
+    labels = [row[0] for row in table["rows"]]
+    assert labels[:4] == ["reference float32 (transformers)", "reference dynamic-int8", "float32 (transformers)", "dynamic-int8"]
+    assert labels[-1] == "recommended student" and table["rows"][0][8] == "reference"
+    assert all(row[9] != "–" for row in table["rows"] if "transformers" not in row[0])  # every bundle timed in comparison-bench.json
+    assert summary["comparison"] == str(run_dir / "results" / "comparison.json")
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "## The edge models against the reference" in report and "recommended student" in report
+
+    again = run(data_root, run_dir, cfg)  # resumes: every stage kept
+    assert again["rows"] == summary["rows"]

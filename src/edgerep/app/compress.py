@@ -91,11 +91,10 @@ class CompressConfig:
             points of the run's fine-tuned float32 model (fraction: 0.01 = 1.0 point).
         bucket_step: sequence-length buckets of the compressed bundles every this many tokens from
             16 to max_seq_len (16, 24, ..., 56 at 8; 0: the export default 16, 32, max_seq_len).
-            Less padding per tweet: +21% tweets/s for the 2-layer int4 student (one bench run),
-            at a cost per signature of ~0.4 MB of file (each subgraph repeats the per-channel
-            quantization parameters: 20,899 embedding rows x 12 bytes alone) and one more packed
-            copy of the weights in memory. Compressed bundles carry no batch signature (the same
-            cost, for ``--batch 8`` only).
+            Less padding per tweet, at a cost per signature in file size (each subgraph repeats
+            the per-channel quantization parameters, 12 bytes per embedding row) and one more
+            packed copy of the weights in memory (docs/experiments/compression.md measures both).
+            Compressed bundles carry no batch signature (the same cost, for ``--batch 8`` only).
         latency_tweets: validation tweets timed one by one per variant.
         threads: inference threads of the benchmark (1 = a single edge core).
         limit: smoke runs: at most this many distillation tweets and evaluation tweets.

@@ -5,10 +5,13 @@ Stages and their outputs under ``out_dir``::
     config.json                          resolved RunConfig (a re-run with other settings is refused)
     pretrain/model/                      domain-adapted encoder (``--budget large``; resumes per epoch)
     train/model/                         fine-tuned checkpoint (resumes per epoch)
+    reference/model/                     the reference encoder fine-tuned alike (``--reference``; resumes mid-epoch)
+    reference/bundles/<quantization>/    its validated LiteRT bundles
     members/seed-<S>/model/              more fine-tuned members of the ensemble teacher (``--budget large``)
     results/ensemble.json                each member's and the ensemble's validation scores (with members)
     bundles/<quantization>/              validated LiteRT bundles
     results/evaluation-<model>.json      accuracy, macro-F1, per class, confusion matrix
+    results/evaluation-reference-<model>.json   the same for the reference model and its bundles
     results/bench.json                   single-tweet latency of each bundle (``edgerep bench``'s cells)
     compress/                            distilled student, pruned vocabulary, mixed recipes (``edgerep compress``)
     bundles/recommended/                 the smallest, fastest variant within 1.0 point of the float32 model
@@ -25,11 +28,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from edgerep.app.compress import CompressConfig
 from edgerep.data import Samples, part_texts, smoke_validation_size
 from edgerep.errors import ConfigError
-from edgerep.io import check_or_write_config, record_is_current
+from edgerep.io import atomic_write_json, check_or_write_config, record_is_current, settings_dict
 from edgerep.log import configure, log
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
@@ -41,6 +45,10 @@ from edgerep.workstation.train import TrainConfig
 #: for the compression stage's distillation); docs/experiments/teacher-search.md gives their cost.
 BUDGETS = ("default", "large")
 LARGE_ENSEMBLE_SEEDS = (14, 15)
+#: Fine-tuning of the reference encoder (``edgerep run --reference``): one epoch at a lower peak
+#: learning rate than the small encoder's, the usual range for a 110M-parameter encoder (Devlin et
+#: al., 2019, appendix A.3: 2e-5 to 5e-5).
+REFERENCE_RECIPE = {"epochs": 1, "stop_after": None, "learning_rate": 3e-5}
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,10 @@ class RunConfig:
             are the training's); ``None`` skips it.
         ensemble_seeds: seeds of more fine-tuned members (same settings otherwise); with any, the
             run's model and these are scored as an ensemble and distilled from together.
+        reference: fine-tuning of the reference encoder (:data:`REFERENCE_RECIPE` around a model
+            name); it is exported, evaluated and timed like the run's model, compared with it and
+            its students (paired bootstrap), and joins the compression stage's teacher. ``None``:
+            no reference.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -69,6 +81,7 @@ class RunConfig:
     compress: CompressConfig | None = field(default_factory=CompressConfig)
     pretrain: PretrainConfig | None = None
     ensemble_seeds: tuple[int, ...] = ()
+    reference: TrainConfig | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizations", tuple(parse_quantizations(list(self.quantizations))))
@@ -87,7 +100,11 @@ class RunConfig:
         d["compress"] = None if self.compress is None else self.compress.to_dict()
         d["pretrain"] = None if self.pretrain is None else asdict(self.pretrain)
         d["ensemble_seeds"] = list(self.ensemble_seeds)
-        return d
+        d["reference"] = None if self.reference is None else self.reference.to_dict()
+        return settings_dict(d, self.OPTIONAL)
+
+    #: Fields a config.json may lack (:func:`edgerep.io.settings_dict`): their defaults.
+    OPTIONAL: ClassVar[dict] = {"reference": None}
 
     @classmethod
     def for_budget(cls, budget: str, train: TrainConfig, **kwargs) -> RunConfig:
@@ -139,25 +156,38 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     if config.ensemble_seeds:
         log(next(stages))
         members = _members(data_root, out, train_cfg, config.ensemble_seeds, model_dir)
+    reference_dir = None
+    if config.reference is not None:
+        log(next(stages))
+        reference_dir = train(data_root, out / "reference", replace(config.reference, limit=train_cfg.limit, threads=train_cfg.threads))
     val_texts = part_texts(data_root, config.train.split)["validation"]
     log(next(stages))
-    exports = _export(model_dir, out / "bundles", config, val_texts.spread(config.export_validation_tweets))
+    check_texts = val_texts.spread(config.export_validation_tweets)
+    exports = _export(model_dir, out / "bundles", config, check_texts)
+    ref_exports = [] if reference_dir is None else _export(reference_dir, out / "reference" / "bundles", config, check_texts)
     log(next(stages))
     results = out / "results"
-    evals = _evaluate(data_root, results, [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports], config)
+    models = [("pytorch", model_dir)] + [(e.mode, Path(e.path)) for e in exports]
+    if reference_dir is not None:
+        models += [("reference-pytorch", reference_dir)] + [(f"reference-{e.mode}", Path(e.path)) for e in ref_exports]
+    evals = _evaluate(data_root, results, models, config)
     log(next(stages))
     cells = _latency(
-        results / "bench.json", [Path(e.path) for e in exports], val_texts.spread(config.latency_tweets), config.latency_threads
+        results / "bench.json",
+        [Path(e.path) for e in [*exports, *ref_exports]],
+        val_texts.spread(config.latency_tweets),
+        config.latency_threads,
     )
-    summary = _summary(data_root, out, cfg, model_dir, exports, evals, cells)
+    summary = _summary(data_root, out, cfg, model_dir, [*exports, *ref_exports], evals, cells)
     write_record(out / "summary.json", summary)
     if config.compress is not None:
         from edgerep.app.compress import compress
 
         log(next(stages))
         ccfg = config.compress
-        if members:
-            ccfg = replace(ccfg, teachers=(*ccfg.teachers, *(str(m) for m in members)))
+        if members or reference_dir is not None:
+            extra = [*members, *([reference_dir] if reference_dir is not None else [])]
+            ccfg = replace(ccfg, teachers=(*ccfg.teachers, *(str(m) for m in extra)))
         if config.train.limit is not None and ccfg.limit is None:  # smoke runs stay small
             ccfg = replace(ccfg, limit=config.train.limit, latency_tweets=min(ccfg.latency_tweets, config.latency_tweets))
         record = compress(data_root, out, ccfg)
@@ -166,6 +196,17 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         if record.get("recommended"):
             summary["recommended"] = {**record["recommended"], "installed": str(out / "bundles" / "recommended")}
         write_record(out / "summary.json", summary)
+
+    if reference_dir is not None:
+        log(next(stages))
+        rec_bundle = out / "bundles" / "recommended" if summary.get("recommended") else None
+        comparison = _comparison(
+            data_root, results, evals, ref_exports, exports, rec_bundle, val_texts.spread(config.latency_tweets), config
+        )
+        summary["comparison"] = str(results / "comparison.json")
+        write_record(out / "summary.json", summary)
+        for row in comparison["rows"]:
+            log(f"comparison {row[0]}: {row[2]} MB, macro-F1 {row[6]}, vs reference {row[8]}")
 
     log(next(stages))
     try:
@@ -184,9 +225,13 @@ def _stage_names(config: RunConfig) -> list[str]:
     stages.append(("fine-tune", ""))
     if config.ensemble_seeds:
         stages.append(("ensemble members", f"seeds {', '.join(map(str, config.ensemble_seeds))}"))
+    if config.reference is not None:
+        stages.append(("reference", f"fine-tune {config.reference.model}"))
     stages += [("export", ""), ("evaluate", "validation split"), ("latency", f"single tweet, {config.latency_threads} thread")]
     if config.compress is not None:
         stages.append(("compress", "distillation, vocabulary pruning, mixed precision"))
+    if config.reference is not None:
+        stages.append(("comparison", f"against the reference, {config.latency_threads} thread"))
     stages.append(("report", ""))
     return [f"[bold]{k}/{len(stages)} {name}[/]" + (f" ({what})" if what else "") for k, (name, what) in enumerate(stages, 1)]
 
@@ -238,7 +283,7 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
 
 def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> dict[str, dict]:
     """Single-tweet latency of each bundle by :func:`edgerep.measure.bench.bench` (host profile, one
-    worker process per bundle); the record is kept when present and newer than every bundle. Returns ``{bundle name: cell}``."""
+    worker process per bundle); the record is kept when present and newer than every bundle. Returns ``{resolved bundle path: cell}``."""
     from edgerep.measure.bench import bench
 
     if record_is_current(path, *bundles):
@@ -246,8 +291,9 @@ def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> 
     else:
         rec = bench(bundles, tweets.texts, threads=(threads,), profiles=(PROFILES["host"],), warmup=10, entities=tweets.entities)
         write_record(path, rec)
-    cells = {Path(c["path"]).name: c for c in rec["cells"] if "error" not in c}
-    for name, c in cells.items():
+    cells = {str(Path(c["path"]).resolve()): c for c in rec["cells"] if "error" not in c}
+    for c in cells.values():
+        name = f"{Path(c['path']).parent.parent.name}/{Path(c['path']).name}"
         lat = c["latency"]
         log(
             f"latency {name}: p50 {lat['p50_ms']:.2f} ms (MAD {lat['mad_ms']:.2f}), p90 {lat['p90_ms']:.2f} ms, "
@@ -257,6 +303,43 @@ def _latency(path: Path, bundles: list[Path], tweets: Samples, threads: int) -> 
         if "error" in c:
             log(f"[red]latency {Path(c['path']).name}[/]: {c['error']}")
     return cells
+
+
+def _comparison(
+    data_root, results: Path, evals: dict[str, dict], ref_exports, exports, recommended: Path | None, tweets: Samples, config: RunConfig
+) -> dict:
+    """The study's table (:func:`edgerep.measure.comparison.reference_comparison`) into
+    ``results/comparison.json``: the reference (float32, then its bundles), the run's model and
+    bundles, and the recommended student, all timed in one bench run
+    (``results/comparison-bench.json``, kept while newer than every bundle)."""
+    from edgerep.measure.bench import bench
+    from edgerep.measure.comparison import reference_comparison
+    from edgerep.measure.evaluate import evaluate, kept_evaluation
+
+    labelled = [("reference float32 (transformers)", evals["reference-pytorch"])]
+    labelled += [(f"reference {e.mode}", evals[f"reference-{e.mode}"]) for e in ref_exports]
+    labelled += [("float32 (transformers)", evals["pytorch"])] + [(e.mode, evals[e.mode]) for e in exports]
+    bundles = [Path(e.path) for e in [*ref_exports, *exports]]
+    if recommended is not None:
+        path = results / "evaluation-recommended.json"
+        rec = kept_evaluation(path, recommended)
+        if rec is None:
+            limit = config.train.limit and smoke_validation_size(config.train.limit)
+            rec = evaluate(recommended, data_root, "training", "validation", limit=limit)
+            write_record(path, rec)
+        labelled.append(("recommended student", rec))
+        bundles.append(recommended)
+    bench_path = results / "comparison-bench.json"
+    if record_is_current(bench_path, *bundles):
+        bench_rec = read_record(bench_path, "bench")
+    else:
+        bench_rec = bench(
+            bundles, tweets.texts, threads=(config.latency_threads,), profiles=(PROFILES["host"],), warmup=10, entities=tweets.entities
+        )
+        write_record(bench_path, bench_rec)
+    table = reference_comparison(labelled, bench_rec)
+    atomic_write_json(results / "comparison.json", table)
+    return table
 
 
 def _summary(data_root, out: Path, cfg: dict, model_dir: Path, exports, evals: dict[str, dict], cells: dict[str, dict]) -> dict:
@@ -270,15 +353,16 @@ def _summary(data_root, out: Path, cfg: dict, model_dir: Path, exports, evals: d
             "accuracy": rec["metrics"]["accuracy"],
             "macro_f1": rec["metrics"]["macro_f1"],
         }
-        if name in cells:
-            lat = cells[name]["latency"]
+        cell = cells.get(str(Path(rec["model"]["path"]).resolve()))
+        if cell is not None:
+            lat = cell["latency"]
             row.update(
                 latency_p50_ms=lat["p50_ms"],
                 latency_p90_ms=lat["p90_ms"],
                 latency_mad_ms=lat["mad_ms"],
-                throughput_tweets_per_s=cells[name]["throughput_tweets_per_s"],
+                throughput_tweets_per_s=cell["throughput_tweets_per_s"],
             )
-        exp = next((e for e in exports if e.mode == name), None)
+        exp = next((e for e in exports if str(Path(e.path).resolve()) == str(Path(rec["model"]["path"]).resolve())), None)
         if exp is not None:
             row["export_validation"] = {k: exp.validation.get(k) for k in ("max_abs_logit_diff", "label_agreement", "passed")}
         rows.append(row)

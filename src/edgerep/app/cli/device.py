@@ -71,10 +71,30 @@ def _iter_inputs(text: str | None, file: Path | None):
             yield where, None, 'expected {"text": "...", "entity": "..."} or a JSON string', None
 
 
+def _bundle_and_text(first: str | None, second: str | None) -> tuple[Path | None, str | None]:
+    """Split ``classify``'s positional arguments into (bundle directory or None, tweet or None).
+
+    Two arguments are BUNDLE TEXT. One argument is a bundle when it names an existing directory,
+    else the tweet (the shipped model classifies it).
+    """
+    if second is not None:
+        return Path(first or ""), second
+    if first is not None and Path(first).is_dir():
+        return Path(first), None
+    return None, first
+
+
 @app.command()
 def classify(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory (model.tflite, tokenizer.json, manifest.json).")],
-    text: Annotated[str | None, typer.Argument(help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")] = None,
+    bundle_or_text: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[BUNDLE] [TEXT]",
+            help="Bundle directory (model.tflite, tokenizer.json, manifest.json), then the tweet to classify. "
+            "Without a bundle directory the shipped model classifies; without TEXT, --file or JSON lines from stdin are read.",
+        ),
+    ] = None,
+    text: Annotated[str | None, typer.Argument(hidden=True)] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Text file, one tweet per line (UTF-8).")] = None,
     entity: Annotated[
         str | None, typer.Option(help='The entity the tweets are about (entity-conditioned bundles; a JSON line\'s "entity" overrides it).')
@@ -88,14 +108,17 @@ def classify(
     """Classify tweets on this device with the light LiteRT runtime (no torch).
 
     Examples:
-      edgerep classify runs/default/bundles/dynamic-int8 "Great service from @BMW today!"
-      edgerep classify BUNDLE --entity BMW "BMW beats Audi in sales"
+      edgerep classify "Great service from @BMW today!" --entity BMW     (the shipped model)
+      edgerep classify runs/default/bundles/recommended --entity BMW "BMW beats Audi in sales"
       edgerep classify BUNDLE --file tweets.txt --entity "Bank of America" --json
       echo '{"text": "HSBC fined again", "entity": "HSBC"}' | edgerep classify BUNDLE --json
     """
     from edgerep.device.runtime import PolarityClassifier
+    from edgerep.device.shipped import resolve_bundle
     from edgerep.device.text import normalize_entity
 
+    bundle_dir, text = _bundle_and_text(bundle_or_text, text)
+    bundle = resolve_bundle(bundle_dir)
     if text is not None and file is not None:
         raise typer.BadParameter("give TEXT or --file, not both")
     if logits and not as_json:
@@ -155,7 +178,7 @@ def batch(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output directory: one Parquet file per shard, _edgerep_batch.json, summary.json.")
     ],
-    bundle: Annotated[Path, typer.Option(help="Bundle directory (LiteRT or ONNX Runtime).")],
+    bundle: Annotated[Path | None, typer.Option(help="Bundle directory (LiteRT or ONNX Runtime; default: the shipped model).")] = None,
     text_field: Annotated[str, typer.Option(help="Column/key holding the tweet text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Column/key holding the tweet id (absent: FILE:LINE).")] = "id",
     entity_field: Annotated[str, typer.Option(help="Column/key holding the entity name (entity-conditioned bundles).")] = "entity",
@@ -177,6 +200,7 @@ def batch(
     Example: edgerep batch archive.jsonl -o runs/archive --bundle runs/default/bundles/recommended --entity BMW
     """
     from edgerep.app.batch import BatchConfig, run_batch
+    from edgerep.device.shipped import resolve_bundle
 
     cfg = BatchConfig(
         text_field=text_field,
@@ -188,7 +212,7 @@ def batch(
         workers=workers,
         address=address,
     )
-    summary = run_batch(inputs, output, bundle, cfg)
+    summary = run_batch(inputs, output, resolve_bundle(bundle), cfg)
     if as_json:
         _print_json(summary)
         return
@@ -199,7 +223,7 @@ def batch(
 
 @app.command()
 def serve(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory to serve.")],
+    bundle: Annotated[Path | None, typer.Argument(help="Bundle directory to serve (default: the shipped model).")] = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 or a LAN address needs --token-file or --insecure).")
     ] = "127.0.0.1",
@@ -231,12 +255,15 @@ def serve(
 ) -> None:
     """Local HTTP API: POST /classify, GET /health, GET /metrics (schema: GET /openapi.json) — no network beyond the socket.
 
-    Example: edgerep serve runs/default/bundles/dynamic-int8 --port 8000
+    Example: edgerep serve --port 8000     (the shipped model; or edgerep serve runs/default/bundles/recommended)
              curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"text": "Great service from @BMW today!", "entity": "BMW"}'
     On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (docs/usage/serving-network.md)
     """
     from edgerep.device.serve import ServeConfig, is_loopback, read_token
     from edgerep.device.serve import serve as do_serve
+    from edgerep.device.shipped import resolve_bundle
+
+    bundle = resolve_bundle(bundle)
 
     cfg = ServeConfig(
         max_batch=max_batch,

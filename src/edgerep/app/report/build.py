@@ -52,11 +52,12 @@ class Records:
     ensembles: list[tuple[Path, dict]] = field(default_factory=list)
     compressions: list[tuple[Path, dict]] = field(default_factory=list)
     profiles: list[tuple[Path, dict]] = field(default_factory=list)
+    tables: list[tuple[Path, dict]] = field(default_factory=list)
     manifests: list[tuple[Path, dict]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def results(self) -> list[tuple[Path, dict]]:
-        """Every ``edgerep.*`` record (all but the bundle manifests)."""
+        """Every ``edgerep.*`` result record (not the bundle manifests nor the published tables)."""
         return (
             self.evaluations
             + self.benches
@@ -70,7 +71,7 @@ class Records:
         )
 
     def count(self) -> int:
-        return len(self.results()) + len(self.manifests)
+        return len(self.results()) + len(self.manifests) + len(self.tables)
 
 
 def collect(dirs: Sequence[str | os.PathLike]) -> Records:
@@ -90,6 +91,7 @@ def collect(dirs: Sequence[str | os.PathLike]) -> Records:
         "edgerep.ensemble": recs.ensembles,
         "edgerep.compression": recs.compressions,
         "edgerep.runtime_profile": recs.profiles,
+        "edgerep.docs-table": recs.tables,
     }
     for d in dirs:
         d = Path(d)
@@ -169,6 +171,7 @@ def build_sections(recs: Records) -> list[Section]:
     parts = [
         _overview(recs),
         _accuracy(recs, ref_mb),
+        *_tables(recs),
         _teacher(recs),
         _footprint(recs, ref_mb, ref_source),
         *_compressions(recs),
@@ -627,6 +630,15 @@ def _teacher(recs: Records) -> Section | None:
             )
         )
     return sec
+
+
+def _tables(recs: Records) -> list[Section]:
+    """A section per ``edgerep.docs-table`` record (the reference comparison of ``edgerep run
+    --reference``): its title, caption and machine, and its table as written."""
+    return [
+        Section(r["title"], [f"{r['caption']} Machine: {r['machine']}.", Table(list(r["columns"]), [list(row) for row in r["rows"]])])
+        for _, r in recs.tables
+    ]
 
 
 def _load(recs: Records) -> Section | None:

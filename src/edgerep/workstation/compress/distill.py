@@ -90,7 +90,7 @@ class DistillConfig:
             not reputation polarity). Each is paired with the entity of a RepLab transfer tweet
             drawn at random (seeded), as the model reads a tweet with its entity. More transfer
             data, the lever of TinyBERT's data augmentation (Jiao et al., 2020), at the cost of
-            longer epochs (TweetEval's 12,284 tweets are 38% more transfer tweets).
+            epochs longer in proportion to the added tweets.
         ffn_width: feed-forward units kept per student layer (structured pruning, :mod:`.prune`:
             fewer MACs per layer); ``None``: the teacher's width.
         prune_after_epoch: with ``ffn_width``, distill at the teacher's width for this many
