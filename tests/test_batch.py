@@ -186,3 +186,44 @@ def test_batch_config_refuses_unknown_engine():
         BatchConfig(address="auto")
     with pytest.raises(DataError, match="nope.jsonl: input file not found"):
         list(read_inputs([Path("nope.jsonl")], BatchConfig()))
+
+
+def test_time_is_unix_seconds_or_iso_8601_and_a_bad_one_is_an_error_row():
+    from edgerep.app.batch import parse_time
+
+    assert parse_time(1338508800) == parse_time("1338508800") == parse_time("2012-06-01T00:00:00Z") == 1338508800
+    assert parse_time("2012-06-01 02:00:00+02:00") == parse_time("2012-06-01") == 1338508800  # no offset: UTC
+    assert parse_time(None) is None and parse_time("") is None
+    for bad in ("yesterday", "2012-13-01", 1338508800000, True):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_entity_and_time_travel_into_the_output(tiny_entity_bundles, tweets, tmp_path):
+    rows = [{**r, "created_at": 1338508800 + 3600 * i} for i, r in enumerate(tweets[:20])]
+    rows[3]["created_at"] = "2012-06-01T05:00:00Z"
+    rows[5]["created_at"] = "not a time"
+    del rows[7]["created_at"]
+    src = _jsonl(tmp_path / "in.jsonl", rows, bad=False)
+    run_batch([src], tmp_path / "out", tiny_entity_bundles["dynamic-int8"], BatchConfig(time_field="created_at"), show_progress=False)
+    t = _table(tmp_path / "out")
+    ttype = t.schema.field("time").type
+    assert t.column_names[:3] == ["id", "entity", "time"] and pa.types.is_timestamp(ttype) and ttype.tz == "UTC"
+    got = t.to_pylist()
+    assert [g["entity"] for g in got] == [r["entity"] for r in rows]
+    secs = [None if g["time"] is None else int(g["time"].timestamp()) for g in got]
+    assert secs[0] == 1338508800 and secs[3] == 1338526800 and secs[7] is None
+    assert got[5]["label"] is None and "not a time" in got[5]["error"] and got[5]["entity"] == rows[5]["entity"]  # kept, not dropped
+    assert all(g["error"] is None and g["label"] for i, g in enumerate(got) if i != 5)
+
+
+def test_a_replab_corpus_folder_is_an_input(tiny_entity_bundles, data_root, tmp_path):
+    from edgerep.data.replab import entity_names, load_texts
+
+    rows = list(read_inputs([Path(data_root)], BatchConfig()))
+    tweets_, _ = load_texts(data_root)
+    assert len(rows) == len(tweets_) and all(r.error is None for r in rows)
+    names = set(entity_names(data_root).values())
+    assert {r.entity for r in rows} <= names and len({r.entity for r in rows}) == 61
+    assert all(r.time and 1230768000 <= r.time < 1356998400 for r in rows)  # 2009 to 2012 (Unix seconds)
+    assert [r.id for r in read_inputs([Path(data_root) / "training"], BatchConfig())][:100] == [r.id for r in rows[:100]]

@@ -140,16 +140,14 @@ def test_the_source_alone_cannot_be_left_out_of_the_targets():
 
 
 def test_run_with_a_reference_fine_tunes_it_distills_from_it_and_writes_the_comparison(tmp_path, data_root, tiny_pretrained):
-    from dataclasses import replace
-
     from edgerep.app.compress import CompressConfig
-    from edgerep.app.pipeline import REFERENCE_RECIPE, RunConfig, run
+    from edgerep.app.pipeline import RunConfig, reference_recipe, run
     from edgerep.workstation.train import TrainConfig
 
     from conftest import TINY_TRAIN
 
     train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True})
-    reference = replace(train_cfg, model=str(make_tiny_mpnet(tmp_path / "mpnet")), **REFERENCE_RECIPE)
+    reference = reference_recipe(train_cfg, str(make_tiny_mpnet(tmp_path / "mpnet")))
     cfg = RunConfig(train=train_cfg, quantizations=("dynamic-int8",), export_validation_tweets=16, latency_tweets=4, reference=reference,
                     compress=CompressConfig(quantizations=("dynamic-int4",), epochs=1, prune_vocabulary=False,
                                             accuracy_budget=0.99))

@@ -1,6 +1,8 @@
 """Bulk classification of a tweet archive: ``edgerep batch INPUT... -o OUTPUT --bundle BUNDLE``.
 
-Inputs are read in order (JSONL, CSV, Parquet, or plain text with one tweet a line) and cut
+Inputs are read in order (JSONL, CSV, Parquet, plain text with one tweet a line, or a RepLab 2013
+corpus folder: every English tweet with text of its ``training`` split, with its entity's name
+and timestamp) and cut
 into shards of ``shard_size`` rows; shard k is rows ``[k * shard_size, (k + 1) * shard_size)`` of
 the inputs taken one after another, so the cut is the same on every run. Each shard becomes one
 Parquet file, written atomically (a temporary name, then a rename)::
@@ -8,14 +10,17 @@ Parquet file, written atomically (a temporary name, then a rename)::
     OUTPUT/
       _edgerep_batch.json     what the output was made from: bundle SHA-256, inputs (path,
                               bytes, SHA-256), fields, shard size; a re-run must match it
-      part-00000.parquet      columns: id, label, p_negative, p_neutral, p_positive, error;
+      part-00000.parquet      columns: id, entity, time (UTC timestamp), label, p_negative,
+                              p_neutral, p_positive, error;
       part-00001.parquet      file metadata: edgerep.bundle_sha256, edgerep.bundle, edgerep.version
       summary.json            rows, labels, errors, tweets/s, engine, workers (written at the end)
 
 Re-running the same command skips the finished shards and does the rest; another bundle, input
 or setting for the same output directory is refused. A row whose text is unusable (missing
 field, not a string, empty after normalization, no entity for an entity-conditioned bundle,
-a JSONL line that is not JSON) is written with its ``error`` and no label: never dropped.
+a JSONL line that is not JSON, a time that is neither Unix seconds nor ISO 8601) is written with
+its ``error`` and no label: never dropped. The entity and time columns carry each row's context
+into the output, so ``edgerep monitor`` aggregates it without the inputs.
 
 Engines (identical labels and probabilities for the same input):
 
@@ -53,7 +58,10 @@ from edgerep.registry import BATCH_ENGINES, BATCH_FORMATS
 FORMATS = BATCH_FORMATS
 ENGINES = BATCH_ENGINES
 MANIFEST = "_edgerep_batch.json"
-COLUMNS = ("id", "label", "p_negative", "p_neutral", "p_positive", "error")
+COLUMNS = ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "error")
+#: The input format of a directory: a RepLab 2013 corpus root (or one of its split folders).
+REPLAB_FORMAT = "replab"
+REPLAB_SPLIT = "training"
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,9 @@ class BatchConfig:
     """Settings of one batch job (saved in the output's ``_edgerep_batch.json``).
 
     Attributes:
-        text_field / id_field / entity_field: column (CSV, Parquet) or key (JSONL) names; a row
-            without an id gets ``FILE:LINE`` (text files always).
+        text_field / id_field / entity_field / time_field: column (CSV, Parquet) or key (JSONL)
+            names; a row without an id gets ``FILE:LINE`` (text files always); the time is Unix
+            seconds or ISO 8601 (:func:`parse_time`), absent allowed.
         entity: the entity for every row that has none (entity-conditioned bundles).
         shard_size: rows per output file.
         engine: ``local`` or ``ray``.
@@ -74,6 +83,7 @@ class BatchConfig:
     text_field: str = "text"
     id_field: str = "id"
     entity_field: str = "entity"
+    time_field: str = "time"
     entity: str | None = None
     shard_size: int = 50_000
     engine: str = "local"
@@ -103,12 +113,48 @@ class BatchConfig:
 @dataclass(frozen=True)
 class Row:
     """One input row: ``id`` (str), ``text`` and ``entity`` (str or None), ``error`` (why the row
-    cannot be classified, or None)."""
+    cannot be classified, or None), ``time`` (Unix seconds, UTC, or None)."""
 
     id: str
     text: str | None
     entity: str | None
     error: str | None = None
+    time: int | None = None
+
+
+def parse_time(value) -> int | None:
+    """A row's time as Unix seconds (UTC).
+
+    Args:
+        value: ``None`` or ``""`` (no time); an int or float (Unix seconds); a string of digits
+            (Unix seconds); an ISO 8601 string (``2012-06-01T12:00:00Z``, ``2012-06-01 12:00:00+02:00``,
+            ``2012-06-01``; without an offset it is UTC), or a ``datetime`` (pyarrow timestamps).
+
+    Raises:
+        ValueError: anything else; the message quotes the value.
+    """
+    import datetime as dt
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    if isinstance(value, (int, float)):
+        if value != value or abs(value) > 1e11:  # NaN, or milliseconds/microseconds
+            raise ValueError(f"{value!r} is not Unix seconds")
+        return int(value)
+    if isinstance(value, dt.datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp())
+    if isinstance(value, str):
+        v = value.strip()
+        if v.lstrip("-").isdigit():
+            return parse_time(int(v))
+        try:
+            t = dt.datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither Unix seconds nor ISO 8601") from None
+        return parse_time(t)
+    raise ValueError(f"{type(value).__name__} {value!r} is not a time")
 
 
 def input_format(path: Path) -> str:
@@ -116,7 +162,11 @@ def input_format(path: Path) -> str:
 
     Raises:
         ConfigError: an unknown suffix (the message lists the known ones).
+
+    A directory is a RepLab 2013 corpus folder (:data:`REPLAB_FORMAT`).
     """
+    if path.is_dir():
+        return REPLAB_FORMAT
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(f"{path}: unknown input format {path.suffix or '(no suffix)'!r}; valid: {', '.join(FORMATS)}")
@@ -128,11 +178,15 @@ def _row(path: Path, line: int, rec: dict, cfg: BatchConfig) -> Row:
     rid = f"{path.name}:{line}" if rid is None or rid == "" else str(rid)
     text, entity = rec.get(cfg.text_field), rec.get(cfg.entity_field)
     entity = entity if isinstance(entity, str) and entity.strip() else cfg.entity
+    try:
+        time = parse_time(rec.get(cfg.time_field))
+    except ValueError as exc:
+        return Row(rid, None, entity, f"{cfg.time_field!r}: {exc}")
     if text is None:
-        return Row(rid, None, entity, f"no {cfg.text_field!r} field")
+        return Row(rid, None, entity, f"no {cfg.text_field!r} field", time)
     if not isinstance(text, str):
-        return Row(rid, None, entity, f"{cfg.text_field!r} is {type(text).__name__}, not a string")
-    return Row(rid, text, entity)
+        return Row(rid, None, entity, f"{cfg.text_field!r} is {type(text).__name__}, not a string", time)
+    return Row(rid, text, entity, None, time)
 
 
 def read_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
@@ -143,6 +197,9 @@ def read_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
             Parquet), a CSV row with broken quoting: the message names the file and row.
     """
     fmt = input_format(path)
+    if fmt == REPLAB_FORMAT:
+        yield from _replab_rows(path)
+        return
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
     if fmt == "parquet":
@@ -194,12 +251,24 @@ def _parquet_rows(path: Path, cfg: BatchConfig) -> Iterator[Row]:
     names = pf.schema_arrow.names
     if cfg.text_field not in names:
         raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {', '.join(names)}); see --text-field")
-    cols = [c for c in (cfg.id_field, cfg.text_field, cfg.entity_field) if c in names]
+    cols = [c for c in (cfg.id_field, cfg.text_field, cfg.entity_field, cfg.time_field) if c in names]
     line = 0
     for batch in pf.iter_batches(columns=cols, batch_size=8192):
         for rec in batch.to_pylist():
             line += 1
             yield _row(path, line, rec, cfg)
+
+
+def _replab_rows(path: Path) -> Iterator[Row]:
+    """Every English tweet with text of a RepLab 2013 corpus folder (the root, or its
+    ``training`` split folder), in file order: id, text, the entity's name, the timestamp."""
+    from edgerep.data.replab import entity_names, load_texts
+
+    root, split = (path.parent, path.name) if (path / "tweet_info").is_dir() else (path, REPLAB_SPLIT)
+    names = entity_names(root)
+    tweets, _ = load_texts(root, split)
+    for t in tweets:
+        yield Row(t.tweet_id, t.text, names.get(t.entity_id, t.entity_id), None, t.timestamp)
 
 
 def read_inputs(paths: Sequence[Path], cfg: BatchConfig) -> Iterator[Row]:
@@ -235,6 +304,8 @@ def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
             except InputTextError as exc:
                 err = str(exc)
         out["id"].append(r.id)
+        out["entity"].append(r.entity)
+        out["time"].append(r.time)
         out["error"].append(err)
         out["label"].append(pred.label if pred else None)
         for lab in LABELS:
@@ -248,6 +319,8 @@ def _table(columns: dict[str, list], meta: dict[str, str]):
     schema = pa.schema(
         [
             ("id", pa.string()),
+            ("entity", pa.string()),
+            ("time", pa.timestamp("s", tz="UTC")),
             ("label", pa.string()),
             ("p_negative", pa.float32()),
             ("p_neutral", pa.float32()),
@@ -310,10 +383,15 @@ class _RayClassifier:
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        rows = [Row(str(i), t, e, err) for i, t, e, err in zip(batch["id"], batch["text"], batch["entity"], batch["error"])]
+        rows = [
+            Row(str(i), t, e, err, None if tm < 0 else int(tm))
+            for i, t, e, err, tm in zip(batch["id"], batch["text"], batch["entity"], batch["error"], batch["time"])
+        ]
         cols = classify_rows(self.clf, rows)
         return {
             "id": np.asarray(cols["id"], dtype=object),
+            "entity": np.asarray(cols["entity"], dtype=object),
+            "time": np.asarray([-1 if v is None else v for v in cols["time"]], dtype=np.int64),
             "label": np.asarray(cols["label"], dtype=object),
             **{
                 f"p_{lab.lower()}": np.asarray([np.nan if v is None else v for v in cols[f"p_{lab.lower()}"]], dtype=np.float32)
@@ -400,8 +478,16 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
 
     rows = [r for _, rs in wave for r in rs]
     src = pa.table(
-        {"id": [r.id for r in rows], "text": [r.text for r in rows], "entity": [r.entity for r in rows], "error": [r.error for r in rows]},
-        schema=pa.schema([("id", pa.string()), ("text", pa.string()), ("entity", pa.string()), ("error", pa.string())]),
+        {
+            "id": [r.id for r in rows],
+            "text": [r.text for r in rows],
+            "entity": [r.entity for r in rows],
+            "error": [r.error for r in rows],
+            "time": [-1 if r.time is None else r.time for r in rows],  # -1: none (Ray's numpy batches hold no nulls)
+        },
+        schema=pa.schema(
+            [("id", pa.string()), ("text", pa.string()), ("entity", pa.string()), ("error", pa.string()), ("time", pa.int64())]
+        ),
     )
     step = max(1, min(4 * cfg.batch_size, -(-len(rows) // cfg.n_workers)))
     # blocks made here, not by a repartition task: the actors hold every CPU of a local cluster
@@ -427,6 +513,7 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
         for lab in LABELS:  # NaN marks a row without probabilities inside Ray's numpy batches
             key = f"p_{lab.lower()}"
             cols[key] = [None if e is not None else v for v, e in zip(cols[key], cols["error"])]
+        cols["time"] = [None if v < 0 else v for v in cols["time"]]
         for c in COLUMNS:
             buf[c].extend(cols[c])
         advance(batch.num_rows)
@@ -479,12 +566,11 @@ def run_batch(
             a Ray address that does not answer. BundleError: an invalid bundle.
     """
     from edgerep.device.manifest import Manifest
-    from edgerep.io import sha256_file, sha256_tree
+    from edgerep.io import sha256_tree
 
     paths = [Path(p) for p in inputs]
     for p in paths:
-        input_format(p)
-        if not p.is_file():
+        if input_format(p) != REPLAB_FORMAT and not p.is_file():
             raise DataError(f"{p}: input file not found")
     manifest = Manifest.read(bundle)
     if cfg.entity is not None and not manifest.entity_conditioned:
@@ -499,10 +585,16 @@ def run_batch(
     out = Path(output)
     identity = {
         "bundle_sha256": bundle_sha,
-        "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths],
-        "fields": {"text": cfg.text_field, "id": cfg.id_field, "entity": cfg.entity_field, "default_entity": cfg.entity},
+        "inputs": [_input_identity(p) for p in paths],
+        "fields": {
+            "text": cfg.text_field,
+            "id": cfg.id_field,
+            "entity": cfg.entity_field,
+            "time": cfg.time_field,
+            "default_entity": cfg.entity,
+        },
         "shard_size": cfg.shard_size,
-        "schema": "edgerep.batch/1",
+        "schema": "edgerep.batch/2",
     }
     total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written
     _check_output(out, identity)
@@ -537,6 +629,20 @@ def run_batch(
     summary = _summary(out, cfg, n_workers, total, new_rows, seconds, bundle_sha)
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _input_identity(path: Path) -> dict:
+    """What an input was: its path, bytes and SHA-256 (a RepLab folder: of its tweet files)."""
+    from edgerep.io import sha256_file, sha256_tree
+
+    if path.is_dir():
+        files = [f for f in path.rglob("*") if f.is_file() and f.suffix in (".dat", ".tsv")]
+        return {
+            "path": str(path.resolve()),
+            "bytes": sum(f.stat().st_size for f in files),
+            "sha256": sha256_tree(path, suffixes=(".dat", ".tsv")),
+        }
+    return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _local(pending, out: Path, bundle: str, meta: dict, n_workers: int, advance) -> None:

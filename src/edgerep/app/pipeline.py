@@ -45,10 +45,14 @@ from edgerep.workstation.train import TrainConfig
 #: for the compression stage's distillation); docs/experiments/teacher-search.md gives their cost.
 BUDGETS = ("default", "large")
 LARGE_ENSEMBLE_SEEDS = (14, 15)
-#: Fine-tuning of the reference encoder (``edgerep run --reference``): one epoch at a lower peak
-#: learning rate than the small encoder's, the usual range for a 110M-parameter encoder (Devlin et
-#: al., 2019, appendix A.3: 2e-5 to 5e-5).
-REFERENCE_RECIPE = {"epochs": 1, "stop_after": None, "learning_rate": 3e-5}
+
+
+def reference_recipe(train: TrainConfig, model: str) -> TrainConfig:
+    """Fine-tuning of the reference encoder ``model`` (``edgerep run --reference``): the run's
+    settings (split, entity conditioning, batch, seed) with one epoch at a peak learning rate of
+    3e-5, within the range for 110M-parameter encoders (Devlin et al., 2019, appendix A.3: 2e-5 to
+    5e-5), and no auxiliary sentiment task."""
+    return replace(train, model=model, epochs=1, stop_after=None, learning_rate=3e-5, sentiment_data=None)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class RunConfig:
             are the training's); ``None`` skips it.
         ensemble_seeds: seeds of more fine-tuned members (same settings otherwise); with any, the
             run's model and these are scored as an ensemble and distilled from together.
-        reference: fine-tuning of the reference encoder (:data:`REFERENCE_RECIPE` around a model
+        reference: fine-tuning of the reference encoder (:func:`reference_recipe` around a model
             name); it is exported, evaluated and timed like the run's model, compared with it and
             its students (paired bootstrap), and joins the compression stage's teacher. ``None``:
             no reference.

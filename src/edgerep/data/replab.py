@@ -300,11 +300,13 @@ def load_split(
 
 @dataclass(frozen=True)
 class RawTweet:
-    """A tweet of a split whether or not it has a polarity label: ``tweet_id``, ``entity_id``, ``text``."""
+    """A tweet of a split whether or not it has a polarity label: ``tweet_id``, ``entity_id``,
+    ``text``, ``timestamp`` (Unix seconds, UTC; ``None`` where ``tweet_info`` has no integer)."""
 
     tweet_id: str
     entity_id: str
     text: str
+    timestamp: int | None = None
 
 
 def load_texts(root: str | os.PathLike, split: str = "training", languages: tuple[str, ...] = ("EN",)) -> tuple[list[RawTweet], LoadReport]:
@@ -332,7 +334,7 @@ def load_texts(root: str | os.PathLike, split: str = "training", languages: tupl
                 texts[f[0]] = f[3]
         seen: set[str] = set()
         for _, f in _read_table(info_path, INFO_COLUMNS, report):
-            tweet_id, language = f[0], f[4]
+            tweet_id, language, ts = f[0], f[4], f[5]
             if tweet_id in seen:
                 continue
             seen.add(tweet_id)
@@ -343,7 +345,7 @@ def load_texts(root: str | os.PathLike, split: str = "training", languages: tupl
             elif not texts[tweet_id].strip():
                 report.dropped["empty_text"] += 1
             else:
-                out.append(RawTweet(tweet_id, entity, texts[tweet_id]))
+                out.append(RawTweet(tweet_id, entity, texts[tweet_id], int(ts) if ts.strip().isdigit() else None))
     report.kept = len(out)
     if not out:
         raise DataError(f"{split_dir}: no tweets in {', '.join(languages)} with text")

@@ -173,7 +173,10 @@ def classify(
 def batch(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help=f"Input files ({', '.join(BATCH_FORMATS)}): .jsonl/.ndjson/.json hold JSON lines, .txt one tweet a line."),
+        typer.Argument(
+            help=f"Input files ({', '.join(BATCH_FORMATS)}): .jsonl/.ndjson/.json hold JSON lines, .txt one tweet a line; "
+            "or a RepLab 2013 corpus folder (its training split's English tweets, with entity and timestamp)."
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output directory: one Parquet file per shard, _edgerep_batch.json, summary.json.")
@@ -182,6 +185,10 @@ def batch(
     text_field: Annotated[str, typer.Option(help="Column/key holding the tweet text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Column/key holding the tweet id (absent: FILE:LINE).")] = "id",
     entity_field: Annotated[str, typer.Option(help="Column/key holding the entity name (entity-conditioned bundles).")] = "entity",
+    time_field: Annotated[
+        str,
+        typer.Option(help="Column/key holding the tweet's time (Unix seconds or ISO 8601; carried into the output for edgerep monitor)."),
+    ] = "time",
     entity: Annotated[str | None, typer.Option(help="Entity for rows that name none (entity-conditioned bundles).")] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Rows per output shard (the unit of resumption).")] = 50_000,
     engine: Annotated[
@@ -206,6 +213,7 @@ def batch(
         text_field=text_field,
         id_field=id_field,
         entity_field=entity_field,
+        time_field=time_field,
         entity=entity,
         shard_size=shard_size,
         engine=engine,

@@ -440,7 +440,7 @@ def run(
     from dataclasses import replace
 
     from edgerep.app.compress import CompressConfig
-    from edgerep.app.pipeline import REFERENCE_RECIPE, RunConfig
+    from edgerep.app.pipeline import RunConfig, reference_recipe
     from edgerep.app.pipeline import run as do_run
     from edgerep.registry import parse_quantizations
     from edgerep.workstation.train import TrainConfig, recipe_stop_after
@@ -468,7 +468,7 @@ def run(
         )
         if compress
         else None,
-        reference=replace(train_config, model=reference, **REFERENCE_RECIPE, sentiment_data=None) if reference else None,
+        reference=reference_recipe(train_config, reference) if reference else None,
     )
     if pretrain_text:
         if run_config.pretrain is None:
