@@ -230,6 +230,64 @@ def batch(
 
 
 @app.command()
+def monitor(
+    outputs: Annotated[list[Path], typer.Argument(help="Output folders of edgerep batch (one bundle for all).")],
+    out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for monitor.json, dashboard.html and edgerep.log.")],
+    window: Annotated[str, typer.Option(help="Time window: day or week (UTC; weeks start on Monday).")] = "week",
+    min_tweets: Annotated[int, typer.Option(min=1, help="A window with fewer tweets shows its count, not shares.")] = 30,
+    method: Annotated[
+        str,
+        typer.Option(help="Share shown and alerted on: cc (count labels), pcc (mean probability), acc (adjusted count), em (Saerens EM)."),
+    ] = "pcc",
+    baseline_windows: Annotated[int, typer.Option(min=3, help="Previous windows pooled into an entity's baseline.")] = 8,
+    false_alarms: Annotated[
+        float, typer.Option("--false-alarms-per-year", help="Alert threshold: expected false alarms per entity-year (Bonferroni).")
+    ] = 0.5,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(
+            help="The bundle's evaluation record (edgerep evaluate -o) for acc and em; default: evaluation.json beside the bundle."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """An entity's reputation over time: polarity shares per entity and window, quantified, with alerts and a dashboard.
+
+    Example: edgerep batch ../shared/data/replab2013 -o runs/archive
+             edgerep monitor runs/archive -o runs/monitor --window week
+    """
+    from edgerep.app.monitor import MonitorConfig
+    from edgerep.app.monitor import monitor as do_monitor
+
+    cfg = MonitorConfig(
+        window=window,
+        min_tweets=min_tweets,
+        method=method,
+        baseline_windows=baseline_windows,
+        false_alarms_per_year=false_alarms,
+        evaluation=str(evaluation) if evaluation else None,
+    )
+    record = do_monitor(outputs, out_dir, cfg)
+    if as_json:
+        _print_json(record)
+        return
+    table = Table("entity", "tweets", "windows", "alerts", f"last negative share ({record['settings']['method']})")
+    for ent in record["entities"]:
+        shared = [w for w in ent["windows"] if "shares" in w and record["settings"]["method"] in w["shares"]]
+        last = shared[-1]["shares"][record["settings"]["method"]]["NEGATIVE"] if shared else None
+        n_alerts = sum(a["entity"] == ent["entity"] for a in record["alerts"])
+        table.add_row(
+            escape(ent["entity"]),
+            f"{ent['tweets']:,}",
+            str(len(ent["windows"])),
+            str(n_alerts),
+            "too few tweets" if last is None else f"{last[0]:.1%} ({last[1]:.1%}-{last[2]:.1%})",
+        )
+    out.print(table)
+    out.print(f"dashboard: {out_dir / 'dashboard.html'}  record: {out_dir / 'monitor.json'}", highlight=False)
+
+
+@app.command()
 def serve(
     bundle: Annotated[Path | None, typer.Argument(help="Bundle directory to serve (default: the shipped model).")] = None,
     host: Annotated[
