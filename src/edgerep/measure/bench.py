@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -399,55 +400,67 @@ def bench(
         "interleaved": True,
     }
     done, runs_done = _resume(checkpoint, settings)
-    partial = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
+    head = make_record("bench", {"settings": settings, "complete": False})  # machine read once, not per cell
 
     def save(cells: list[dict]) -> None:
         if checkpoint is not None:
-            write_record(checkpoint, {**partial, "cells": cells, "runs": runs_done})
+            write_record(checkpoint, {**head, "cells": cells, "runs": runs_done})
 
+    common = {"texts": list(texts), "warmup": warmup, "repeats": 1, "entities": None if entities is None else list(entities)}
     cells: list[dict] = []
     with progress("bench", len(jobs) * len(threads) * len(profiles) * len(batches) * repeats) as bar:
         for profile in profiles:
             for n in threads:
                 for batch in batches:
-                    group = [(kind, path, (path, n, batch, profile.name)) for kind, path in jobs]
-                    failed: dict[tuple, dict] = {}
-                    for r in range(repeats):
-                        for kind, path, key in group if r % 2 == 0 else group[::-1]:  # A B C, C B A, A B C, ...
-                            if key in done or key in failed or any(_cell_key(x) == key and x["run_index"] == r for x in runs_done):
-                                bar.advance(1)
-                                continue
-                            spec = {
-                                "kind": kind,
-                                "path": path,
-                                "threads": n,
-                                "profile": profile.name,
-                                "texts": list(texts),
-                                "warmup": warmup,
-                                "batch": batch,
-                                "repeats": 1,
-                                "entities": None if entities is None else list(entities),
-                                "keep_samples": True,
-                                **runner.spec_extras(profile),
-                            }
-                            result = runner(spec)
-                            if "error" in result:
-                                failed[key] = result
-                            else:
-                                runs_done.append({**result, "run_index": r})
-                            bar.advance(1, info=f"{Path(path).name} t{n} b{batch} {profile.name} run {r + 1}/{repeats}")
-                            save(cells)
-                    for _kind, _path, key in group:  # the group's cells, in job order
-                        if key in done:
-                            cells.append(done[key])
-                        elif key in failed:
-                            cells.append(failed[key])
-                        else:
-                            cells.append(merge_runs(sorted((x for x in runs_done if _cell_key(x) == key), key=lambda x: x["run_index"])))
-                            runs_done[:] = [x for x in runs_done if _cell_key(x) != key]
+                    group = [
+                        (
+                            (path, n, batch, profile.name),
+                            {"kind": kind, "path": path, "threads": n, "profile": profile.name, "batch": batch, "keep_samples": True}
+                            | common
+                            | runner.spec_extras(profile),
+                        )
+                        for kind, path in jobs
+                    ]
+                    failed = _run_group(group, repeats, done, runs_done, runner, bar, partial(save, cells))
+                    cells.extend(_group_cells([key for key, _ in group], done, failed, runs_done))
                     save(cells)
     _compare_with_baseline(cells)
     return make_record("bench", {"settings": settings, "cells": cells})
+
+
+def _run_group(group: list[tuple[tuple, dict]], repeats: int, done: dict, runs_done: list[dict], runner, bar, save) -> dict[tuple, dict]:
+    """Run the cells of one (profile, threads, batch) group ``repeats`` times, taking turns (A B C,
+    C B A, ...); runs kept from a checkpoint are skipped. Appends each run to ``runs_done`` and
+    calls ``save`` after it; returns the failed cells by key."""
+    failed: dict[tuple, dict] = {}
+    for r in range(repeats):
+        for key, spec in group if r % 2 == 0 else group[::-1]:
+            if key in done or key in failed or any(_cell_key(x) == key and x["run_index"] == r for x in runs_done):
+                bar.advance(1)
+                continue
+            result = runner(spec)
+            if "error" in result:
+                failed[key] = result
+            else:
+                runs_done.append({**result, "run_index": r})
+            bar.advance(1, info=f"{Path(spec['path']).name} t{spec['threads']} b{spec['batch']} {spec['profile']} run {r + 1}/{repeats}")
+            save()
+    return failed
+
+
+def _group_cells(keys: list[tuple], done: dict[tuple, dict], failed: dict[tuple, dict], runs_done: list[dict]) -> list[dict]:
+    """A group's cells in job order: kept from a checkpoint, failed, or merged from their runs
+    (which leave ``runs_done``)."""
+    cells = []
+    for key in keys:
+        if key in done:
+            cells.append(done[key])
+        elif key in failed:
+            cells.append(failed[key])
+        else:
+            cells.append(merge_runs(sorted((x for x in runs_done if _cell_key(x) == key), key=lambda x: x["run_index"])))
+            runs_done[:] = [x for x in runs_done if _cell_key(x) != key]
+    return cells
 
 
 def _compare_with_baseline(cells: list[dict]) -> None:
