@@ -29,6 +29,17 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
         ``{"ClassifyRequest", "Prediction", "Predictions", "Health", "Metrics", "ErrorAnswer"}``
         -> model class.
     """
+    return {"ClassifyRequest": _request_model(entity_conditioned, cfg), **_prediction_models(labels), **_status_models()}
+
+
+def _lone_surrogates_to_space(v):
+    """JSON may escape lone surrogates ("\\ud800"); pydantic refuses such a str, and
+    normalize_tweet turns them into a space anyway (:mod:`edgerep.device.text`), so the answer
+    stays classify's."""
+    return _SURROGATE.sub(" ", v) if isinstance(v, str) else v
+
+
+def _request_model(entity_conditioned: bool, cfg: ServeConfig):
     from typing import Annotated
 
     from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
@@ -46,15 +57,11 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
             raise PydanticCustomError("invalid_entity", str(exc)) from None
         return e
 
-    def lone_surrogates_to_space(v):  # JSON may escape them ("\\ud800"); pydantic refuses such a str, and
-        # normalize_tweet turns them into a space anyway (edgerep.device.text), so the answer stays classify's
-        return _SURROGATE.sub(" ", v) if isinstance(v, str) else v
-
     def no_default(schema: dict) -> None:  # an absent field is absent, not null, in the schema
         schema.pop("default", None)
 
     Text = Annotated[
-        str, BeforeValidator(lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars), AfterValidator(check_text)
+        str, BeforeValidator(_lone_surrogates_to_space), Field(min_length=1, max_length=cfg.max_text_chars), AfterValidator(check_text)
     ]
     one_of = [{"required": ["text"]}, {"required": ["texts"]}]
 
@@ -75,25 +82,33 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
                 raise PydanticCustomError("text_or_texts", EXPECTED_BODY)
             return self
 
-    if entity_conditioned:
-        ClassifyRequest = create_model(  # type: ignore[misc]  # a model class built at run time
-            "ClassifyRequest",
-            __base__=ClassifyRequest,
-            entity=(
-                Annotated[
-                    str,
-                    BeforeValidator(lone_surrogates_to_space),
-                    Field(
-                        min_length=1,
-                        max_length=cfg.max_text_chars,
-                        description="The entity every text is about (the bundle is entity-conditioned).",
-                        examples=["BMW"],
-                    ),
-                    AfterValidator(check_entity),
-                ],
-                ...,
-            ),
-        )
+    if not entity_conditioned:
+        return ClassifyRequest
+    return create_model(
+        "ClassifyRequest",
+        __base__=ClassifyRequest,
+        entity=(
+            Annotated[
+                str,
+                BeforeValidator(_lone_surrogates_to_space),
+                Field(
+                    min_length=1,
+                    max_length=cfg.max_text_chars,
+                    description="The entity every text is about (the bundle is entity-conditioned).",
+                    examples=["BMW"],
+                ),
+                AfterValidator(check_entity),
+            ],
+            ...,
+        ),
+    )
+
+
+def _prediction_models(labels: tuple[str, ...] | list[str]) -> dict:
+    from typing import Annotated
+
+    from pydantic import BaseModel, Field, create_model
+
     Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})  # type: ignore[call-overload]
 
     class Prediction(BaseModel):
@@ -102,6 +117,12 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
 
     class Predictions(BaseModel):
         predictions: list[Prediction]
+
+    return {"Prediction": Prediction, "Predictions": Predictions}
+
+
+def _status_models() -> dict:
+    from pydantic import BaseModel, Field
 
     class ModelInfo(BaseModel):
         bundle: str
@@ -151,14 +172,7 @@ def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cf
         error: str = Field(description="One line naming the field (`texts[3]`); never the text itself.")
         detail: list[ErrorItem] = Field(default_factory=list, description="FastAPI's validation errors, without the input values.")
 
-    return {
-        "ClassifyRequest": ClassifyRequest,
-        "Prediction": Prediction,
-        "Predictions": Predictions,
-        "Health": Health,
-        "Metrics": Metrics,
-        "ErrorAnswer": ErrorAnswer,
-    }
+    return {"Health": Health, "Metrics": Metrics, "ErrorAnswer": ErrorAnswer}
 
 
 _STATUS_413 = {"string_too_long", "too_long"}
