@@ -20,29 +20,23 @@ from edgerep.device.serve.schemas import api_models, validation_answer
 from edgerep.errors import ConfigError
 from edgerep.registry import MB
 
+#: The error statuses of the API and what each means (the OpenAPI schema's descriptions).
+ERROR_STATUSES = {
+    400: "Body not JSON or not UTF-8.",
+    401: "Missing or wrong bearer token.",
+    413: "Body, list or a text too long.",
+    415: "Content-Type not JSON.",
+    422: "Wrong shape or type, a text empty after normalization, the entity.",
+    503: "Queue full: retry later.",
+}
 
-def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), token: str | None = None):
-    """The ASGI application serving ``bundle`` (loaded and verified now, before any request):
-    FastAPI routes behind the :class:`Gate`. ``token``: the bearer token requests need (None:
-    no authentication). The returned Gate's ``stats`` holds the counters.
 
-    Raises:
-        BundleError: the bundle cannot be loaded (see :class:`PolarityClassifier`).
-        ConfigError: fastapi is not installed.
-    """
-    try:
-        from fastapi import Depends, FastAPI, Request
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import JSONResponse
-        from fastapi.security import HTTPBearer
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-    except ImportError:
-        raise ConfigError("edgerep serve needs fastapi and uvicorn: pip install 'edgerep[serve]'") from None
-    from contextlib import asynccontextmanager
-
+def _warm_classifier(bundle: str | os.PathLike, cfg: ServeConfig) -> tuple[PolarityClassifier, dict]:
+    """The bundle loaded, each signature run once (its first call allocates: not in a request),
+    and the model description ``/health`` and ``/metrics`` give."""
     clf = PolarityClassifier(bundle, num_threads=cfg.threads)
     m = clf.manifest
-    for width in m.buckets or [m.max_seq_len]:  # first call of each signature allocates: not in a request
+    for width in m.buckets or [m.max_seq_len]:
         clf.logits(["a " * max(1, width - 2)], entities="a" if clf.entity_conditioned else None)
     model_info = {
         "bundle": str(Path(bundle)),
@@ -55,6 +49,51 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
         "source": m.source.get("model") if isinstance(m.source, dict) else None,
         "entity_conditioned": m.entity_conditioned,
     }
+    return clf, model_info
+
+
+def _error_handlers(app, entity_conditioned: bool) -> None:
+    """Every error answer as ``{"error": one line, "detail": [...]}``: HTTP errors of the router,
+    request validation (:func:`validation_answer`) and the :class:`RequestError` of the batcher."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse(
+            {"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code, headers=exc.headers
+        )  # a 405 keeps its Allow header (RFC 9110 section 15.5.6)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        status, message, detail = validation_answer(list(exc.errors()), entity_conditioned)
+        return JSONResponse({"error": message, "detail": detail}, status_code=status)
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError):
+        return JSONResponse({"error": str(exc), "detail": []}, status_code=exc.status)
+
+
+def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), token: str | None = None):
+    """The ASGI application serving ``bundle`` (loaded and verified now, before any request):
+    FastAPI routes behind the :class:`Gate`. ``token``: the bearer token requests need (None:
+    no authentication). The returned Gate's ``stats`` holds the counters.
+
+    Raises:
+        BundleError: the bundle cannot be loaded (see :class:`PolarityClassifier`).
+        ConfigError: fastapi is not installed.
+    """
+    try:
+        from fastapi import Depends, FastAPI, Request
+        from fastapi.security import HTTPBearer
+    except ImportError:
+        raise ConfigError("edgerep serve needs fastapi and uvicorn: pip install 'edgerep[serve]'") from None
+    from contextlib import asynccontextmanager
+
+    clf, model_info = _warm_classifier(bundle, cfg)
+    m = clf.manifest
     models = api_models(m.labels, m.entity_conditioned, cfg)
     ClassifyRequest, ErrorAnswer = models["ClassifyRequest"], models["ErrorAnswer"]  # noqa: N806 - model classes
     stats = Stats()
@@ -79,30 +118,9 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
     secured = [Depends(HTTPBearer(auto_error=False, description="The token of `edgerep serve --token-file`."))] if token else []
 
     def errors(*codes: int) -> dict:
-        what = {
-            400: "Body not JSON or not UTF-8.",
-            401: "Missing or wrong bearer token.",
-            413: "Body, list or a text too long.",
-            415: "Content-Type not JSON.",
-            422: "Wrong shape or type, a text empty after normalization, the entity.",
-            503: "Queue full: retry later.",
-        }
-        return {c: {"model": ErrorAnswer, "description": what[c]} for c in codes if c != 401 or token}
+        return {c: {"model": ErrorAnswer, "description": ERROR_STATUSES[c]} for c in codes if c != 401 or token}
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse(
-            {"error": f"{request.method} {request.url.path}: {exc.detail}", "detail": []}, status_code=exc.status_code, headers=exc.headers
-        )  # a 405 keeps its Allow header (RFC 9110 section 15.5.6)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        status, message, detail = validation_answer(list(exc.errors()), m.entity_conditioned)
-        return JSONResponse({"error": message, "detail": detail}, status_code=status)
-
-    @app.exception_handler(RequestError)
-    async def refused(request: Request, exc: RequestError):
-        return JSONResponse({"error": str(exc), "detail": []}, status_code=exc.status)
+    _error_handlers(app, m.entity_conditioned)
 
     @app.post(
         "/classify",
