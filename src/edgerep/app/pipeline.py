@@ -185,22 +185,9 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     summary = _summary(data_root, out, cfg, model_dir, [*exports, *ref_exports], evals, cells)
     write_record(out / "summary.json", summary)
     if config.compress is not None:
-        from edgerep.app.compress import compress
-
         log(next(stages))
-        ccfg = config.compress
-        if members or reference_dir is not None:
-            extra = [*members, *([reference_dir] if reference_dir is not None else [])]
-            ccfg = replace(ccfg, teachers=(*ccfg.teachers, *(str(m) for m in extra)))
-        if config.train.limit is not None and ccfg.limit is None:  # smoke runs stay small
-            ccfg = replace(ccfg, limit=config.train.limit, latency_tweets=min(ccfg.latency_tweets, config.latency_tweets))
-        record = compress(data_root, out, ccfg)
-        summary = read_record(out / "summary.json", "summary")
-        summary["compression"] = {"record": str(out / "compress" / "compression.json"), "rule": record["rule"]}
-        if record.get("recommended"):
-            summary["recommended"] = {**record["recommended"], "installed": str(out / "bundles" / "recommended")}
-        write_record(out / "summary.json", summary)
-
+        extra = [*members, *([reference_dir] if reference_dir is not None else [])]
+        summary = _compress(data_root, out, config, extra)
     if reference_dir is not None:
         log(next(stages))
         rec_bundle = out / "bundles" / "recommended" if summary.get("recommended") else None
@@ -220,6 +207,27 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         log(f"report: {rep['html']} and {rep['markdown']}")
     except ConfigError as e:  # matplotlib missing: the run's results stand; say how to get the report
         log(f"[yellow]report skipped[/]: {e}")
+    return summary
+
+
+def _compress(data_root, out: Path, config: RunConfig, extra_teachers: list[Path]) -> dict:
+    """The compression stage (:func:`edgerep.app.compress.compress`) with the ensemble members and
+    the reference as extra teachers; its rule and recommendation go into ``summary.json``, which
+    is returned."""
+    from edgerep.app.compress import compress
+
+    assert config.compress is not None
+    ccfg = config.compress
+    if extra_teachers:
+        ccfg = replace(ccfg, teachers=(*ccfg.teachers, *(str(m) for m in extra_teachers)))
+    if config.train.limit is not None and ccfg.limit is None:  # smoke runs stay small
+        ccfg = replace(ccfg, limit=config.train.limit, latency_tweets=min(ccfg.latency_tweets, config.latency_tweets))
+    record = compress(data_root, out, ccfg)
+    summary = read_record(out / "summary.json", "summary")
+    summary["compression"] = {"record": str(out / "compress" / "compression.json"), "rule": record["rule"]}
+    if record.get("recommended"):
+        summary["recommended"] = {**record["recommended"], "installed": str(out / "bundles" / "recommended")}
+    write_record(out / "summary.json", summary)
     return summary
 
 
