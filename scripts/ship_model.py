@@ -25,11 +25,13 @@ from pathlib import Path
 from edgerep.device.shipped import BUNDLE_FILES, CARD_FILE, DEFAULT_BUNDLE_DIR, _sha256, render_card, verify_bundle
 from edgerep.io import atomic_write_json
 from edgerep.measure.records import read_record
+from edgerep.registry import MB
 
 TRAINING_DATA = [
     "RepLab 2013 (Amigó et al., CLEF 2013), training split: English tweets about 61 entities "
-    "(automotive, banking, universities, music) from June to December 2012, labelled for reputation "
-    "polarity by annotators trained by online-reputation experts; only tweets labelled RELATED are used.",
+    "(automotive, banking, universities, music), collected by keyword in 2012 (tweet timestamps from "
+    "August 2009 to September 2012), labelled for reputation polarity by annotators trained by "
+    "online-reputation experts; only tweets labelled RELATED are used.",
     "Validation: each entity's latest 15% of tweets by timestamp (temporal split, fold 0); "
     "the model trained on the rest.",
     "Terms: the corpus is distributed by the RepLab organisers for research; tweets are subject to "
@@ -63,7 +65,8 @@ def build_card(bundle: Path, evaluation: dict, args: argparse.Namespace) -> dict
         "bundle": {
             "variant": args.variant,
             "quantization": manifest["quantization"]["mode"],
-            "size_mb": round(sum((bundle / f).stat().st_size for f in BUNDLE_FILES) / 1e6, 3),
+            "size_mb": round((bundle / manifest["model_file"]).stat().st_size / MB, 3),
+            "files_mb": round(sum((bundle / f).stat().st_size for f in BUNDLE_FILES) / MB, 3),
             "parameters": int(source["parameters"]),
             "layers": int(source.get("layers", args.layers)),
             "vocab_size": len(tokenizer["model"]["vocab"]),
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # assemble beside the target, swap in whole: a half-shipped model is never left behind
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".ship-", dir=args.out.parent))
+    tmp.chmod(0o755)  # package data: readable by every user of an installation
     for name in BUNDLE_FILES:
         shutil.copy2(args.bundle / name, tmp / name)
     shutil.copy2(args.evaluation, tmp / "evaluation.json")

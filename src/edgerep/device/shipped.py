@@ -129,7 +129,7 @@ def render_card(card: dict) -> str:
         "",
         f"- Task: reputation polarity of an English tweet for a named entity ({', '.join(b['labels'])}), "
         "RepLab 2013's polarity-for-reputation task.",
-        f"- Bundle: {b['variant']}, {b['quantization']} LiteRT FlatBuffer, {b['size_mb']:.1f} MB, "
+        f"- Bundle: {b['variant']}, {b['quantization']} LiteRT FlatBuffer of {b['size_mb']:.2f} MB ({b['files_mb']:.2f} MB with its tokenizer and manifest), "
         f"{b['parameters'] / 1e6:.1f}M parameters, {b['layers']} encoder layers, vocabulary {b['vocab_size']:,} tokens, "
         f"at most {b['max_seq_len']} tokens per (entity, tweet) pair.",
         f"- Teacher: {card['teacher']}.",
