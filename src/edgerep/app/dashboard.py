@@ -95,12 +95,20 @@ def entity_figure(entity: dict, method: str):
     return fig
 
 
+def _ordered(record: dict) -> list[tuple[int, dict]]:
+    """``(index, entity)`` with the entities that alert first (most alerts first), then by name."""
+    n_alerts: dict[str, int] = {}
+    for a in record["alerts"]:
+        n_alerts[a["entity"]] = n_alerts.get(a["entity"], 0) + 1
+    return sorted(enumerate(record["entities"]), key=lambda ke: (-n_alerts.get(ke[1]["entity"], 0), ke[1]["entity"].lower()))
+
+
 def _overview_rows(record: dict, method: str) -> list[str]:
     alerts_by: dict[str, list[dict]] = {}
     for a in record["alerts"]:
         alerts_by.setdefault(a["entity"], []).append(a)
     rows = []
-    for k, ent in enumerate(record["entities"]):
+    for k, ent in _ordered(record):
         shared = [w for w in ent["windows"] if "shares" in w]
         last = shared[-1] if shared else None
         prev = shared[-9:-1]
@@ -137,9 +145,9 @@ def render_dashboard(record: dict) -> str:
     st = record["settings"]
     method = st["method"] if st["method"] in record["methods"] else "cc"
     parts = []
-    for k, ent in enumerate(record["entities"]):
+    for i, (k, ent) in enumerate(_ordered(record)):
         fig = entity_figure(ent, method)
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=(k == 0), config={"displaylogo": False, "responsive": True})
+        div = pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False, "responsive": True})
         ent_alerts = [a for a in record["alerts"] if a["entity"] == ent["entity"]]
         items = "".join(
             f"<li>{_day(a['window'])}: {a['negatives']} of {a['tweets']} tweets predicted negative "
@@ -166,15 +174,17 @@ table {{ border-collapse: collapse; width: 100%; font-size: 0.9rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 tr.alerting td {{ background: #fdebd0; }}
+div.overview {{ max-height: 420px; overflow-y: auto; border: 1px solid #ddd; }}
+th {{ position: sticky; top: 0; background: #fff; }}
 section {{ margin-top: 2rem; }}
 ul.alerts {{ font-size: 0.85rem; }}
 </style></head><body>
 <h1>Reputation monitor</h1>
 <p>{head}</p>
-<table><thead><tr><th>entity</th><th>tweets</th><th>windows</th><th>last window</th><th>negative share (95% interval)</th>
+<div class="overview"><table><thead><tr><th>entity</th><th>tweets</th><th>windows</th><th>last window</th><th>negative share (95% interval)</th>
 <th>change vs previous 8</th><th>alerts</th></tr></thead><tbody>
 {"".join(_overview_rows(record, method))}
-</tbody></table>
+</tbody></table></div>
 {"".join(parts)}
 </body></html>
 """
