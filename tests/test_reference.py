@@ -139,28 +139,46 @@ def test_the_source_alone_cannot_be_left_out_of_the_targets():
         CompressConfig(run_model_in_targets=False)
 
 
-def test_run_with_a_reference_fine_tunes_it_distills_from_it_and_writes_the_comparison(tmp_path, data_root, tiny_pretrained):
+def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_and_distills_from_all(tmp_path, data_root, tiny_pretrained):
+    """``edgerep run --budget large --reference``: domain-adaptive pretraining, two more seeds, the
+    reference fine-tuned, exported, evaluated and timed beside the run's model, the students
+    distilled from all of them, and the comparison table in results/ and the report."""
     from edgerep.app.compress import CompressConfig
     from edgerep.app.pipeline import RunConfig, reference_recipe, run
+    from edgerep.workstation.pretrain import PretrainConfig
     from edgerep.workstation.train import TrainConfig
 
     from conftest import TINY_TRAIN
 
     train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True})
     reference = reference_recipe(train_cfg, str(make_tiny_mpnet(tmp_path / "mpnet")))
-    cfg = RunConfig(train=train_cfg, quantizations=("dynamic-int8",), export_validation_tweets=16, latency_tweets=4, reference=reference,
-                    compress=CompressConfig(quantizations=("dynamic-int4",), epochs=1, prune_vocabulary=False,
-                                            accuracy_budget=0.99))
+    cfg = RunConfig.for_budget(
+        "large", train_cfg, quantizations=("dynamic-int8",), export_validation_tweets=16, latency_tweets=4, reference=reference,
+        compress=CompressConfig(quantizations=("dynamic-int4",), epochs=1, prune_vocabulary=False, accuracy_budget=0.99),
+        pretrain=PretrainConfig(batch_size=16, learning_rate=1e-3, max_seq_len=32),
+    )
+    assert cfg.ensemble_seeds == (14, 15)
     summary = run(data_root, tmp_path / "run", cfg)
     run_dir = tmp_path / "run"
     log = (run_dir / "edgerep.log").read_text()
-    assert "2/8 reference (fine-tune" in log and "7/8 comparison" in log and "8/8 report" in log
+    assert "1/10 pretrain" in log and "3/10 ensemble members" in log and "4/10 reference (fine-tune" in log
+    assert "9/10 comparison" in log and "10/10 report" in log
+    trained_from = json.loads((run_dir / "train" / "model" / "edgerep_model.json").read_text())["source_model"]
+    assert trained_from == str(run_dir / "pretrain" / "model")  # fine-tuned from the adapted encoder
+    for seed in (14, 15):
+        info = json.loads((run_dir / "members" / f"seed-{seed}" / "model" / "edgerep_model.json").read_text())
+        assert info["train_config"]["seed"] == seed and info["source_model"] == trained_from
+    ens = json.loads((run_dir / "results" / "ensemble.json").read_text())
+    assert ens["schema"] == "edgerep.ensemble" and len(ens["members"]) == 3 and 0 < ens["ensemble"]["accuracy"] <= 1
+
     assert [r["model"] for r in summary["rows"]] == ["pytorch", "dynamic-int8", "reference-pytorch", "reference-dynamic-int8"]
     assert all(r.get("latency_p50_ms", 0) > 0 for r in summary["rows"] if r["model"].endswith("int8"))  # one bench run, both bundles
     ref_info = json.loads((run_dir / "reference" / "model" / "edgerep_model.json").read_text())
-    assert ref_info["train_config"]["learning_rate"] == 3e-5 and json.loads((run_dir / "reference" / "model" / "config.json").read_text())["model_type"] == "mpnet"
+    assert ref_info["train_config"]["learning_rate"] == 3e-5 and ref_info["source_model"] == reference.model  # not the adapted encoder
+    assert json.loads((run_dir / "reference" / "model" / "config.json").read_text())["model_type"] == "mpnet"
     student = json.loads((run_dir / "compress" / "distill" / "k1" / "model" / "edgerep_model.json").read_text())
-    assert student["distillation"]["teachers"][-1] == str(run_dir / "reference" / "model")  # the reference joins the teacher
+    teachers = student["distillation"]["teachers"]
+    assert len(teachers) == 4 and teachers[-1] == str(run_dir / "reference" / "model")  # the run's model, two members, the reference
 
     table = json.loads((run_dir / "results" / "comparison.json").read_text())
     labels = [row[0] for row in table["rows"]]
@@ -170,6 +188,7 @@ def test_run_with_a_reference_fine_tunes_it_distills_from_it_and_writes_the_comp
     assert summary["comparison"] == str(run_dir / "results" / "comparison.json")
     report = (run_dir / "report" / "report.md").read_text()
     assert "## The edge models against the reference" in report and "recommended student" in report
+    assert "Teacher recipes and ensembles" in report  # the ensemble record is reported
 
     again = run(data_root, run_dir, cfg)  # resumes: every stage kept
     assert again["rows"] == summary["rows"]

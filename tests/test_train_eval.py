@@ -223,34 +223,6 @@ def test_run_pipeline_and_rerun_skips(tiny_pretrained, data_root, tmp_path):
         run(data_root, tmp_path / "run", RunConfig(train=cfg.train, export_validation_tweets=33, latency_tweets=10))
 
 
-def test_large_budget_pretrains_trains_members_and_distills_from_the_ensemble(tiny_pretrained, data_root, tmp_path):
-    from edgerep.app.compress import CompressConfig
-    from edgerep.app.pipeline import RunConfig, run
-    from edgerep.workstation.pretrain import PretrainConfig
-
-    train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True})
-    cfg = RunConfig.for_budget("large", train_cfg, quantizations=("fp32",), export_validation_tweets=16, latency_tweets=4,
-                               compress=CompressConfig(quantizations=("dynamic-int4",), epochs=1, prune_vocabulary=False),
-                               pretrain=PretrainConfig(batch_size=16, learning_rate=1e-3, max_seq_len=32))
-    assert cfg.ensemble_seeds == (14, 15)
-    summary = run(data_root, tmp_path / "run", cfg)
-    run_dir = tmp_path / "run"
-    trained_from = json.loads((run_dir / "train" / "model" / "edgerep_model.json").read_text())["source_model"]
-    assert trained_from == str(run_dir / "pretrain" / "model")  # fine-tuned from the adapted encoder
-    for seed in (14, 15):
-        info = json.loads((run_dir / "members" / f"seed-{seed}" / "model" / "edgerep_model.json").read_text())
-        assert info["train_config"]["seed"] == seed and info["source_model"] == trained_from
-    ens = json.loads((run_dir / "results" / "ensemble.json").read_text())
-    assert ens["schema"] == "edgerep.ensemble" and len(ens["members"]) == 3 and 0 < ens["ensemble"]["accuracy"] <= 1
-    comp = json.loads((run_dir / "compress" / "compression.json").read_text())
-    student = json.loads((run_dir / "compress" / "distill" / "k1" / "model" / "edgerep_model.json").read_text())
-    assert len(student["distillation"]["teachers"]) == 3 and comp["rule"]
-    log = (run_dir / "edgerep.log").read_text()
-    assert "1/8 pretrain" in log and "3/8 ensemble members" in log and "8/8 report" in log
-    assert summary["rows"][0]["model"] == "pytorch"
-    assert "Teacher recipes and ensembles" in (run_dir / "report" / "report.md").read_text()  # the ensemble record is reported
-
-
 def test_run_budget_and_seeds_are_checked():
     from edgerep.app.pipeline import RunConfig
 

@@ -131,6 +131,7 @@ def check_or_write_config(path: str | os.PathLike, config: dict, error: type[Exc
             not a JSON object (corrupt or hand-edited).
     """
     path = Path(path)
+    config = json.loads(json.dumps(config))  # compared as saved: tuples are lists in JSON
     if not path.is_file():
         atomic_write_json(path, config)
         return

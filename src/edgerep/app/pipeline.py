@@ -102,7 +102,7 @@ class RunConfig:
         d["train"] = self.train.to_dict()  # its own rules (a stop after the last epoch is the whole schedule)
         d["quantizations"] = [q.value for q in self.quantizations]
         d["compress"] = None if self.compress is None else self.compress.to_dict()
-        d["pretrain"] = None if self.pretrain is None else asdict(self.pretrain)
+        d["pretrain"] = None if self.pretrain is None else settings_dict(asdict(self.pretrain), {})  # tuples as JSON has them
         d["ensemble_seeds"] = list(self.ensemble_seeds)
         d["reference"] = None if self.reference is None else self.reference.to_dict()
         return settings_dict(d, self.OPTIONAL)
