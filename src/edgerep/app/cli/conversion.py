@@ -44,6 +44,7 @@ def export(
     LiteRT bundles of BERT-style models compute the last layer for [CLS] only (the same logits,
     fewer MACs; the manifest's source.graph says so); ONNX bundles keep the model's own graph.
 
+    \b
     Examples:
       edgerep export runs/default/train/model --out runs/default/bundles --data ../shared/data/replab2013
       edgerep export RUN/model --out BUNDLES --data DIR --quantize all --no-strict
@@ -96,6 +97,7 @@ def matrix(
 ) -> None:
     """Model x quantization x backend: size, agreement with float, accuracy; the footprint table.
 
+    \b
     Example: edgerep matrix --data ../shared/data/replab2013 --model-dir runs/default/train/model --architectures mobilebert,bert-base,bert-large --out runs/matrix
     """
     from edgerep.registry import parse_architectures, parse_backends, parse_quantizations

@@ -21,6 +21,7 @@ def data_stats(
 ) -> None:
     """Counts per split, class and domain, token-length percentiles, and the data defects handled.
 
+    \b
     Example: edgerep data stats ../shared/data/replab2013
     """
     from edgerep.data.stats import corpus_stats

@@ -89,12 +89,14 @@ def classify(
     bundle_or_text: Annotated[
         str | None,
         typer.Argument(
-            metavar="[BUNDLE] [TEXT]",
-            help="Bundle directory (model.tflite, tokenizer.json, manifest.json), then the tweet to classify. "
-            "Without a bundle directory the shipped model classifies; without TEXT, --file or JSON lines from stdin are read.",
+            metavar="BUNDLE",
+            help="Bundle directory (model.tflite, tokenizer.json, manifest.json); leave it out for the shipped model "
+            "(one argument that is not a directory is the tweet).",
         ),
     ] = None,
-    text: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")
+    ] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Text file, one tweet per line (UTF-8).")] = None,
     entity: Annotated[
         str | None, typer.Option(help='The entity the tweets are about (entity-conditioned bundles; a JSON line\'s "entity" overrides it).')
@@ -107,6 +109,7 @@ def classify(
 ) -> None:
     """Classify tweets on this device with the light LiteRT runtime (no torch).
 
+    \b
     Examples:
       edgerep classify "Great service from @BMW today!" --entity BMW     (the shipped model)
       edgerep classify runs/default/bundles/recommended --entity BMW "BMW beats Audi in sales"
@@ -204,6 +207,7 @@ def batch(
 
     Re-running the same command skips finished shards; rows with unusable text are written with an error, never dropped.
 
+    \b
     Example: edgerep batch archive.jsonl -o runs/archive --bundle runs/default/bundles/recommended --entity BMW
     """
     from edgerep.app.batch import BatchConfig, run_batch
@@ -253,6 +257,7 @@ def monitor(
 ) -> None:
     """An entity's reputation over time: polarity shares per entity and window, quantified, with alerts and a dashboard.
 
+    \b
     Example: edgerep batch ../shared/data/replab2013 -o runs/archive
              edgerep monitor runs/archive -o runs/monitor --window week
     """
@@ -321,6 +326,7 @@ def serve(
 ) -> None:
     """Local HTTP API: POST /classify, GET /health, GET /metrics (schema: GET /openapi.json) — no network beyond the socket.
 
+    \b
     Example: edgerep serve --port 8000     (the shipped model; or edgerep serve runs/default/bundles/recommended)
              curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"text": "Great service from @BMW today!", "entity": "BMW"}'
     On a LAN: edgerep serve BUNDLE --host 0.0.0.0 --token-file ~/.config/edgerep/token (docs/usage/serving-network.md)

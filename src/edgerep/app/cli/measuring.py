@@ -33,6 +33,7 @@ def evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class P/R/F1 and confusion matrix, as a versioned JSON result.
 
+    \b
     Example: edgerep evaluate runs/default/bundles/dynamic-int8 --data ../shared/data/replab2013
     """
     from edgerep.measure.evaluate import evaluate as do_eval
@@ -64,6 +65,7 @@ def ensemble(
 ) -> None:
     """Validation scores of each member and of their probability-averaging ensemble (the teacher).
 
+    \b
     Example: edgerep ensemble runs/a/model runs/b/model --data ../shared/data/replab2013 --out-of-domain ../shared/data/tweeteval-sentiment
     """
     from edgerep.measure.evaluate import evaluate_ensemble
@@ -132,6 +134,7 @@ def bench(
     """Latency p50/p90/p99, throughput, peak RSS and CPU of bundles, per thread count and device profile.
 
     Each cell runs in its own process, pinned to the profile's cores with its memory capped.
+    \b
     Example: edgerep bench runs/default/bundles/fp32 runs/default/bundles/dynamic-int8 --baseline runs/default/train/model --profile host,rpi4
     """
     from edgerep.measure.bench import bench_bundles
@@ -182,6 +185,7 @@ def report(
 
     Accuracy vs size per quantization and backend, confusion matrices, footprint ratio to
     BERT-large, latency/throughput per device profile and thread count.
+    \b
     Example: edgerep report runs/default runs/bench -o report/
     """
     from edgerep.app.report import build_report

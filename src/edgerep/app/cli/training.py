@@ -76,6 +76,7 @@ def train(
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
 
+    \b
     Examples:
       edgerep train --data ../shared/data/replab2013 --out runs/minilm
       edgerep train --data ../shared/data/replab2013 --out runs/entity --entity --fold 1
@@ -125,6 +126,7 @@ def pretrain(
     """Domain-adaptive pretraining: masked-LM training on the corpus's unlabelled English tweets; resumable.
 
     The validation part's tweets are left out; fine-tune the result with `edgerep train --model OUT/model`.
+    \b
     Example: edgerep pretrain --data ../shared/data/replab2013 --out runs/dapt --extra-text ../shared/data/tweeteval-sentiment
     """
     from edgerep.workstation.pretrain import PretrainConfig
@@ -211,6 +213,7 @@ def distill(
 ) -> None:
     """Knowledge distillation into a shallower student (DistilBERT-style initialisation); resumable per epoch.
 
+    \b
     Example: edgerep distill --data ../shared/data/replab2013 --teacher runs/default/train/model --layers 2 --out runs/k2
     """
     from edgerep.workstation.compress.distill import DistillConfig
@@ -327,6 +330,7 @@ def compress(
     """Distill, prune the vocabulary, quantize with mixed recipes; evaluate and time every variant; recommend one.
 
     Writes RUN/compress/compression.json (one row per variant, Pareto flags) and RUN/bundles/recommended/.
+    \b
     Example: edgerep compress runs/default --data ../shared/data/replab2013 --layers 2,3
     """
     from edgerep.app.compress import CompressConfig
@@ -432,6 +436,7 @@ def run(
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
 
+    \b
     Examples:
       edgerep run --data ../shared/data/replab2013 --out runs/default
       edgerep run --data ../shared/data/replab2013 --out runs/large --budget large --pretrain-text ../shared/data/tweeteval-sentiment
