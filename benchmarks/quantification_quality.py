@@ -125,7 +125,7 @@ def docs_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
-        "title": "Quantifiers of the NEGATIVE share",
+        "title": f"Quantifiers of the NEGATIVE share, temporal fold {result['fold']}",
         "caption": (
             f"Validation block of temporal fold {result['fold']} ({result['tweets']:,} tweets) classified by {bundle}: mean absolute error of "
             f"the estimated NEGATIVE share against the gold share over {result['entity_blocks']['cc']['groups']} entity blocks and "
