@@ -48,6 +48,35 @@ def _bench_cell(bench: dict | None, model_path: str) -> dict | None:
     )
 
 
+def _row(label: str, rec: dict, ref: dict, bert_large_mb: float, bench: dict | None) -> list[str]:
+    """One model's cells of :func:`reference_comparison` (text, formatted)."""
+    m, size = rec["metrics"], rec["model"]["size_mb"]
+    n_params = parameters(rec["model"]["path"])
+    diff = None if rec is ref else paired_comparison(ref, rec)
+    cell = _bench_cell(bench, rec["model"]["path"])
+    if rec is ref:
+        delta = "reference"
+    elif diff is None:
+        delta = "–"
+    else:
+        d = diff["macro_f1"]
+        delta = f"{100 * d['diff']:+.2f} ({100 * d['low']:+.2f} to {100 * d['high']:+.2f})"
+    return [
+        label,
+        "–" if n_params is None else f"{n_params / 1e6:.1f}",
+        f"{size:.1f}" if size >= 10 else f"{size:.2f}",
+        f"{ref['model']['size_mb'] / size:.1f}",
+        f"{bert_large_mb / size:.0f}",
+        f"{m['accuracy']:.4f}",
+        f"{m['macro_f1']:.4f}",
+        f"{m['per_class']['NEGATIVE']['f1']:.3f}",
+        delta,
+        "–" if cell is None else f"{cell['latency']['p50_ms']:.2f}",
+        "–" if cell is None else f"{cell['throughput_tweets_per_s']:.0f}",
+        "–" if cell is None else f"{cell['peak_rss_mb']:.0f}",
+    ]
+
+
 def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> dict:
     """The study's comparison table: each model against the reference.
 
@@ -72,33 +101,7 @@ def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> d
     """
     bert_large_mb = BERT_LARGE_PARAMETERS * 4 / MB
     ref_label, ref = evals[0]
-    ref_mb = ref["model"]["size_mb"]
-    rows = []
-    for label, rec in evals:
-        m, size = rec["metrics"], rec["model"]["size_mb"]
-        n_params = parameters(rec["model"]["path"])
-        diff = None if rec is ref else paired_comparison(ref, rec)
-        cell = _bench_cell(bench, rec["model"]["path"])
-        rows.append(
-            [
-                label,
-                "–" if n_params is None else f"{n_params / 1e6:.1f}",
-                f"{size:.1f}" if size >= 10 else f"{size:.2f}",
-                f"{ref_mb / size:.1f}",
-                f"{bert_large_mb / size:.0f}",
-                f"{m['accuracy']:.4f}",
-                f"{m['macro_f1']:.4f}",
-                f"{m['per_class']['NEGATIVE']['f1']:.3f}",
-                "reference"
-                if rec is ref
-                else "–"
-                if diff is None
-                else f"{100 * diff['macro_f1']['diff']:+.2f} ({100 * diff['macro_f1']['low']:+.2f} to {100 * diff['macro_f1']['high']:+.2f})",
-                "–" if cell is None else f"{cell['latency']['p50_ms']:.2f}",
-                "–" if cell is None else f"{cell['throughput_tweets_per_s']:.0f}",
-                "–" if cell is None else f"{cell['peak_rss_mb']:.0f}",
-            ]
-        )
+    rows = [_row(label, rec, ref, bert_large_mb, bench) for label, rec in evals]
     source = bench or ref
     flags = " ".join(source["machine"].get("cpu_flags", [])) or "none recorded"
     return {
