@@ -248,54 +248,70 @@ def load_split(
         if entity not in table:
             raise DataError(f"{lab_path}: entity {entity} is not listed in {Path(root) / ENTITIES_FILE}")
         report.entities += 1
-        info_path = split_dir / "tweet_info" / f"{entity}.dat"
-        text_path = split_dir / "tweet_text" / f"{entity}.tsv"
-        info = {f[0]: (f[4], f[5], ln) for ln, f in _read_table(info_path, INFO_COLUMNS, report)}
-        texts: dict[str, str] = {}
-        for ln, f in _read_table(text_path, TEXT_COLUMNS, report):
-            if f[0] in texts:
-                report.note("duplicate_text_rows", f"{text_path}:{ln}")
-                if texts[f[0]].strip():
-                    continue
-            texts[f[0]] = f[3]
-        for ln, f in _read_table(lab_path, LABELED_COLUMNS, report):
-            report.labeled_rows += 1
-            tweet_id, filtering, polarity = f[0], f[3], f[4]
-            if tweet_id not in info:
-                report.dropped["missing_info"] += 1
-                continue
-            language, ts, info_ln = info[tweet_id]
-            if language not in languages:
-                report.dropped[f"not_{'_'.join(languages)}"] += 1
-                continue
-            if filtering != "RELATED":
-                report.dropped["unrelated"] += 1
-                continue
-            if polarity not in LABELS:
-                if polarity == "":
-                    report.dropped["unlabeled_polarity"] += 1
-                else:
-                    report.dropped[f"stray_polarity:{polarity}"] += 1
-                    report.note("stray_polarity", f"{lab_path}:{ln}")
-                continue
-            text = texts.get(tweet_id)
-            if text is None:
-                report.dropped["missing_text"] += 1
-                continue
-            if not text.strip():
-                report.dropped["empty_text"] += 1
-                continue
-            try:
-                timestamp = int(ts)
-            except ValueError:
-                raise DataError(f"{info_path}:{info_ln}: field 'timestamp' is not an integer: {ts!r}") from None
-            name, domain = table[entity]
-            tweets.append(Tweet(tweet_id, entity, domain, text, polarity, timestamp, language, name))
-            report.label_counts[polarity] += 1
+        tweets += _entity_tweets(split_dir, lab_path, table[entity], languages, report)
     report.kept = len(tweets)
     if entities is not None and report.entities == 0:
         raise DataError(f"{split_dir / 'labeled'}: none of the entities {list(entities)} found")
     return tweets, report
+
+
+def _entity_tweets(
+    split_dir: Path, lab_path: Path, name_domain: tuple[str, str], languages: tuple[str, ...], report: LoadReport
+) -> list[Tweet]:
+    """The polarity-labelled tweets of one entity (its ``labeled``, ``tweet_info`` and
+    ``tweet_text`` files), counting drops and defects in ``report``.
+
+    Raises:
+        DataError: a missing file, a malformed row, a timestamp that is not an integer (file and
+            line named).
+    """
+    entity = lab_path.stem
+    tweets: list[Tweet] = []
+    info_path = split_dir / "tweet_info" / f"{entity}.dat"
+    text_path = split_dir / "tweet_text" / f"{entity}.tsv"
+    info = {f[0]: (f[4], f[5], ln) for ln, f in _read_table(info_path, INFO_COLUMNS, report)}
+    texts: dict[str, str] = {}
+    for ln, f in _read_table(text_path, TEXT_COLUMNS, report):
+        if f[0] in texts:
+            report.note("duplicate_text_rows", f"{text_path}:{ln}")
+            if texts[f[0]].strip():
+                continue
+        texts[f[0]] = f[3]
+    for ln, f in _read_table(lab_path, LABELED_COLUMNS, report):
+        report.labeled_rows += 1
+        tweet_id, filtering, polarity = f[0], f[3], f[4]
+        if tweet_id not in info:
+            report.dropped["missing_info"] += 1
+            continue
+        language, ts, info_ln = info[tweet_id]
+        if language not in languages:
+            report.dropped[f"not_{'_'.join(languages)}"] += 1
+            continue
+        if filtering != "RELATED":
+            report.dropped["unrelated"] += 1
+            continue
+        if polarity not in LABELS:
+            if polarity == "":
+                report.dropped["unlabeled_polarity"] += 1
+            else:
+                report.dropped[f"stray_polarity:{polarity}"] += 1
+                report.note("stray_polarity", f"{lab_path}:{ln}")
+            continue
+        text = texts.get(tweet_id)
+        if text is None:
+            report.dropped["missing_text"] += 1
+            continue
+        if not text.strip():
+            report.dropped["empty_text"] += 1
+            continue
+        try:
+            timestamp = int(ts)
+        except ValueError:
+            raise DataError(f"{info_path}:{info_ln}: field 'timestamp' is not an integer: {ts!r}") from None
+        name, domain = name_domain
+        tweets.append(Tweet(tweet_id, entity, domain, text, polarity, timestamp, language, name))
+        report.label_counts[polarity] += 1
+    return tweets
 
 
 @dataclass(frozen=True)
