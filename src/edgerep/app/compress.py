@@ -465,10 +465,9 @@ def choose(rows: list[dict], reference: dict, budget: float) -> tuple[dict | Non
     return min((r for r in ok if r["latency_p50_ms"] <= 1.05 * fastest), key=lambda r: (r["size_mb"], r["latency_p50_ms"])), rule
 
 
-def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals: dict, cells: dict, config: CompressConfig) -> dict:
-    from edgerep.measure.evaluate import paired_comparison
-    from edgerep.workstation.models import read_model_info
-
+def _reference_evaluation(data_root, run: Path, teacher: Path, config: CompressConfig) -> tuple[dict, Path]:
+    """The run's fine-tuned model's evaluation record (``results/evaluation-pytorch.json``; made
+    now for an ``edgerep train`` output, which has no results yet) and its path."""
     ref_path = run / "results" / "evaluation-pytorch.json"
     if ref_path.is_file():
         ref_rec = read_record(ref_path, "evaluation")
@@ -476,52 +475,64 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
         from edgerep.measure.evaluate import evaluate
 
         ref_rec = evaluate(teacher, data_root, "training", "validation", limit=config.limit and smoke_validation_size(config.limit))
-        write_record(ref_path, ref_rec)  # an `edgerep train` output has no results/ yet
-    reference, ref_source = ref_rec["metrics"], str(ref_path)
+        write_record(ref_path, ref_rec)
     if "predictions" not in ref_rec:
         log(
-            f"[yellow]compress[/]: {ref_path} keeps no per-tweet predictions (written before edgerep kept them): "
+            f"[yellow]compress[/]: {ref_path} keeps no per-tweet predictions: "
             "no confidence intervals of the differences to it; delete it to evaluate the model again"
         )
+    return ref_rec, ref_path
+
+
+def _variant_row(variant: str, rec: dict, models: dict[str, Path], ref_rec: dict, cells: dict, large_mb: float) -> dict:
+    """One row of the compression record: the variant's size, accuracy, paired difference to the
+    reference, export validation and bench figures."""
+    from edgerep.measure.evaluate import paired_comparison
+    from edgerep.workstation.models import read_model_info
+
+    model, mode = variant.split("/", 1)
+    m = rec["metrics"]
+    row = {
+        "variant": variant,
+        "model": model,
+        "quantization": mode,
+        "backend": "pytorch" if mode == "pytorch" else ("onnxruntime" if mode.startswith("onnx-") else "litert"),
+        "path": rec["model"]["path"],
+        "size_mb": rec["model"]["size_mb"],
+        "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "negative_f1": m["per_class"]["NEGATIVE"]["f1"],
+        "error": round(1 - m["accuracy"], 6),
+        "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_value(models[model]),
+        "ffn_width": _config_value(models[model], "intermediate_size"),
+        "ffn_layer_widths": _layer_widths(models[model]),
+    }
+    vs = paired_comparison(ref_rec, rec)
+    if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
+        row["vs_reference"] = vs
+    manifest = Path(rec["model"]["path"]) / "manifest.json"
+    if row["backend"] != "pytorch" and manifest.is_file():
+        row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))
+    c, base = cells.get(variant), cells.get("transformers")
+    if c is not None:
+        row.update(
+            latency_p50_ms=c["latency"]["p50_ms"],
+            latency_p90_ms=c["latency"]["p90_ms"],
+            throughput_tweets_per_s=c["throughput_tweets_per_s"],
+            peak_rss_mb=c["peak_rss_mb"],
+        )
+        if base is not None:
+            row["speedup_vs_transformers"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2)
+    return row
+
+
+def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals: dict, cells: dict, config: CompressConfig) -> dict:
+    ref_rec, ref_path = _reference_evaluation(data_root, run, teacher, config)
+    reference, ref_source = ref_rec["metrics"], str(ref_path)
     large_mb, large_source = bert_large_mb(run)
     base = cells.get("transformers")
-    rows = []
-    for variant, rec in evals.items():
-        model, mode = variant.split("/", 1)
-        m = rec["metrics"]
-        row = {
-            "variant": variant,
-            "model": model,
-            "quantization": mode,
-            "backend": "pytorch" if mode == "pytorch" else ("onnxruntime" if mode.startswith("onnx-") else "litert"),
-            "path": rec["model"]["path"],
-            "size_mb": rec["model"]["size_mb"],
-            "x_smaller_than_bert_large": round(large_mb / rec["model"]["size_mb"], 1),
-            "accuracy": m["accuracy"],
-            "macro_f1": m["macro_f1"],
-            "negative_f1": m["per_class"]["NEGATIVE"]["f1"],
-            "error": round(1 - m["accuracy"], 6),
-            "layers": read_model_info(models[model]).get("distillation", {}).get("layers") or _config_value(models[model]),
-            "ffn_width": _config_value(models[model], "intermediate_size"),
-            "ffn_layer_widths": _layer_widths(models[model]),
-        }
-        vs = paired_comparison(ref_rec, rec)
-        if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
-            row["vs_reference"] = vs
-        manifest = Path(rec["model"]["path"]) / "manifest.json"
-        if row["backend"] != "pytorch" and manifest.is_file():
-            row["validation_passed"] = bool(json.loads(manifest.read_text()).get("validation", {}).get("passed", True))
-        c = cells.get(variant)
-        if c is not None:
-            row.update(
-                latency_p50_ms=c["latency"]["p50_ms"],
-                latency_p90_ms=c["latency"]["p90_ms"],
-                throughput_tweets_per_s=c["throughput_tweets_per_s"],
-                peak_rss_mb=c["peak_rss_mb"],
-            )
-            if base is not None:
-                row["speedup_vs_transformers"] = round(c["throughput_tweets_per_s"] / base["throughput_tweets_per_s"], 2)
-        rows.append(row)
+    rows = [_variant_row(variant, rec, models, ref_rec, cells, large_mb) for variant, rec in evals.items()]
     for r in rows:  # vs ONNX Runtime dynamic int8 of the same model, same run: its own graph, and the LiteRT bundles' graph
         for key, quantization in (
             ("speedup_vs_onnxruntime_int8", "onnx-dynamic-int8"),
