@@ -583,7 +583,7 @@ def test_mobilebert_student_teacher_path(tmp_path, data_root, corpus):
 
 def test_teacher_recipes_default_keeps_older_run_configs(tmp_path):
     """The teacher's recipe set is written to config.json only when not the default, so a run
-    directory made before the field resumes; another set is a different run and is refused."""
+    directory whose config lacks the field resumes; another set is a different run and is refused."""
     from edgerep.app.compress import DEFAULT_TEACHER_QUANTIZATIONS, CompressConfig
     from edgerep.io import check_or_write_config
     from edgerep.registry import Quantization

@@ -249,7 +249,7 @@ def test_reexport_keeps_matching_bundles_and_refuses_foreign_ones(tiny_model, ti
     m = json.loads((out / "fp32" / "manifest.json").read_text())
     m["source"]["checkpoint_sha256"] = "0" * 64
     (out / "fp32" / "manifest.json").write_text(json.dumps(m))
-    # a bundle of the same checkpoint with another graph (made before the [CLS]-only last layer) is rebuilt
+    # a bundle of the same checkpoint with another graph (the full last layer) is rebuilt
     m = json.loads((out / "fp32" / "manifest.json").read_text())
     m["source"]["graph"] = "full"
     (out / "fp32" / "manifest.json").write_text(json.dumps(m))

@@ -63,7 +63,7 @@ class Manifest:
         batch_size: when > 1, a LiteRT signature ``batch_<B>`` takes B tweets at once
             (int32 [B, max_seq_len]) for throughput-oriented, offline classification.
         entity_conditioned: the model reads ``[CLS] entity [SEP] tweet [SEP]`` and every request
-            must name the entity (absent in bundles made before entity conditioning: false).
+            must name the entity (absent from a manifest: false).
     """
 
     labels: tuple[str, ...]

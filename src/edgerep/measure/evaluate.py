@@ -176,7 +176,7 @@ def predictions_entry(tweets: list, logits: np.ndarray) -> dict:
 def paired_comparison(reference: dict, other: dict, resamples: int = 2000) -> dict | None:
     """:func:`edgerep.measure.metrics.paired_bootstrap` of two ``edgerep.evaluation`` records
     (``other`` - ``reference``, accuracy and macro-F1 with a 95% interval), or ``None`` when either
-    has no ``predictions`` (records written before they were kept) or they scored other tweets
+    has no ``predictions`` (a record without per-tweet predictions) or they scored other tweets
     (``tweets_sha256`` differs)."""
     from edgerep.measure.metrics import paired_bootstrap
 

@@ -89,7 +89,7 @@ COMPRESSION_COLUMNS = (
 def _delta(vs: dict | None) -> str:
     """``-0.29 (-1.03, +0.46)``: macro-F1 minus the run's float32 model's, in points, with its
     paired bootstrap 95% interval (:func:`edgerep.measure.metrics.paired_bootstrap`); "–"
-    without one (evaluation records written before per-tweet predictions were kept)."""
+    without one (evaluation records without per-tweet predictions)."""
     if not vs:
         return "–"
     m = vs["macro_f1"]

@@ -405,7 +405,7 @@ def _teacher_logits(
         "limit": config.limit,
         "unlabelled": config.unlabelled,
     }
-    if config.transfer_text:  # only when set: caches written before the field stay valid
+    if config.transfer_text:  # only when set: a cache key without the field stays valid
         key["transfer_text"] = list(config.transfer_text)
     if not config.source_in_targets:
         key["source_in_targets"] = False

@@ -355,7 +355,7 @@ def _existing_bundle(
 ) -> Manifest | None:
     """The manifest of a complete, validated bundle at ``path`` exported from this checkpoint
     (with ``strict``, one that passed validation) with the same buckets, batch signature and
-    ``graph`` (bundles made before ``source.graph`` existed are ``full``).
+    ``graph`` (a manifest without ``source.graph`` means ``full``).
 
     Returns ``None`` when there is none or it is unusable (it is then rebuilt).
 
