@@ -192,3 +192,14 @@ def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_a
 
     again = run(data_root, run_dir, cfg)  # resumes: every stage kept
     assert again["rows"] == summary["rows"]
+
+
+def test_a_wrong_reference_fails_before_anything_is_written(tmp_path, data_root):
+    from edgerep.app.pipeline import RunConfig, reference_recipe, run
+    from edgerep.errors import ModelLoadError
+    from edgerep.workstation.train import TrainConfig
+
+    cfg = RunConfig(reference=reference_recipe(TrainConfig(limit=64), str(tmp_path / "no-such-model")))
+    with pytest.raises(ModelLoadError, match="no-such-model"):
+        run(data_root, tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()

@@ -136,11 +136,15 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     from edgerep.workstation.train import train
 
     find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
+    out = Path(out_dir)
+    if config.reference is not None and not (out / "reference" / "model" / MODEL_INFO_FILE).is_file():
+        from edgerep.workstation.models import load_tokenizer, resolve_source
+
+        load_tokenizer(resolve_source(config.reference.model))  # a wrong --reference fails now, not after fine-tuning
     if config.compress is not None:
         from edgerep.app.compress import check_transfer_text
 
         check_transfer_text(config.compress.transfer_text)  # likewise, not after fine-tuning
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config.to_dict()
     check_or_write_config(out / "config.json", cfg, ConfigError)
