@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgerep.device.shipped import BUNDLE_FILES, CARD_FILE, DEFAULT_BUNDLE_DIR, _sha256, render_card, verify_bundle
-from edgerep.io import atomic_write_json
+from edgerep.device.shipped import BUNDLE_FILES, CARD_FILE, DEFAULT_BUNDLE_DIR, render_card, verify_bundle
+from edgerep.io import atomic_write_json, sha256_file
 from edgerep.measure.records import read_record
 from edgerep.registry import MB
 
@@ -89,7 +89,7 @@ def build_card(bundle: Path, evaluation: dict, args: argparse.Namespace) -> dict
         },
         "validation_notes": args.note or [],
         "limits": LIMITS,
-        "sha256": {name: _sha256(bundle / name) for name in BUNDLE_FILES},
+        "sha256": {name: sha256_file(bundle / name) for name in BUNDLE_FILES},
     }
 
 

@@ -9,11 +9,11 @@ package whose bundle does not match its card is refused (:func:`default_bundle`)
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from edgerep.errors import BundleError
+from edgerep.io import sha256_file
 
 #: The package data folder holding the shipped bundle and its card.
 DEFAULT_BUNDLE_DIR = Path(__file__).with_name("default_bundle")
@@ -24,14 +24,6 @@ CARD_FILE = "card.json"
 
 class ShippedModelError(BundleError):
     """The shipped bundle is missing from this installation or does not match its card."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_card(folder: Path = DEFAULT_BUNDLE_DIR) -> dict:
@@ -77,7 +69,7 @@ def verify_bundle(folder: Path = DEFAULT_BUNDLE_DIR) -> dict:
         want = card["sha256"].get(name)
         if not path.is_file():
             raise ShippedModelError(f"the shipped model is incomplete: {path} is missing (reinstall edgerep)")
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != want:
             raise ShippedModelError(f"{path}: SHA-256 {got[:12]}... differs from its card's {str(want)[:12]}... (reinstall edgerep)")
     return card
