@@ -183,11 +183,16 @@ def _connect():
     return con
 
 
-def _rows_sql(files: Sequence[Path], window: str) -> str:
+def _parquet_sql(files: Sequence[Path]) -> str:
+    """``read_parquet([...])`` over the shards (paths quoted as SQL strings)."""
     paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{paths}])"
+
+
+def _rows_sql(files: Sequence[Path], window: str) -> str:
     return (
         f"SELECT id, entity, CAST(epoch(date_trunc('{window}', time)) AS BIGINT) AS w, label, p_negative, p_neutral, p_positive "
-        f"FROM read_parquet([{paths}]) WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
+        f"FROM {_parquet_sql(files)} WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
     )
 
 
@@ -202,10 +207,9 @@ def aggregate(files: Sequence[Path], cfg: MonitorConfig, con=None) -> dict:
     """
     con = con or _connect()
     rows = _rows_sql(files, cfg.window)
-    paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
     totals = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE error IS NOT NULL), count(*) FILTER (WHERE error IS NULL AND time IS NULL) "
-        f"FROM read_parquet([{paths}])"
+        f"FROM {_parquet_sql(files)}"
     ).fetchone()
     agg = con.execute(
         "SELECT entity, w, count(*) AS n, "
