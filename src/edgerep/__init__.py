@@ -18,7 +18,15 @@ __version__ = "0.1.0"
 #: Reputation polarity classes, in logit order. Source: RepLab 2013 README, "polarity" field.
 LABELS: tuple[str, ...] = ("NEGATIVE", "NEUTRAL", "POSITIVE")
 
-__all__ = ["LABELS", "PolarityClassifier", "Prediction", "__version__"]
+#: The class of tweets that are not about the entity (RepLab 2013 README, "filtering" field).
+UNRELATED = "UNRELATED"
+
+#: Classes of a model that also decides relatedness (RepLab's filtering task), in logit order:
+#: the polarity classes then :data:`UNRELATED`, one softmax over four. P(related) is
+#: ``1 - P(UNRELATED)``; polarity is read from the first three (:func:`edgerep.device.runtime.relatedness_split`).
+RELATEDNESS_LABELS: tuple[str, ...] = (*LABELS, UNRELATED)
+
+__all__ = ["LABELS", "RELATEDNESS_LABELS", "UNRELATED", "PolarityClassifier", "Prediction", "__version__"]
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""Loader for the official RepLab 2013 corpus layout, polarity task.
+"""Loader for the official RepLab 2013 corpus layout, polarity and filtering tasks.
 
 Layout (RepLab 2013 README, section 3), for a split directory ``<root>/<split>/``::
 
@@ -9,7 +9,8 @@ Layout (RepLab 2013 README, section 3), for a split directory ``<root>/<split>/`
 
 All files are tab-separated with double-quoted fields (``""`` escapes a quote), one header row.
 The polarity task keeps tweets that are English (``language == "EN"`` in tweet_info), related
-(``filtering == "RELATED"``) and labelled POSITIVE/NEUTRAL/NEGATIVE.
+(``filtering == "RELATED"``) and labelled POSITIVE/NEUTRAL/NEGATIVE; with ``relatedness`` the
+filtering task's ``UNRELATED`` tweets are kept too, labelled :data:`edgerep.UNRELATED`.
 
 Real defects of the distributed files are handled and counted in :class:`LoadReport`, never
 silently: a UTF-8 byte-order mark (every ``tweet_text`` file), non-UTF-8 bytes (cp1252 author
@@ -28,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgerep import LABELS
+from edgerep import LABELS, RELATEDNESS_LABELS, UNRELATED
 from edgerep.errors import DataError
 from edgerep.io import read_bytes
 
@@ -43,14 +44,15 @@ csv.field_size_limit(1 << 24)
 
 @dataclass(frozen=True)
 class Tweet:
-    """One labelled tweet of the polarity task.
+    """One labelled tweet of the polarity (and filtering) task.
 
     Attributes:
         tweet_id: Twitter status id (decimal string).
         entity_id: RepLab entity, e.g. ``RL2013D01E001``.
         domain: entity category from the entities file: automotive, banking, universities, music.
         text: raw tweet text (not normalized).
-        label: one of :data:`edgerep.LABELS`.
+        label: one of :data:`edgerep.LABELS`, or :data:`edgerep.UNRELATED` for a tweet that is not
+            about the entity (loaded only with ``relatedness``).
         timestamp: UNIX time (s) of publication, from tweet_info.
         language: ``EN`` or ``ES`` from tweet_info.
         entity_name: the entity's name as tweets and users write it: the ``query`` column of
@@ -70,8 +72,14 @@ class Tweet:
 
     @property
     def label_id(self) -> int:
-        """Index of :attr:`label` in :data:`edgerep.LABELS` (the logit index)."""
-        return LABELS.index(self.label)
+        """Index of :attr:`label` in :data:`edgerep.RELATEDNESS_LABELS` (the logit index; the
+        polarity classes have the same index in :data:`edgerep.LABELS`)."""
+        return RELATEDNESS_LABELS.index(self.label)
+
+    @property
+    def related(self) -> bool:
+        """Whether the tweet is about its entity (RepLab's ``filtering == "RELATED"``)."""
+        return self.label != UNRELATED
 
 
 @dataclass
@@ -117,7 +125,7 @@ class LoadReport:
             "dropped": dict(sorted(self.dropped.items())),
             "defects": dict(sorted(self.defects.items())),
             "defect_examples": self.defect_examples,
-            "label_counts": {k: self.label_counts.get(k, 0) for k in LABELS},
+            "label_counts": {k: self.label_counts.get(k, 0) for k in RELATEDNESS_LABELS if k in LABELS or self.label_counts.get(k)},
         }
 
 
@@ -217,14 +225,18 @@ def load_split(
     split: str = "training",
     languages: tuple[str, ...] = ("EN",),
     entities: tuple[str, ...] | None = None,
+    relatedness: bool = False,
 ) -> tuple[list[Tweet], LoadReport]:
-    """Load the polarity-task tweets of one RepLab 2013 split.
+    """Load the polarity-task tweets of one RepLab 2013 split (with ``relatedness``, the
+    filtering task's UNRELATED tweets too).
 
     Args:
         root: corpus root holding ``entities/`` and the split directories.
         split: ``training`` or ``test`` (same layout).
         languages: tweet_info ``language`` values to keep.
         entities: restrict to these entity ids (``None``: all entities of the split).
+        relatedness: keep ``filtering == "UNRELATED"`` tweets, labelled :data:`edgerep.UNRELATED`
+            (RELATED tweets without a polarity label stay out).
 
     Returns:
         ``(tweets, report)``: tweets ordered by entity then file order; the report counts every
@@ -248,7 +260,7 @@ def load_split(
         if entity not in table:
             raise DataError(f"{lab_path}: entity {entity} is not listed in {Path(root) / ENTITIES_FILE}")
         report.entities += 1
-        tweets += _entity_tweets(split_dir, lab_path, table[entity], languages, report)
+        tweets += _entity_tweets(split_dir, lab_path, table[entity], languages, report, relatedness)
     report.kept = len(tweets)
     if entities is not None and report.entities == 0:
         raise DataError(f"{split_dir / 'labeled'}: none of the entities {list(entities)} found")
@@ -256,9 +268,9 @@ def load_split(
 
 
 def _entity_tweets(
-    split_dir: Path, lab_path: Path, name_domain: tuple[str, str], languages: tuple[str, ...], report: LoadReport
+    split_dir: Path, lab_path: Path, name_domain: tuple[str, str], languages: tuple[str, ...], report: LoadReport, relatedness: bool = False
 ) -> list[Tweet]:
-    """The polarity-labelled tweets of one entity (its ``labeled``, ``tweet_info`` and
+    """The polarity-labelled (with ``relatedness``: and the UNRELATED) tweets of one entity (its ``labeled``, ``tweet_info`` and
     ``tweet_text`` files), counting drops and defects in ``report``.
 
     Raises:
@@ -287,10 +299,12 @@ def _entity_tweets(
         if language not in languages:
             report.dropped[f"not_{'_'.join(languages)}"] += 1
             continue
-        if filtering != "RELATED":
-            report.dropped["unrelated"] += 1
+        if filtering != "RELATED" and not (relatedness and filtering == UNRELATED):
+            report.dropped["unrelated" if filtering == UNRELATED else f"filtering:{filtering}"] += 1
             continue
-        if polarity not in LABELS:
+        if filtering == UNRELATED:
+            polarity = UNRELATED
+        elif polarity not in LABELS:
             if polarity == "":
                 report.dropped["unlabeled_polarity"] += 1
             else:

@@ -81,18 +81,23 @@ def smoke_validation_size(limit: int) -> int:
 
 
 def training_tweets(
-    data_root: str | os.PathLike, split_config: SplitConfig = SplitConfig(), limit: int | None = None, seed: int = 13
+    data_root: str | os.PathLike,
+    split_config: SplitConfig = SplitConfig(),
+    limit: int | None = None,
+    seed: int = 13,
+    relatedness: bool = False,
 ) -> tuple[list[Tweet], list[Tweet], dict]:
     """The training split divided into ``(train, validation, load report)``.
 
     Args:
+        relatedness: include the UNRELATED tweets (:func:`edgerep.data.replab.load_split`).
         limit: keep a seeded random ``limit`` train tweets and :func:`smoke_validation_size`
             validation tweets (smoke runs); ``None`` keeps all.
 
     Raises:
         DataError: unreadable corpus.
     """
-    tweets, report = load_split(data_root, "training")
+    tweets, report = load_split(data_root, "training", relatedness=relatedness)
     train, val = split_train_validation(tweets, split_config)
     if limit is not None:
         rng = np.random.default_rng(seed)

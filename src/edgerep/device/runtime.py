@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgerep import LABELS, RELATEDNESS_LABELS
 from edgerep.device.manifest import Manifest
 from edgerep.device.text import NORMALIZATION_VERSION, normalize_tweet
 from edgerep.device.tokenizer import TweetTokenizer
@@ -33,20 +34,29 @@ from edgerep.registry import MANIFEST_FILE, TOKENIZER_FILE
 
 @dataclass(frozen=True)
 class Prediction:
-    """Polarity of one text.
+    """Polarity of one text (and, from a bundle that decides relatedness, whether it is about the entity).
 
     Attributes:
-        label: the arg-max class name.
-        probabilities: class name -> softmax probability (sums to 1).
-        logits: float32 [n_classes] raw model output.
+        label: the arg-max polarity class.
+        probabilities: polarity class -> probability (sums to 1); from a relatedness bundle the
+            probability given that the tweet is related (:func:`relatedness_split`).
+        logits: float32 [n_classes] raw model output (n_classes = len(manifest labels)).
+        related: whether the tweet is about the entity (P(related) >= 0.5); ``None`` from a
+            polarity-only bundle.
+        p_related: P(related) = 1 - P(UNRELATED); ``None`` from a polarity-only bundle.
     """
 
     label: str
     probabilities: dict[str, float]
     logits: np.ndarray
+    related: bool | None = None
+    p_related: float | None = None
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "probabilities": self.probabilities}
+        d: dict = {"label": self.label, "probabilities": self.probabilities}
+        if self.related is not None:
+            d.update(related=self.related, p_related=self.p_related)
+        return d
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -55,6 +65,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def relatedness_split(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split softmax probabilities float [n, 4] over :data:`edgerep.RELATEDNESS_LABELS` into the
+    polarity probabilities given relatedness, float32 [n, 3] (the first three renormalised:
+    P(c | related) = P(c) / (1 - P(UNRELATED))), and P(related) = 1 - P(UNRELATED), float32 [n]."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    polarity = p[:, :3] / np.maximum(p[:, :3].sum(axis=-1, keepdims=True), 1e-12)
+    return polarity.astype(np.float32), (1.0 - p[:, 3]).astype(np.float32)
 
 
 class _LiteRTEngine:
@@ -205,6 +224,9 @@ class PolarityClassifier:
         except ModelLoadError as exc:
             raise BundleError(str(exc)) from None
         self.labels = m.labels
+        if m.labels not in (LABELS, RELATEDNESS_LABELS):
+            raise BundleError(f"{where}: labels {list(m.labels)} are neither {list(LABELS)} nor {list(RELATEDNESS_LABELS)}")
+        self.relatedness = m.labels == RELATEDNESS_LABELS
         self.num_threads = num_threads
         self.model_size_bytes = model_path.stat().st_size
 
@@ -259,7 +281,7 @@ class PolarityClassifier:
             raise InputTextError(f"text must be a string, got {type(text).__name__}")
         if not normalize_tweet(text):
             raise InputTextError("text is empty after normalization (only whitespace or control characters)")
-        return self._prediction(self.logits([text], entities=entity)[0])
+        return self.prediction_of(self.logits([text], entities=entity)[0])
 
     def classify_many(self, texts: Iterable[str], entity: str | None = None) -> list[Prediction]:
         """:meth:`classify` for each text (raises on the first unusable one)."""
@@ -267,12 +289,20 @@ class PolarityClassifier:
 
     def predictions(self, texts: Sequence[str], batch_size: int = 1, entities: str | Sequence[str] | None = None) -> list[Prediction]:
         """:class:`Prediction` for each raw tweet, without the empty-text check of :meth:`classify`."""
-        return [self._prediction(row) for row in self.logits(texts, batch_size, entities)]
+        return [self.prediction_of(row) for row in self.logits(texts, batch_size, entities)]
 
-    def _prediction(self, logits: np.ndarray) -> Prediction:
-        probs = softmax(logits[None, :])[0]
+    def prediction_of(self, logits: np.ndarray) -> Prediction:
+        """The :class:`Prediction` of one row of :meth:`logits`, float32 [n_classes]."""
+        probs = softmax(logits[None, :])
+        related = p_related = None
+        if self.relatedness:
+            probs, p_rel = relatedness_split(probs)
+            p_related = round(float(p_rel[0]), 6)
+            related = p_related >= 0.5
         return Prediction(
-            label=self.labels[int(np.argmax(logits))],
-            probabilities={lab: round(float(p), 6) for lab, p in zip(self.labels, probs)},
+            label=LABELS[int(np.argmax(probs[0]))],
+            probabilities={lab: round(float(p), 6) for lab, p in zip(LABELS, probs[0])},
             logits=logits,
+            related=related,
+            p_related=p_related,
         )

@@ -65,6 +65,42 @@ def classification_report(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[i
     }
 
 
+#: The filtering task's classes, in the index order of :func:`relatedness_report`'s ``filtering``.
+FILTERING_LABELS: tuple[str, ...] = ("RELATED", "UNRELATED")
+
+
+def related_decision(logits: np.ndarray) -> np.ndarray:
+    """bool [n]: related when P(UNRELATED) < 0.5 under softmax of ``logits`` float [n, 4] over
+    :data:`edgerep.RELATEDNESS_LABELS` (the last column is UNRELATED)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e[:, -1] / e.sum(axis=-1) < 0.5
+
+
+def logits_report(y_true: Sequence[int] | np.ndarray, logits: np.ndarray, labels: Sequence[str]) -> dict:
+    """The metrics of a model's ``logits`` float [n, len(labels)] against gold indices ``y_true``.
+
+    A polarity model (3 labels): :func:`classification_report` of the arg-max. A model that also
+    decides relatedness (``labels`` = :data:`edgerep.RELATEDNESS_LABELS`): the polarity metrics
+    on the gold-related tweets only, the class read from the polarity logits (the first three), so
+    they compare with a polarity model's on the same tweets; plus ``filtering``: the
+    :func:`classification_report` of related vs UNRELATED (:func:`related_decision`) on every tweet,
+    indices into :data:`FILTERING_LABELS`.
+
+    Raises:
+        ValueError: lengths differ or a label is out of range.
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    logits = np.asarray(logits)
+    if len(labels) != 4 or labels[-1] != "UNRELATED":
+        return classification_report(y, logits.argmax(-1), labels)
+    related = y < 3
+    report = classification_report(y[related], logits[related, :3].argmax(-1), labels[:3])
+    report["filtering"] = classification_report((~related).astype(np.int64), (~related_decision(logits)).astype(np.int64), FILTERING_LABELS)
+    return report
+
+
 def _accuracy_and_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and macro-F1 along the last axis of int arrays ``[..., n]`` (the definitions above)."""
     correct = y_true == y_pred

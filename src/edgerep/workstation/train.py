@@ -27,14 +27,14 @@ from typing import Protocol
 
 import numpy as np
 
-from edgerep import LABELS, __version__
+from edgerep import LABELS, RELATEDNESS_LABELS, __version__
 from edgerep.data import SplitConfig, Tweet, training_tweets
 from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
 from edgerep.log import log, progress
-from edgerep.measure.metrics import classification_report
+from edgerep.measure.metrics import logits_report
 from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
 from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
@@ -91,6 +91,11 @@ class TrainConfig:
             loss = CE(polarity) on polarity batches, ``joint_weight`` x CE(sentiment) on
             sentiment batches. The deployed model keeps only the polarity head.
         joint_weight: weight of the sentiment loss in ``joint`` mode, > 0.
+        relatedness: also decide relatedness (RepLab's filtering task): the corpus's UNRELATED
+            tweets join the training and validation tweets as a fourth class of the same head
+            (:data:`edgerep.RELATEDNESS_LABELS`), so one pass yields polarity and P(related).
+            Validation reports polarity on the gold-related tweets (which pick the best epoch)
+            and filtering on all (:func:`edgerep.measure.metrics.logits_report`).
     """
 
     model: str = DEFAULT_MODEL
@@ -113,6 +118,7 @@ class TrainConfig:
     sentiment_data: str | None = None
     sentiment_mode: str = "intermediate"
     joint_weight: float = 0.5
+    relatedness: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -137,7 +143,7 @@ class TrainConfig:
             raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
 
     #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
-    OPTIONAL = {"stop_after": None}
+    OPTIONAL = {"stop_after": None, "relatedness": False}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -155,6 +161,12 @@ class TrainConfig:
         if self.max_seq_len is None:
             raise ConfigError("max_seq_len is not resolved yet")
         return self.max_seq_len
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's classes in logit order: :data:`edgerep.LABELS`, with ``relatedness``
+        :data:`edgerep.RELATEDNESS_LABELS`."""
+        return RELATEDNESS_LABELS if self.relatedness else LABELS
 
     @property
     def trained_epochs(self) -> int:
@@ -286,7 +298,7 @@ def train(
     latest = latest_checkpoint(ckpt_root)
     mid = MidEpoch.find(ckpt_root, latest)
     torch.manual_seed(config.seed)  # the classifier head's initialisation
-    model = load_for_classification(source if latest is None and mid is None else str(mid.path if mid else latest), LABELS)
+    model = load_for_classification(source if latest is None and mid is None else str(mid.path if mid else latest), config.labels)
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
     if sentiment is not None and latest is None and config.sentiment_mode == "intermediate":
@@ -337,7 +349,7 @@ def _training_inputs(data_root: str | os.PathLike, config: TrainConfig):
     Raises:
         DataError: unreadable corpus or sentiment folder. ConfigError: no tweets to train on.
     """
-    train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed)
+    train_set, val_set, data_report = training_tweets(data_root, config.split, config.limit, config.seed, config.relatedness)
     if not train_set or not val_set:
         raise ConfigError(f"not enough tweets to train: {len(train_set)} train, {len(val_set)} validation")
     sentiment = None
@@ -360,7 +372,7 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
     done = out / "intermediate"
     if (done / "state.json").is_file():
         log(f"train: intermediate task done in {done}, fine-tuning from it")
-        return load_for_classification(str(done), LABELS)
+        return load_for_classification(str(done), config.labels)
     tokenizer = TweetTokenizer(tokenizer_json, config.resolved_max_seq_len)  # single tweets: no entity
     ids, y = tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64)
     rng = np.random.default_rng(config.seed * 1000)
@@ -705,7 +717,7 @@ def _epoch(
 
     model.train()
     batches = epoch_batches(data.train_ids, config.batch_size, config.seed, epoch)
-    weight = torch.from_numpy(class_weights(data.train_y, len(LABELS))) if config.class_weighted else None
+    weight = torch.from_numpy(class_weights(data.train_y, len(config.labels))) if config.class_weighted else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     t_epoch = time.perf_counter()
     sentiment_loss = None
@@ -739,11 +751,19 @@ def _epoch(
         )
     train_seconds = time.perf_counter() - t_epoch
     val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
-    metrics = classification_report(data.val_y, val_logits.argmax(-1), LABELS)
+    metrics = logits_report(data.val_y, val_logits, config.labels)
+    filtering = metrics.get("filtering")
+    filtering_text = (
+        ""
+        if filtering is None
+        else f"; filtering accuracy {filtering['accuracy']:.4f}, UNRELATED F1 {filtering['per_class']['UNRELATED']['f1']:.4f}"
+    )
     log(
         f"epoch {epoch}: loss {train_loss:.4f}{'' if sentiment_loss is None else f' (sentiment {sentiment_loss:.4f})'}, "
         f"validation accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f} ({train_seconds / 60:.1f} min)"
+        f"macro-F1 {metrics['macro_f1']:.4f}"
+        f"{filtering_text}"
+        f" ({train_seconds / 60:.1f} min)"
     )
     entry = {
         "epoch": epoch,
@@ -751,6 +771,12 @@ def _epoch(
         "train_seconds": round(train_seconds, 1),
         "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
     }
+    if filtering is not None:
+        entry["validation"]["filtering"] = {
+            "n": filtering["n"],
+            "accuracy": filtering["accuracy"],
+            "unrelated_f1": filtering["per_class"]["UNRELATED"]["f1"],
+        }
     if sentiment_loss is not None:
         entry["sentiment_loss"] = sentiment_loss
     return entry
@@ -769,7 +795,7 @@ def _write_final(
     """Copy the best epoch's weights and the tokenizer to ``final`` with ``edgerep_model.json``."""
     info = {
         "edgerep_version": __version__,
-        "labels": list(LABELS),
+        "labels": list(config.labels),
         "max_seq_len": config.max_seq_len,
         "entity_conditioned": config.entity,
         "normalization_version": NORMALIZATION_VERSION,

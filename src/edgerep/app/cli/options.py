@@ -60,6 +60,14 @@ SentimentData = Annotated[
     Path | None,
     typer.Option("--sentiment-data", help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode)."),
 ]
+Relatedness = Annotated[
+    bool,
+    typer.Option(
+        "--relatedness/--no-relatedness",
+        help="Also decide relatedness (RepLab filtering): UNRELATED tweets train a fourth class of the same head, "
+        "so the bundle gives polarity and P(related) in one pass.",
+    ),
+]
 SentimentMode = Annotated[
     str,
     typer.Option(

@@ -14,6 +14,7 @@ from edgerep.app.cli.options import (
     JsonFlag,
     LearningRate,
     ModelName,
+    Relatedness,
     ScheduleEpochs,
     Seed,
     SentimentData,
@@ -67,6 +68,7 @@ def train(
     sentiment_data: SentimentData = None,
     sentiment_mode: SentimentMode = "intermediate",
     joint_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss with --sentiment-mode joint.")] = 0.5,
+    relatedness: Relatedness = False,
     checkpoint_minutes: Annotated[
         float,
         typer.Option(
@@ -74,12 +76,14 @@ def train(
         ),
     ] = 10.0,
 ) -> None:
-    """Fine-tune an encoder for 3-class reputation polarity; resumes an interrupted run.
+    """Fine-tune an encoder for 3-class reputation polarity (with --relatedness, also RELATED vs
+    UNRELATED); resumes an interrupted run.
 
     \b
     Examples:
       edgerep train --data ../shared/data/replab2013 --out runs/minilm
       edgerep train --data ../shared/data/replab2013 --out runs/entity --entity --fold 1
+      edgerep train --data ../shared/data/replab2013 --out runs/related --relatedness
     """
     from edgerep.data import SplitConfig
     from edgerep.workstation.train import TrainConfig, recipe_stop_after
@@ -103,6 +107,7 @@ def train(
         sentiment_data=str(sentiment_data) if sentiment_data else None,
         sentiment_mode=sentiment_mode,
         joint_weight=joint_weight,
+        relatedness=relatedness,
     )
     path = do_train(data, out_dir, cfg, checkpoint_minutes or None)
     out.print(str(path))

@@ -8,10 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgerep import __version__
-from edgerep.device.runtime import PolarityClassifier, softmax
+from edgerep.device.runtime import PolarityClassifier
 from edgerep.device.serve.batcher import MicroBatcher, Stats
 from edgerep.device.serve.config import RequestError, ServeConfig, is_loopback
 from edgerep.device.serve.gate import Gate
@@ -94,7 +92,7 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
 
     clf, model_info = _warm_classifier(bundle, cfg)
     m = clf.manifest
-    models = api_models(m.labels, m.entity_conditioned, cfg)
+    models = api_models(clf.relatedness, m.entity_conditioned, cfg)
     ClassifyRequest, ErrorAnswer = models["ClassifyRequest"], models["ErrorAnswer"]  # noqa: N806 - model classes
     stats = Stats()
     state: dict = {}
@@ -134,11 +132,7 @@ def create_app(bundle: str | os.PathLike, cfg: ServeConfig = ServeConfig(), toke
         req: Any = body  # a model class built at run time (entity or not)
         texts = [req.text] if req.text is not None else req.texts
         logits = await state["batcher"].submit(texts, getattr(body, "entity", None))
-        probs = softmax(logits)
-        preds = [
-            {"label": m.labels[int(np.argmax(row))], "probabilities": {lab: round(float(p), 6) for lab, p in zip(m.labels, pr)}}
-            for row, pr in zip(logits, probs)
-        ]
+        preds = [clf.prediction_of(row).to_dict() for row in logits]
         stats.texts += len(texts)
         stats.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         return preds[0] if req.text is not None else {"predictions": preds}

@@ -6,6 +6,7 @@ validation errors to documented answers."""
 import re
 from typing import Any, Literal
 
+from edgerep import LABELS
 from edgerep.device.serve.config import ServeConfig
 from edgerep.device.text import normalize_entity, normalize_tweet
 from edgerep.errors import InputTextError
@@ -15,21 +16,22 @@ _EMPTY_TEXT = "empty after normalization (only whitespace or control characters)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def api_models(labels: tuple[str, ...] | list[str], entity_conditioned: bool, cfg: ServeConfig) -> dict:
+def api_models(relatedness: bool, entity_conditioned: bool, cfg: ServeConfig) -> dict:
     """The request and answer bodies of the API as pydantic models, for one bundle.
 
     ``ClassifyRequest`` holds exactly one of ``text`` (str, 1..``max_text_chars``) and ``texts``
     (1..``max_texts`` of them), plus ``entity`` (required) for an entity-conditioned bundle and
     no other field; a text or entity empty after normalization fails with error type
     ``empty_text`` / ``invalid_entity``. ``Prediction`` is ``{"label", "probabilities"}`` with
-    one probability per label (float in [0, 1]); ``Predictions`` wraps a list of them;
+    one probability per polarity label (float in [0, 1]), and for a bundle that decides
+    ``relatedness`` also ``related`` (bool) and ``p_related`` (float in [0, 1]); ``Predictions`` wraps a list of them;
     ``Health``, ``Metrics`` and ``ErrorAnswer`` describe the other answers.
 
     Returns:
         ``{"ClassifyRequest", "Prediction", "Predictions", "Health", "Metrics", "ErrorAnswer"}``
         -> model class.
     """
-    return {"ClassifyRequest": _request_model(entity_conditioned, cfg), **_prediction_models(labels), **_status_models()}
+    return {"ClassifyRequest": _request_model(entity_conditioned, cfg), **_prediction_models(relatedness), **_status_models()}
 
 
 def _lone_surrogates_to_space(v):
@@ -104,16 +106,20 @@ def _request_model(entity_conditioned: bool, cfg: ServeConfig):
     )
 
 
-def _prediction_models(labels: tuple[str, ...] | list[str]) -> dict:
+def _prediction_models(relatedness: bool) -> dict:
     from typing import Annotated
 
     from pydantic import BaseModel, Field, create_model
 
-    Probabilities = create_model("Probabilities", **{lab: (Annotated[float, Field(ge=0, le=1)], ...) for lab in labels})  # type: ignore[call-overload]
+    Probability = Annotated[float, Field(ge=0, le=1)]
+    Probabilities = create_model("Probabilities", **{lab: (Probability, ...) for lab in LABELS})  # type: ignore[call-overload]
+    relatedness_fields = {"related": (bool, ...), "p_related": (Probability, ...)} if relatedness else {}
 
-    class Prediction(BaseModel):
-        label: Literal[tuple(labels)]  # type: ignore[valid-type]
+    class PolarityPrediction(BaseModel):
+        label: Literal[LABELS]  # type: ignore[valid-type]
         probabilities: Probabilities  # type: ignore[valid-type]
+
+    Prediction = create_model("Prediction", __base__=PolarityPrediction, **relatedness_fields)  # type: ignore[call-overload]
 
     class Predictions(BaseModel):
         predictions: list[Prediction]
