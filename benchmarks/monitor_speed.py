@@ -40,6 +40,7 @@ def make_archive(out: Path, rows: int, entities: int, shard: int = 50_000, seed:
         n = min(shard, rows - start)
         p = rng.dirichlet([1.0, 2.0, 3.0], size=n).astype(np.float32)
         ent = rng.integers(0, entities, size=n)
+        p_related = rng.beta(4.0, 1.0, size=n).astype(np.float32)  # a stream of a relatedness bundle, ~20% unrelated
         cols = {
             "id": [str(start + i) for i in range(n)],
             "entity": [f"entity-{e:03d}" for e in ent],
@@ -48,10 +49,12 @@ def make_archive(out: Path, rows: int, entities: int, shard: int = 50_000, seed:
             "p_negative": p[:, 0].tolist(),
             "p_neutral": p[:, 1].tolist(),
             "p_positive": p[:, 2].tolist(),
+            "related": (p_related >= 0.5).tolist(),
+            "p_related": p_related.tolist(),
             "error": [None] * n,
         }
         write_shard(out / f"part-{k:05d}.parquet", cols, {"edgerep.bundle": "synthetic", "edgerep.bundle_sha256": "0" * 64})
-    (out / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/2", "bundle_sha256": "0" * 64}))
+    (out / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/3", "bundle_sha256": "0" * 64}))
     return out
 
 

@@ -18,7 +18,7 @@ pytest.importorskip("duckdb")
 pytest.importorskip("plotly")
 pa = pytest.importorskip("pyarrow")
 
-from edgerep.app.batch import BatchConfig, run_batch, write_shard  # noqa: E402
+from edgerep.app.batch import COLUMNS, BatchConfig, run_batch, write_shard  # noqa: E402
 from edgerep.app.monitor import MonitorConfig, monitor  # noqa: E402
 from edgerep.errors import ConfigError, DataError  # noqa: E402
 from edgerep.measure import quantify  # noqa: E402
@@ -74,14 +74,26 @@ def test_estimators_refuse_inconsistent_inputs():
         quantify.em_priors(np.ones((4, 2)) / 2, np.ones(3) / 3)
 
 
-def _synthetic_output(path: Path, weeks: list[tuple[int, int]], entity: str = "BMW", bundle_sha: str = "a" * 64, seed: int = 0) -> Path:
-    """A batch output of one entity: per week (tweets, predicted negatives), written by batch's own writer."""
-    rng = np.random.default_rng(seed)
+def _synthetic_output(
+    path: Path,
+    weeks: list[tuple[int, int]],
+    entity: str = "BMW",
+    bundle_sha: str = "a" * 64,
+    seed: int = 0,
+    unrelated: dict[int, int] | None = None,
+) -> Path:
+    """A batch output of one entity: per week (tweets, predicted negatives), written by batch's own
+    writer; ``unrelated``: week -> extra tweets predicted NEGATIVE and unrelated (a relatedness
+    bundle's stream; without it the rows carry no relatedness, as from a polarity bundle)."""
+    rng, off_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     path.mkdir(parents=True)
-    cols = {c: [] for c in ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "error")}
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    related_rng = rng
     for k, (n, neg) in enumerate(weeks):
-        for i in range(n):
-            is_neg = i < neg
+        off_topic = (unrelated or {}).get(k, 0)
+        for i in range(n + off_topic):
+            is_neg = i < neg or i >= n
+            rng = off_rng if i >= n else related_rng
             p_neg = rng.uniform(0.6, 0.95) if is_neg else rng.uniform(0.0, 0.3)
             rest = 1 - p_neg
             cols["id"].append(f"{entity}-{k}-{i}")
@@ -91,9 +103,11 @@ def _synthetic_output(path: Path, weeks: list[tuple[int, int]], entity: str = "B
             cols["p_negative"].append(p_neg)
             cols["p_neutral"].append(rest * 0.3)
             cols["p_positive"].append(rest * 0.7)
+            cols["related"].append(None if unrelated is None else i < n)
+            cols["p_related"].append(None if unrelated is None else (0.9 if i < n else 0.1))
             cols["error"].append(None)
     write_shard(path / "part-00000.parquet", cols, {"edgerep.bundle": "/nowhere", "edgerep.bundle_sha256": bundle_sha})
-    (path / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/2", "bundle_sha256": bundle_sha}))
+    (path / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/3", "bundle_sha256": bundle_sha}))
     return path
 
 
@@ -113,6 +127,20 @@ def test_an_injected_crisis_alerts_and_a_steady_stream_does_not(tmp_path):
     assert all(i.startswith("BMW-30-") for i in alert["top_negative_ids"])
     weeks = rec["entities"][0]["windows"]
     assert [w.get("alert", False) for w in weeks].index(True) == 30
+
+
+def test_unrelated_tweets_are_counted_beside_and_left_out_of_shares_and_alerts(tmp_path):
+    rng = np.random.default_rng(1)
+    steady = [(int(n), int(rng.binomial(n, 0.12))) for n in rng.integers(60, 120, size=40)]
+    flood = {30: 400, 31: 5}  # an off-topic wave of negative tweets: not the entity's reputation
+    rec = monitor([_synthetic_output(tmp_path / "flood", steady, unrelated=flood)], tmp_path / "m")
+    plain = monitor([_synthetic_output(tmp_path / "plain", steady)], tmp_path / "p")
+    assert rec["alerts"] == [] and rec["rows"]["unrelated"] == 405 and plain["rows"]["unrelated"] == 0
+    (ent,) = rec["entities"]
+    assert ent["unrelated"] == 405 and [w["unrelated"] for w in ent["windows"]][30:32] == [400, 5]
+    for w, v in zip(ent["windows"], plain["entities"][0]["windows"]):
+        assert w["tweets"] == v["tweets"] and w["counts"] == v["counts"] and w["shares"] == v["shares"]
+    assert "405 unrelated ones left out" in (tmp_path / "m" / "dashboard.html").read_text()
 
 
 def test_too_few_tweets_is_shown_as_such_not_as_zero(tmp_path):

@@ -11,7 +11,7 @@ Parquet file, written atomically (a temporary name, then a rename)::
       _edgerep_batch.json     what the output was made from: bundle SHA-256, inputs (path,
                               bytes, SHA-256), fields, shard size; a re-run must match it
       part-00000.parquet      columns: id, entity, time (UTC timestamp), label, p_negative,
-                              p_neutral, p_positive, error;
+                              p_neutral, p_positive, related, p_related, error;
       part-00001.parquet      file metadata: edgerep.bundle_sha256, edgerep.bundle, edgerep.version
       summary.json            rows, labels, errors, tweets/s, engine, workers (written at the end)
 
@@ -19,7 +19,9 @@ Re-running the same command skips the finished shards and does the rest; another
 or setting for the same output directory is refused. A row whose text is unusable (missing
 field, not a string, empty after normalization, no entity for an entity-conditioned bundle,
 a JSONL line that is not JSON, a time that is neither Unix seconds nor ISO 8601) is written with
-its ``error`` and no label: never dropped. The entity and time columns carry each row's context
+its ``error`` and no label: never dropped. ``related`` (bool) and ``p_related`` (P(related)) come
+from a bundle that decides relatedness and are null from a polarity-only one; the polarity
+probabilities are then those given relatedness (:func:`edgerep.device.runtime.relatedness_split`). The entity and time columns carry each row's context
 into the output, so ``edgerep monitor`` aggregates it without the inputs.
 
 Engines (identical labels and probabilities for the same input):
@@ -58,7 +60,9 @@ from edgerep.registry import BATCH_ENGINES, BATCH_FORMATS
 FORMATS = BATCH_FORMATS
 ENGINES = BATCH_ENGINES
 MANIFEST = "_edgerep_batch.json"
-COLUMNS = ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "error")
+COLUMNS = ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "related", "p_related", "error")
+#: The format of the output's shards and ``_edgerep_batch.json``.
+SCHEMA = "edgerep.batch/3"
 #: The input format of a directory: a RepLab 2013 corpus root (or one of its split folders).
 REPLAB_FORMAT = "replab"
 REPLAB_SPLIT = "training"
@@ -310,6 +314,8 @@ def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
         out["label"].append(pred.label if pred else None)
         for lab in LABELS:
             out[f"p_{lab.lower()}"].append(pred.probabilities[lab] if pred else None)
+        out["related"].append(pred.related if pred else None)
+        out["p_related"].append(pred.p_related if pred else None)
     return out
 
 
@@ -325,6 +331,8 @@ def _table(columns: dict[str, list], meta: dict[str, str]):
             ("p_negative", pa.float32()),
             ("p_neutral", pa.float32()),
             ("p_positive", pa.float32()),
+            ("related", pa.bool_()),
+            ("p_related", pa.float32()),
             ("error", pa.string()),
         ],
         metadata={k.encode(): v.encode() for k, v in meta.items()},
@@ -397,6 +405,8 @@ class _RayClassifier:
                 f"p_{lab.lower()}": np.asarray([np.nan if v is None else v for v in cols[f"p_{lab.lower()}"]], dtype=np.float32)
                 for lab in LABELS
             },
+            "related": np.asarray([-1 if v is None else int(v) for v in cols["related"]], dtype=np.int8),  # -1: none
+            "p_related": np.asarray([np.nan if v is None else v for v in cols["p_related"]], dtype=np.float32),
             "error": np.asarray(cols["error"], dtype=object),
         }
 
@@ -510,9 +520,9 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
     queue = list(wave)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         cols = batch.to_pydict()
-        for lab in LABELS:  # NaN marks a row without probabilities inside Ray's numpy batches
-            key = f"p_{lab.lower()}"
-            cols[key] = [None if e is not None else v for v, e in zip(cols[key], cols["error"])]
+        for key in (*(f"p_{lab.lower()}" for lab in LABELS), "p_related"):  # NaN: no probability in Ray's numpy batches
+            cols[key] = [None if v != v else v for v in cols[key]]
+        cols["related"] = [None if v < 0 else bool(v) for v in cols["related"]]
         cols["time"] = [None if v < 0 else v for v in cols["time"]]
         for c in COLUMNS:
             buf[c].extend(cols[c])
@@ -594,7 +604,7 @@ def run_batch(
             "default_entity": cfg.entity,
         },
         "shard_size": cfg.shard_size,
-        "schema": "edgerep.batch/2",
+        "schema": SCHEMA,
     }
     total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written
     _check_output(out, identity)

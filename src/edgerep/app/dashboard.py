@@ -2,8 +2,9 @@
 
 plotly.js is inlined once (the page opens offline, no network); each entity's timeline is a
 plotly figure with the three polarity shares of the record's chosen method, their 95% intervals
-as bands, the tweet count per window as bars (windows with too few tweets have a bar and no
-share) and the alerts marked. Every text from the record is HTML-escaped.
+as bands, the related tweet count per window as bars (windows with too few tweets have a bar and
+no share), stacked with the unrelated count where the bundle decides relatedness, and the alerts
+marked. Every text from the record is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -42,9 +43,25 @@ def entity_figure(entity: dict, method: str):
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
-            x=x, y=[w["tweets"] for w in wins], name="tweets", yaxis="y2", marker_color="rgba(52,73,94,0.18)", hovertemplate="%{y} tweets"
+            x=x,
+            y=[w["tweets"] for w in wins],
+            name="related tweets",
+            yaxis="y2",
+            marker_color="rgba(52,73,94,0.18)",
+            hovertemplate="%{y} related",
         )
     )
+    if any(w.get("unrelated") for w in wins):
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=[w.get("unrelated", 0) for w in wins],
+                name="unrelated",
+                yaxis="y2",
+                marker_color="rgba(149,165,166,0.35)",
+                hovertemplate="%{y} unrelated",
+            )
+        )
     for lab in LABELS:
         share = [w["shares"][method][lab][0] if "shares" in w else None for w in wins]
         low = [w["shares"][method][lab][1] if "shares" in w else None for w in wins]
@@ -91,6 +108,7 @@ def entity_figure(entity: dict, method: str):
         yaxis2={"title": "tweets", "overlaying": "y", "side": "right", "showgrid": False},
         legend={"orientation": "h", "y": 1.12},
         hovermode="x unified",
+        barmode="stack",
     )
     return fig
 
@@ -125,7 +143,7 @@ def _overview_rows(record: dict, method: str) -> list[str]:
         cls = ' class="alerting"' if n_alerts else ""
         rows.append(
             f'<tr{cls}><td><a href="#e{k}">{html.escape(ent["entity"])}</a></td>'
-            f"<td>{ent['tweets']:,}</td><td>{len(ent['windows'])}</td><td>{when}</td><td>{now}</td><td>{change}</td><td>{n_alerts}</td></tr>"
+            f"<td>{ent['tweets']:,}</td><td>{ent.get('unrelated', 0):,}</td><td>{len(ent['windows'])}</td><td>{when}</td><td>{now}</td><td>{change}</td><td>{n_alerts}</td></tr>"
         )
     return rows
 
@@ -162,7 +180,8 @@ def render_dashboard(record: dict) -> str:
         )
     rows = record["rows"]
     head = (
-        f"{rows['used']:,} classified tweets with an entity and a time ({rows['errors']:,} error rows, {rows['no_time']:,} without a time); "
+        f"{rows['used']:,} classified related tweets with an entity and a time ({rows.get('unrelated', 0):,} unrelated ones left out, "
+        f"{rows['errors']:,} error rows, {rows['no_time']:,} without a time); "
         f"windows of one {html.escape(st['window'])} (UTC), shares by {html.escape(method)} where a window holds at least {st['min_tweets']} tweets; "
         f"alerts at p &lt; {record['settings']['alpha']:.3g} ({st['false_alarms_per_year']} expected false alarms per entity-year)."
     )
@@ -181,7 +200,7 @@ ul.alerts {{ font-size: 0.85rem; }}
 </style></head><body>
 <h1>Reputation monitor</h1>
 <p>{head}</p>
-<div class="overview"><table><thead><tr><th>entity</th><th>tweets</th><th>windows</th><th>last window</th><th>negative share (95% interval)</th>
+<div class="overview"><table><thead><tr><th>entity</th><th>related tweets</th><th>unrelated</th><th>windows</th><th>last window</th><th>negative share (95% interval)</th>
 <th>change vs previous 8</th><th>alerts</th></tr></thead><tbody>
 {"".join(_overview_rows(record, method))}
 </tbody></table></div>

@@ -4,11 +4,15 @@ Reads the Parquet shards of one or more ``edgerep batch`` outputs (the same bund
 writes, per entity and per time window (UTC day or ISO week)::
 
     OUT/monitor.json     edgerep.monitor record: settings, the bundle, per entity its windows
-                         (tweet count, the three polarity shares by every method with 95%
-                         intervals) and its alerts
+                         (related tweet count, unrelated count, the three polarity shares by
+                         every method with 95% intervals) and its alerts
     OUT/dashboard.html   one self-contained page (plotly.js inlined, opens offline): an overview
                          of every entity and a timeline per entity with the alerts marked
     OUT/edgerep.log      the log lines of the run
+
+Tweets the bundle calls unrelated (``related`` false: a bundle that decides relatedness) are
+counted beside and left out of every share, count and alert; from a polarity-only bundle every
+tweet counts as related.
 
 Aggregation runs in DuckDB over the Parquet files (no Python loop over rows); the expectation-
 maximisation quantifier runs per window in NumPy on the posteriors DuckDB hands over.
@@ -52,7 +56,7 @@ METHODS = ("cc", "pcc", "acc", "em")
 MIN_BASELINE = 3
 MIN_ALERT_NEGATIVES = 3
 BATCH_MANIFEST = "_edgerep_batch.json"
-BATCH_SCHEMA = "edgerep.batch/2"
+BATCH_SCHEMA = "edgerep.batch/3"
 NEGATIVE = LABELS.index("NEGATIVE")
 
 
@@ -118,7 +122,7 @@ def check_outputs(dirs: Sequence[str | os.PathLike]) -> tuple[list[Path], dict]:
             raise DataError(f"{path}: unreadable ({exc})") from None
         if ident.get("schema") != BATCH_SCHEMA:
             raise DataError(
-                f"{d}: a batch output without entity and time columns ({ident.get('schema')}); classify it again with edgerep batch"
+                f"{d}: a batch output in another format ({ident.get('schema')}, not {BATCH_SCHEMA}); classify it again with edgerep batch"
             )
         if first is not None and ident["bundle_sha256"] != first["bundle_sha256"]:
             raise ConfigError(
@@ -191,18 +195,19 @@ def _parquet_sql(files: Sequence[Path]) -> str:
 
 def _rows_sql(files: Sequence[Path], window: str) -> str:
     return (
-        f"SELECT id, entity, CAST(epoch(date_trunc('{window}', time)) AS BIGINT) AS w, label, p_negative, p_neutral, p_positive "
-        f"FROM {_parquet_sql(files)} WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
+        f"SELECT id, entity, CAST(epoch(date_trunc('{window}', time)) AS BIGINT) AS w, label, p_negative, p_neutral, p_positive, "
+        f"related IS NOT FALSE AS rel FROM {_parquet_sql(files)} WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
     )
 
 
 def aggregate(files: Sequence[Path], cfg: MonitorConfig, con=None) -> dict:
-    """Per (entity, window): counts of rows and predicted labels and the mean posteriors
-    (DuckDB), and the EM input (posteriors ordered by entity and window).
+    """Per (entity, window): counts of related rows (``n``), of unrelated rows (``unrelated``)
+    and of predicted labels, and the mean posteriors of the related rows (DuckDB), and the EM
+    input (the related rows' posteriors ordered by entity and window).
 
     Returns:
         ``{"windows": {column: array}, "posteriors": float32 [n, 3], "bounds": int64 [g + 1],
-        "rows": {total, used, errors, no_time}}``; window ``g``'s posteriors are
+        "rows": {total, used, unrelated, errors, no_time}}``; window ``g``'s posteriors are
         ``posteriors[bounds[g]:bounds[g + 1]]``.
     """
     con = con or _connect()
@@ -212,13 +217,13 @@ def aggregate(files: Sequence[Path], cfg: MonitorConfig, con=None) -> dict:
         f"FROM {_parquet_sql(files)}"
     ).fetchone()
     agg = con.execute(
-        "SELECT entity, w, count(*) AS n, "
-        + ", ".join(f"count(*) FILTER (WHERE label = '{lab}') AS k_{lab.lower()}" for lab in LABELS)
+        "SELECT entity, w, count(*) FILTER (WHERE rel) AS n, count(*) FILTER (WHERE NOT rel) AS unrelated, "
+        + ", ".join(f"count(*) FILTER (WHERE rel AND label = '{lab}') AS k_{lab.lower()}" for lab in LABELS)
         + ", "
-        + ", ".join(f"avg(p_{lab.lower()}) AS pcc_{lab.lower()}" for lab in LABELS)
+        + ", ".join(f"avg(p_{lab.lower()}) FILTER (WHERE rel) AS pcc_{lab.lower()}" for lab in LABELS)
         + f" FROM ({rows}) GROUP BY entity, w ORDER BY entity, w"
     ).fetchnumpy()
-    post = con.execute(f"SELECT p_negative, p_neutral, p_positive FROM ({rows}) ORDER BY entity, w").fetchnumpy()
+    post = con.execute(f"SELECT p_negative, p_neutral, p_positive FROM ({rows}) WHERE rel ORDER BY entity, w").fetchnumpy()
     posteriors = np.stack([np.asarray(post[f"p_{lab.lower()}"], dtype=np.float32) for lab in LABELS], axis=1)
     n = np.asarray(agg["n"], dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(n)])
@@ -227,7 +232,13 @@ def aggregate(files: Sequence[Path], cfg: MonitorConfig, con=None) -> dict:
         "windows": {k: np.asarray(v) for k, v in agg.items()},
         "posteriors": posteriors,
         "bounds": bounds,
-        "rows": {"total": int(totals[0]), "used": used, "errors": int(totals[1]), "no_time": int(totals[2])},
+        "rows": {
+            "total": int(totals[0]),
+            "used": used,
+            "unrelated": int(np.sum(agg["unrelated"])),
+            "errors": int(totals[1]),
+            "no_time": int(totals[2]),
+        },
     }
 
 
@@ -343,7 +354,9 @@ def _r(x: float | None) -> float | None:
 
 def _top_negative_ids(con, files: Sequence[Path], cfg: MonitorConfig, entity: str, window: int) -> list[str]:
     rows = _rows_sql(files, cfg.window)
-    got = con.execute(f"SELECT id FROM ({rows}) WHERE entity = ? AND w = ? ORDER BY p_negative DESC LIMIT ?", [entity, window, cfg.top_ids])
+    got = con.execute(
+        f"SELECT id FROM ({rows}) WHERE rel AND entity = ? AND w = ? ORDER BY p_negative DESC LIMIT ?", [entity, window, cfg.top_ids]
+    )
     return [r[0] for r in got.fetchall()]
 
 
@@ -403,7 +416,7 @@ def monitor(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, cfg: 
     atomic_write_json(out / "monitor.json", record)
     atomic_write_text(out / "dashboard.html", render_dashboard(record))
     log(
-        f"monitor: {agg['rows']['used']:,} tweets, {len(entities)} entities, {sum(len(e['windows']) for e in entities):,} "
+        f"monitor: {agg['rows']['used']:,} related tweets ({agg['rows']['unrelated']:,} unrelated left out), {len(entities)} entities, {sum(len(e['windows']) for e in entities):,} "
         f"{cfg.window}s, {len(found)} alert(s) -> {out / 'dashboard.html'} in {record['seconds']:.1f} s"
     )
     return record
@@ -418,7 +431,12 @@ def _entities(agg: dict, est: dict, found: list[dict], cfg: MonitorConfig) -> li
         idx = np.flatnonzero(ents == e)
         windows = []
         for i in idx:
-            row = {"start": int(w["w"][i]), "tweets": int(w["n"][i]), "counts": {lab: int(w[f"k_{lab.lower()}"][i]) for lab in LABELS}}
+            row = {
+                "start": int(w["w"][i]),
+                "tweets": int(w["n"][i]),
+                "unrelated": int(w["unrelated"][i]),
+                "counts": {lab: int(w[f"k_{lab.lower()}"][i]) for lab in LABELS},
+            }
             if w["n"][i] >= cfg.min_tweets:
                 row["shares"] = {
                     m: {lab: [_r(s["share"][i, c]), _r(s["low"][i, c]), _r(s["high"][i, c])] for c, lab in enumerate(LABELS)}
@@ -429,5 +447,5 @@ def _entities(agg: dict, est: dict, found: list[dict], cfg: MonitorConfig) -> li
             if i in by_row:
                 row["alert"] = True
             windows.append(row)
-        out.append({"entity": str(e), "tweets": int(w["n"][idx].sum()), "windows": windows})
+        out.append({"entity": str(e), "tweets": int(w["n"][idx].sum()), "unrelated": int(w["unrelated"][idx].sum()), "windows": windows})
     return out

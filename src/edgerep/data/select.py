@@ -131,11 +131,14 @@ def sample_texts(data_root: str | os.PathLike, part: str, n: int, split_config: 
     return part_texts(data_root, split_config)[part].spread(n)
 
 
-def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig) -> tuple[list[Tweet], dict]:
+def select_tweets(
+    data_root: str | os.PathLike, split: str, subset: str, split_config: SplitConfig, relatedness: bool = False
+) -> tuple[list[Tweet], dict]:
     """Tweets to evaluate on, and a description of the selection.
 
     ``subset``: ``auto`` (the validation part of the training split, all of the test split),
-    ``validation``, ``train`` or ``all``.
+    ``validation``, ``train`` or ``all``. ``relatedness``: the UNRELATED tweets too
+    (:func:`~edgerep.data.replab.load_split`).
 
     Raises:
         ConfigError: unknown split or subset, or ``train``/``validation`` asked of the test split.
@@ -149,7 +152,7 @@ def select_tweets(data_root: str | os.PathLike, split: str, subset: str, split_c
         subset = "validation" if split == "training" else "all"
     if split != "training" and subset in ("train", "validation"):
         raise ConfigError(f"subset {subset!r} exists only for the training split; use --subset all for {split!r}")
-    tweets, report = load_split(data_root, split)
+    tweets, report = load_split(data_root, split, relatedness=relatedness)
     if subset != "all":
         train, val = split_train_validation(tweets, split_config)
         tweets = val if subset == "validation" else train

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerep import LABELS
+from edgerep import LABELS, RELATEDNESS_LABELS
 from edgerep.data import SplitConfig, select_tweets
 from edgerep.errors import ConfigError, ModelLoadError
 from edgerep.io import record_is_current
 from edgerep.log import progress
-from edgerep.measure.metrics import classification_report
+from edgerep.measure.metrics import classification_report, logits_report
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MANIFEST_FILE, MB, MODEL_INFO_FILE, TOKENIZER_FILE
 
@@ -81,18 +81,25 @@ def _describe(path: Path) -> tuple[str, dict, SplitConfig, tuple[str, ...]]:
             "source": info.get("source_model"),
             "entity_conditioned": bool(info.get("entity_conditioned", False)),
         }
-    if tuple(labels) != LABELS:
-        raise ModelLoadError(f"{path}: model labels {list(labels)} differ from the polarity labels {list(LABELS)}")
+    if tuple(labels) not in (LABELS, RELATEDNESS_LABELS):
+        raise ModelLoadError(f"{path}: model labels {list(labels)} are neither {list(LABELS)} nor {list(RELATEDNESS_LABELS)}")
+    model_info["relatedness"] = tuple(labels) == RELATEDNESS_LABELS
     return kind, model_info, split_cfg, tuple(labels)
 
 
 def model_logits(path: Path, model_info: dict, texts: list[str], entities: list[str] | None, threads: int | None = None) -> np.ndarray:
-    """Logits float32 [len(texts), 3] of a bundle or checkpoint (``model_info`` from :func:`_describe`);
+    """Logits float32 [len(texts), n_labels] of a bundle or checkpoint (``model_info`` from :func:`_describe`);
     ``entities`` (one per text) are passed to entity-conditioned models only."""
     names = entities if model_info["entity_conditioned"] else None
     if model_info["kind"] == "bundle":
         return _bundle_logits(path, texts, threads, names)
     return _checkpoint_logits(path, texts, threads, names)
+
+
+def polarity_logits(logits: np.ndarray) -> np.ndarray:
+    """The polarity columns float32 [n, 3] of a model's logits [n, 3 or 4]: softmax over them is
+    P(class | related) for a model that decides relatedness (:data:`edgerep.RELATEDNESS_LABELS`)."""
+    return np.asarray(logits)[:, : len(LABELS)]
 
 
 def polarity_metrics(tweets: list, logits: np.ndarray) -> dict:
@@ -128,29 +135,38 @@ def evaluate(
         threads: CPU threads for inference.
 
     Returns:
-        Record with ``model`` (path, kind, quantization, size_mb, entity_conditioned), ``data``
-        (selection), ``metrics`` (:func:`polarity_metrics`), ``predictions``
+        Record with ``model`` (path, kind, quantization, size_mb, entity_conditioned,
+        relatedness), ``data`` (selection), ``metrics`` (:func:`polarity_metrics`), ``predictions``
         (:func:`predictions_entry`: gold and predicted class per tweet, for paired comparisons)
         and ``inference`` (seconds, tweets/s).
-        An entity-conditioned model reads each tweet's own entity name.
+        An entity-conditioned model reads each tweet's own entity name. A model that decides
+        relatedness is scored on the UNRELATED tweets too: ``metrics`` and ``predictions`` hold
+        polarity on the gold-related tweets (comparable with a polarity model's record on the
+        same split), ``metrics.filtering`` the related-vs-UNRELATED scores on all of them
+        (:func:`edgerep.measure.metrics.logits_report`).
 
     Raises:
         ModelLoadError, BundleError, DataError, ConfigError.
     """
     path = Path(model_path)
-    kind, model_info, split_cfg, _ = _describe(path)
-    tweets, data_info = _tweets(data_root, split, subset, split_cfg, limit)
+    kind, model_info, split_cfg, labels = _describe(path)
+    tweets, data_info = _tweets(data_root, split, subset, split_cfg, limit, model_info["relatedness"])
     texts = [t.text for t in tweets]
     t0 = time.perf_counter()
     logits = model_logits(path, model_info, texts, [t.entity_name for t in tweets], threads)
     seconds = time.perf_counter() - t0
+    related = np.asarray([t.related for t in tweets])
+    polarity_tweets = [t for t in tweets if t.related]
+    metrics = polarity_metrics(polarity_tweets, polarity_logits(logits[related]))
+    if model_info["relatedness"]:
+        metrics["filtering"] = logits_report([t.label_id for t in tweets], logits, labels)["filtering"]
     return make_record(
         "evaluation",
         {
             "model": model_info,
             "data": data_info,
-            "metrics": polarity_metrics(tweets, logits),
-            "predictions": predictions_entry(tweets, logits),
+            "metrics": metrics,
+            "predictions": predictions_entry(polarity_tweets, polarity_logits(logits[related])),
             "inference": {"seconds": round(seconds, 3), "tweets_per_s": round(len(texts) / seconds, 2), "threads": threads},
         },
     )
@@ -186,8 +202,8 @@ def paired_comparison(reference: dict, other: dict, resamples: int = 2000) -> di
     return paired_bootstrap(a["gold_ids"], a["label_ids"], b["label_ids"], len(LABELS), resamples=resamples)
 
 
-def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: int | None) -> tuple[list, dict]:
-    tweets, data_info = select_tweets(data_root, split, subset, split_cfg)
+def _tweets(data_root, split: str, subset: str, split_cfg: SplitConfig, limit: int | None, relatedness: bool = False) -> tuple[list, dict]:
+    tweets, data_info = select_tweets(data_root, split, subset, split_cfg, relatedness)
     if limit is not None:
         tweets = tweets[:limit]
         data_info["n"] = len(tweets)
@@ -215,7 +231,7 @@ def out_of_domain_probabilities(path: str | os.PathLike, folder, threads: int | 
 
     ood = folder if isinstance(folder, SentimentSet) else load_sentiment(folder, CHECK_PORTION)
     _, info, _, _ = _describe(Path(path))
-    probs = softmax(model_logits(Path(path), info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads))
+    probs = softmax(polarity_logits(model_logits(Path(path), info, ood.texts, [OUT_OF_DOMAIN_ENTITY] * len(ood.texts), threads)))
     return probs, _short(classification_report(np.asarray(ood.label_ids), probs.argmax(-1), LABELS))
 
 
@@ -267,7 +283,7 @@ def evaluate_ensemble(
         ood = load_sentiment(out_of_domain, CHECK_PORTION)  # an unreadable folder fails before any model runs
     rows, probs, ood_probs, ood_rows = [], [], [], {}
     for path, _kind, info, _split, _labels in described:
-        logits = model_logits(path, info, texts, entities, threads)
+        logits = polarity_logits(model_logits(path, info, texts, entities, threads))
         probs.append(softmax(logits))
         rows.append({"model": info, "metrics": polarity_metrics(tweets, logits)})
         if ood is not None:

@@ -752,34 +752,34 @@ def _epoch(
     train_seconds = time.perf_counter() - t_epoch
     val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
     metrics = logits_report(data.val_y, val_logits, config.labels)
-    filtering = metrics.get("filtering")
-    filtering_text = (
-        ""
-        if filtering is None
-        else f"; filtering accuracy {filtering['accuracy']:.4f}, UNRELATED F1 {filtering['per_class']['UNRELATED']['f1']:.4f}"
-    )
     log(
         f"epoch {epoch}: loss {train_loss:.4f}{'' if sentiment_loss is None else f' (sentiment {sentiment_loss:.4f})'}, "
-        f"validation accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f}"
-        f"{filtering_text}"
-        f" ({train_seconds / 60:.1f} min)"
+        f"{validation_text(metrics)} ({train_seconds / 60:.1f} min)"
     )
-    entry = {
-        "epoch": epoch,
-        "train_loss": train_loss,
-        "train_seconds": round(train_seconds, 1),
-        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
-    }
-    if filtering is not None:
-        entry["validation"]["filtering"] = {
-            "n": filtering["n"],
-            "accuracy": filtering["accuracy"],
-            "unrelated_f1": filtering["per_class"]["UNRELATED"]["f1"],
-        }
+    entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": round(train_seconds, 1), "validation": validation_summary(metrics)}
     if sentiment_loss is not None:
         entry["sentiment_loss"] = sentiment_loss
     return entry
+
+
+def validation_summary(metrics: dict) -> dict:
+    """An epoch's validation entry from :func:`~edgerep.measure.metrics.logits_report`:
+    ``accuracy``, ``macro_f1``, ``n`` (polarity) and, for a model that decides relatedness,
+    ``filtering`` (``n``, ``accuracy``, ``unrelated_f1``)."""
+    entry = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
+    if "filtering" in metrics:
+        f = metrics["filtering"]
+        entry["filtering"] = {"n": f["n"], "accuracy": f["accuracy"], "unrelated_f1": f["per_class"]["UNRELATED"]["f1"]}
+    return entry
+
+
+def validation_text(metrics: dict) -> str:
+    """The validation figures of :func:`~edgerep.measure.metrics.logits_report` for a log line."""
+    text = f"validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+    if "filtering" in metrics:
+        f = metrics["filtering"]
+        text += f"; filtering accuracy {f['accuracy']:.4f}, UNRELATED F1 {f['per_class']['UNRELATED']['f1']:.4f}"
+    return text
 
 
 def _write_final(

@@ -109,6 +109,9 @@ def classify(
 ) -> None:
     """Classify tweets on this device with the light LiteRT runtime (no torch).
 
+    A bundle trained with --relatedness also says whether each tweet is about the entity
+    (related, P(related)); its polarity probabilities are then those given that it is.
+
     \b
     Examples:
       edgerep classify "Great service from @BMW today!" --entity BMW     (the shipped model)
@@ -136,7 +139,8 @@ def classify(
     elif clf.entity_conditioned and (text is not None or file is not None):
         raise InputTextError(f"{bundle} is entity-conditioned: give --entity NAME, the entity the tweets are about")
     failures = total = 0
-    table = None if as_json else Table("input", "label", *LABELS, "text")
+    related_columns = ("related",) if clf.relatedness else ()
+    table = None if as_json else Table("input", *related_columns, "label", *LABELS, "text")
     for where, s, error, line_entity in _iter_inputs(text, file):
         total += 1
         pred = None
@@ -160,7 +164,8 @@ def classify(
         else:
             preview = s if len(s) <= 60 else s[:57] + "..."
             assert table is not None  # made when not as_json
-            table.add_row(where, pred.label, *(f"{pred.probabilities[lab]:.3f}" for lab in LABELS), preview)
+            related = (f"{'yes' if pred.related else 'no'} {pred.p_related:.3f}",) if clf.relatedness else ()
+            table.add_row(where, *related, pred.label, *(f"{pred.probabilities[lab]:.3f}" for lab in LABELS), preview)
     if table is not None and table.row_count:
         out.print(table)
     if total == 0:

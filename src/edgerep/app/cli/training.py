@@ -385,6 +385,7 @@ def run(
     ] = True,
     sentiment_data: SentimentData = None,
     sentiment_mode: SentimentMode = "intermediate",
+    relatedness: Relatedness = False,
     compress: Annotated[
         bool,
         typer.Option(
@@ -446,6 +447,7 @@ def run(
       edgerep run --data ../shared/data/replab2013 --out runs/default
       edgerep run --data ../shared/data/replab2013 --out runs/large --budget large --pretrain-text ../shared/data/tweeteval-sentiment
       edgerep run --data ../shared/data/replab2013 --out runs/reference --reference all-mpnet-base-v2
+      edgerep run --data ../shared/data/replab2013 --out runs/related --relatedness
     """
     from dataclasses import replace
 
@@ -464,6 +466,7 @@ def run(
         entity=entity,
         sentiment_data=str(sentiment_data) if sentiment_data else None,
         sentiment_mode=sentiment_mode,
+        relatedness=relatedness,
     )
     run_config = RunConfig.for_budget(
         budget,

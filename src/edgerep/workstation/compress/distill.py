@@ -45,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerep import LABELS, __version__
+from edgerep import LABELS, RELATEDNESS_LABELS, __version__
 from edgerep.data import SplitConfig, smoke_validation_size
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict, sha256_tree
 from edgerep.log import log, progress
-from edgerep.measure.metrics import classification_report
+from edgerep.measure.metrics import logits_report
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
 from edgerep.workstation.compress.prune import ffn_layer_widths
 from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
@@ -223,7 +223,8 @@ def init_student(teacher, layers: int):
 @dataclass
 class _Transfer:
     """The transfer set: ids int32 [n_tokens] per tweet (the student's tokenizer), gold label id
-    or -1 (unlabelled) int64 [n]; the tweets and their entities, for teachers with another tokenizer."""
+    or -1 (unlabelled) int64 [n]; the tweets and their entities, for teachers with another
+    tokenizer; the teachers' classes (``labels``, logit order)."""
 
     ids: list[np.ndarray]
     y: np.ndarray
@@ -232,13 +233,15 @@ class _Transfer:
     counts: dict = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
+    labels: tuple[str, ...] = LABELS
 
 
-def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig) -> _Transfer:
+def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig, labels: tuple[str, ...]) -> _Transfer:
     from edgerep.data import training_tweets
     from edgerep.data.replab import entity_names, load_texts
 
-    train, val, _ = training_tweets(data_root, split)
+    # teachers that decide relatedness learn from the UNRELATED tweets' gold labels too
+    train, val, _ = training_tweets(data_root, split, relatedness=labels == RELATEDNESS_LABELS)
     texts = [t.text for t in train]
     entities = [t.entity_name for t in train]
     y = [t.label_id for t in train]
@@ -279,6 +282,7 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
         counts,
         texts,
         entities,
+        labels,
     )
 
 
@@ -545,7 +549,7 @@ def _distill_epoch(
     import torch
 
     from edgerep.workstation.inference import model_inputs
-    from edgerep.workstation.train import epoch_batches, optimizer_step
+    from edgerep.workstation.train import epoch_batches, optimizer_step, validation_summary, validation_text
 
     student.train()
     batches = epoch_batches(data.ids, config.batch_size, config.seed, epoch)
@@ -564,17 +568,9 @@ def _distill_epoch(
             seen += len(b)
             bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
     seconds = time.perf_counter() - t0
-    metrics = classification_report(data.val_y, validation_logits().argmax(-1), LABELS)
-    log(
-        f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, validation accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f} ({seconds / 60:.1f} min)"
-    )
-    return {
-        "epoch": epoch,
-        "train_loss": loss_sum / seen,
-        "train_seconds": round(seconds, 1),
-        "validation": {k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
-    }
+    metrics = logits_report(data.val_y, validation_logits(), data.labels)
+    log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, {validation_text(metrics)} ({seconds / 60:.1f} min)")
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1), "validation": validation_summary(metrics)}
 
 
 def _student_info(
@@ -708,7 +704,7 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     tokenizer = TweetTokenizer(
         Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
     )
-    data = _transfer_set(data_root, split, tokenizer, config)
+    data = _transfer_set(data_root, split, tokenizer, config, tuple(infos[0]["labels"]))
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
     teacher, _ = load_finetuned(config.teachers[0])
