@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from edgerep import RELATEDNESS_LABELS
+from edgerep.device.runtime import PolarityClassifier
+
 pytestmark = pytest.mark.model
 
 
@@ -140,9 +143,10 @@ def test_the_source_alone_cannot_be_left_out_of_the_targets():
 
 
 def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_and_distills_from_all(tmp_path, data_root, tiny_pretrained):
-    """``edgerep run --budget large --reference``: domain-adaptive pretraining, two more seeds, the
-    reference fine-tuned, exported, evaluated and timed beside the run's model, the students
-    distilled from all of them, and the comparison table in results/ and the report."""
+    """``edgerep run --budget large --reference --relatedness``: domain-adaptive pretraining, two
+    more seeds, the reference fine-tuned, exported, evaluated and timed beside the run's model, the
+    students distilled from all of them, and the comparison table in results/ and the report;
+    every model decides relatedness too, down to the recommended bundle."""
     from edgerep.app.compress import CompressConfig
     from edgerep.app.pipeline import RunConfig, reference_recipe, run
     from edgerep.workstation.pretrain import PretrainConfig
@@ -150,7 +154,7 @@ def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_a
 
     from conftest import TINY_TRAIN
 
-    train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True})
+    train_cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "limit": 64, "entity": True, "relatedness": True})
     reference = reference_recipe(train_cfg, str(make_tiny_mpnet(tmp_path / "mpnet")))
     cfg = RunConfig.for_budget(
         "large", train_cfg, quantizations=("dynamic-int8",), export_validation_tweets=16, latency_tweets=4, reference=reference,
@@ -179,6 +183,10 @@ def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_a
     student = json.loads((run_dir / "compress" / "distill" / "k1" / "model" / "edgerep_model.json").read_text())
     teachers = student["distillation"]["teachers"]
     assert len(teachers) == 4 and teachers[-1] == str(run_dir / "reference" / "model")  # the run's model, two members, the reference
+    assert student["labels"] == list(RELATEDNESS_LABELS) and "filtering" in student["validation"]
+    assert PolarityClassifier(run_dir / "bundles" / "recommended").relatedness
+    evaluation = json.loads((run_dir / "results" / "evaluation-reference-dynamic-int8.json").read_text())
+    assert evaluation["model"]["relatedness"] and evaluation["metrics"]["filtering"]["n"] > evaluation["metrics"]["n"]
 
     table = json.loads((run_dir / "results" / "comparison.json").read_text())
     labels = [row[0] for row in table["rows"]]

@@ -35,6 +35,7 @@ from edgerep.data import Samples, part_texts, smoke_validation_size
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_write_json, check_or_write_config, record_is_current, settings_dict
 from edgerep.log import configure, log
+from edgerep.measure.metrics import validation_summary, validation_text
 from edgerep.measure.records import make_record, read_record, write_record
 from edgerep.registry import MODEL_INFO_FILE, PROFILES, Quantization, parse_quantizations
 from edgerep.workstation.pretrain import PretrainConfig
@@ -292,8 +293,7 @@ def _evaluate(data_root, results: Path, models: list[tuple[str, Path]], config: 
             )
             write_record(rec_path, rec)
         evals[name] = rec
-        m = rec["metrics"]
-        log(f"evaluate {name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']})")
+        log(f"evaluate {name}: {validation_text(rec['metrics'])} (n={rec['metrics']['n']})")
     return evals
 
 
@@ -369,6 +369,8 @@ def _summary(data_root, out: Path, cfg: dict, model_dir: Path, exports, evals: d
             "accuracy": rec["metrics"]["accuracy"],
             "macro_f1": rec["metrics"]["macro_f1"],
         }
+        if "filtering" in rec["metrics"]:
+            row["filtering"] = validation_summary(rec["metrics"])["filtering"]
         cell = cells.get(str(Path(rec["model"]["path"]).resolve()))
         if cell is not None:
             lat = cell["latency"]

@@ -101,6 +101,26 @@ def logits_report(y_true: Sequence[int] | np.ndarray, logits: np.ndarray, labels
     return report
 
 
+def validation_summary(metrics: dict) -> dict:
+    """An epoch's validation entry from :func:`logits_report`:
+    ``accuracy``, ``macro_f1``, ``n`` (polarity) and, for a model that decides relatedness,
+    ``filtering`` (``n``, ``accuracy``, ``unrelated_f1``)."""
+    entry = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
+    if "filtering" in metrics:
+        f = metrics["filtering"]
+        entry["filtering"] = {"n": f["n"], "accuracy": f["accuracy"], "unrelated_f1": f["per_class"]["UNRELATED"]["f1"]}
+    return entry
+
+
+def validation_text(metrics: dict) -> str:
+    """The validation figures of :func:`logits_report` for a log line."""
+    text = f"validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+    if "filtering" in metrics:
+        f = metrics["filtering"]
+        text += f"; filtering accuracy {f['accuracy']:.4f}, UNRELATED F1 {f['per_class']['UNRELATED']['f1']:.4f}"
+    return text
+
+
 def _accuracy_and_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and macro-F1 along the last axis of int arrays ``[..., n]`` (the definitions above)."""
     correct = y_true == y_pred

@@ -34,7 +34,7 @@ from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
 from edgerep.log import log, progress
-from edgerep.measure.metrics import logits_report
+from edgerep.measure.metrics import logits_report, validation_summary, validation_text
 from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
 from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
@@ -760,26 +760,6 @@ def _epoch(
     if sentiment_loss is not None:
         entry["sentiment_loss"] = sentiment_loss
     return entry
-
-
-def validation_summary(metrics: dict) -> dict:
-    """An epoch's validation entry from :func:`~edgerep.measure.metrics.logits_report`:
-    ``accuracy``, ``macro_f1``, ``n`` (polarity) and, for a model that decides relatedness,
-    ``filtering`` (``n``, ``accuracy``, ``unrelated_f1``)."""
-    entry = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
-    if "filtering" in metrics:
-        f = metrics["filtering"]
-        entry["filtering"] = {"n": f["n"], "accuracy": f["accuracy"], "unrelated_f1": f["per_class"]["UNRELATED"]["f1"]}
-    return entry
-
-
-def validation_text(metrics: dict) -> str:
-    """The validation figures of :func:`~edgerep.measure.metrics.logits_report` for a log line."""
-    text = f"validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-    if "filtering" in metrics:
-        f = metrics["filtering"]
-        text += f"; filtering accuracy {f['accuracy']:.4f}, UNRELATED F1 {f['per_class']['UNRELATED']['f1']:.4f}"
-    return text
 
 
 def _write_final(

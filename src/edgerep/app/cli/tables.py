@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from edgerep import LABELS
+from edgerep.measure.metrics import validation_summary
 
 
 def data_stats_tables(stats: dict, root: Path) -> list:
@@ -81,7 +82,8 @@ def metrics_table(records: dict[str, dict]) -> Table:
         if any(r["data"]["subset"] == "validation" for r in records.values())
         else "polarity"
     )
-    for col in ("model", "MB", "n", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS)):
+    filtering = any("filtering" in r["metrics"] for r in records.values())
+    for col in ("model", "MB", "n", "accuracy", "macro-F1", *(f"F1 {lab[:3]}" for lab in LABELS), *FILTERING_COLUMNS[: 2 * filtering]):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name, r in records.items():
         m = r["metrics"]
@@ -92,8 +94,22 @@ def metrics_table(records: dict[str, dict]) -> Table:
             f"{m['accuracy']:.4f}",
             f"{m['macro_f1']:.4f}",
             *(f"{m['per_class'][lab]['f1']:.3f}" for lab in LABELS),
+            *(_filtering_cells(m.get("filtering") and validation_summary(m)["filtering"]) if filtering else ()),
+        )
+    if filtering:
+        t.caption = "polarity on the gold-related tweets; filtering (related vs UNRELATED) on all, n = " + ", ".join(
+            str(r["metrics"]["filtering"]["n"]) for r in records.values() if "filtering" in r["metrics"]
         )
     return t
+
+
+#: The columns of a model that decides relatedness (RepLab's filtering task).
+FILTERING_COLUMNS = ("filtering acc", "F1 UNREL")
+
+
+def _filtering_cells(filtering: dict | None) -> tuple[str, str]:
+    """The :data:`FILTERING_COLUMNS` cells of a ``validation_summary`` ``filtering`` entry, or dashes."""
+    return (f"{filtering['accuracy']:.4f}", f"{filtering['unrelated_f1']:.3f}") if filtering else ("-", "-")
 
 
 def ensemble_table(rec: dict) -> Table:
@@ -184,7 +200,19 @@ def run_table(summary: dict) -> Table:
     """The rows of an ``edgerep.summary`` record, led by the recommended bundle (the one to deploy)
     when the compression stage ran."""
     t = Table(title=f"edgerep run — {summary['train']['model']} on RepLab 2013 (validation split, n={summary['train']['validation_size']})")
-    for col in ("model", "MB", "accuracy", "macro-F1", "p50 ms", "p90 ms", "tweets/s", "max |Δlogit|", "agreement"):
+    filtering = any("filtering" in r for r in summary["rows"])
+    for col in (
+        "model",
+        "MB",
+        "accuracy",
+        "macro-F1",
+        *FILTERING_COLUMNS[: 2 * filtering],
+        "p50 ms",
+        "p90 ms",
+        "tweets/s",
+        "max |Δlogit|",
+        "agreement",
+    ):
         t.add_column(col, justify="left" if col == "model" else "right")
     rec = summary.get("recommended")
     if rec:
@@ -193,6 +221,7 @@ def run_table(summary: dict) -> Table:
             f"{rec['size_mb']:.2f}",
             f"{rec['accuracy']:.4f}",
             f"{rec['macro_f1']:.4f}" if rec.get("macro_f1") is not None else "-",
+            *(_filtering_cells(rec.get("filtering")) if filtering else ()),
             f"{rec['latency_p50_ms']:.2f}" if rec.get("latency_p50_ms") is not None else "-",
             "-",
             "-",
@@ -207,6 +236,7 @@ def run_table(summary: dict) -> Table:
             f"{r['size_mb']:.1f}",
             f"{r['accuracy']:.4f}",
             f"{r['macro_f1']:.4f}",
+            *(_filtering_cells(r.get("filtering")) if filtering else ()),
             f"{r['latency_p50_ms']:.2f}" if "latency_p50_ms" in r else "-",
             f"{r['latency_p90_ms']:.2f}" if "latency_p90_ms" in r else "-",
             f"{r['throughput_tweets_per_s']:.0f}" if "throughput_tweets_per_s" in r else "-",

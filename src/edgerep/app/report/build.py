@@ -250,10 +250,13 @@ def _accuracy(recs: Records, ref_mb: float) -> Section | None:
         return None
     sec = Section("Accuracy")
     ordered = sorted(recs.evaluations, key=lambda pr: (pr[1]["data"].get("split", ""), -pr[1]["model"].get("size_mb", 0)))
+    filtering = any("filtering" in r["metrics"] for _, r in ordered)
     rows = []
     for _, r in ordered:
         m, met = r["model"], r["metrics"]
         pcs = met.get("per_class", {})
+        f = met.get("filtering")
+        related = [_fmt(f["accuracy"]) if f else "–", _fmt(f["per_class"]["UNRELATED"]["f1"], ".3f") if f else "–"] if filtering else []
         rows.append(
             [
                 m.get("source", ""),
@@ -265,6 +268,7 @@ def _accuracy(recs: Records, ref_mb: float) -> Section | None:
                 _fmt(met["accuracy"]),
                 _fmt(met["macro_f1"]),
                 " / ".join(_fmt(pcs.get(lab, {}).get("f1"), ".3f") for lab in met["labels"]),
+                *related,
                 f"`{m.get('path')}`",
             ]
         )
@@ -281,6 +285,7 @@ def _accuracy(recs: Records, ref_mb: float) -> Section | None:
                 "accuracy",
                 "macro-F1",
                 "F1 " + " / ".join(lab[:3] for lab in labels),
+                *(["filtering accuracy", "UNRELATED F1"] if filtering else []),
                 "path",
             ],
             rows,

@@ -51,7 +51,7 @@ from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict, sha256_tree
 from edgerep.log import log, progress
-from edgerep.measure.metrics import logits_report
+from edgerep.measure.metrics import logits_report, validation_summary, validation_text
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
 from edgerep.workstation.compress.prune import ffn_layer_widths
 from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
@@ -224,7 +224,7 @@ def init_student(teacher, layers: int):
 class _Transfer:
     """The transfer set: ids int32 [n_tokens] per tweet (the student's tokenizer), gold label id
     or -1 (unlabelled) int64 [n]; the tweets and their entities, for teachers with another
-    tokenizer; the teachers' classes (``labels``, logit order)."""
+    tokenizer; the teachers' classes (``classes``, logit order)."""
 
     ids: list[np.ndarray]
     y: np.ndarray
@@ -233,15 +233,15 @@ class _Transfer:
     counts: dict = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
-    labels: tuple[str, ...] = LABELS
+    classes: tuple[str, ...] = LABELS
 
 
-def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig, labels: tuple[str, ...]) -> _Transfer:
+def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig, classes: tuple[str, ...]) -> _Transfer:
     from edgerep.data import training_tweets
     from edgerep.data.replab import entity_names, load_texts
 
     # teachers that decide relatedness learn from the UNRELATED tweets' gold labels too
-    train, val, _ = training_tweets(data_root, split, relatedness=labels == RELATEDNESS_LABELS)
+    train, val, _ = training_tweets(data_root, split, relatedness=classes == RELATEDNESS_LABELS)
     texts = [t.text for t in train]
     entities = [t.entity_name for t in train]
     y = [t.label_id for t in train]
@@ -282,7 +282,7 @@ def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, conf
         counts,
         texts,
         entities,
-        labels,
+        classes,
     )
 
 
@@ -549,7 +549,7 @@ def _distill_epoch(
     import torch
 
     from edgerep.workstation.inference import model_inputs
-    from edgerep.workstation.train import epoch_batches, optimizer_step, validation_summary, validation_text
+    from edgerep.workstation.train import epoch_batches, optimizer_step
 
     student.train()
     batches = epoch_batches(data.ids, config.batch_size, config.seed, epoch)
@@ -568,7 +568,7 @@ def _distill_epoch(
             seen += len(b)
             bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
     seconds = time.perf_counter() - t0
-    metrics = logits_report(data.val_y, validation_logits(), data.labels)
+    metrics = logits_report(data.val_y, validation_logits(), data.classes)
     log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, {validation_text(metrics)} ({seconds / 60:.1f} min)")
     return {"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1), "validation": validation_summary(metrics)}
 
