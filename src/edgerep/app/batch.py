@@ -13,7 +13,7 @@ Parquet file, written atomically (a temporary name, then a rename)::
       part-00000.parquet      columns: id, entity, time (UTC timestamp), label, p_negative,
                               p_neutral, p_positive, related, p_related, error;
       part-00001.parquet      file metadata: edgerep.bundle_sha256, edgerep.bundle, edgerep.version
-      summary.json            rows, labels, errors, tweets/s, engine, workers (written at the end)
+      summary.json            rows, labels, unrelated rows, errors, tweets/s, engine, workers (at the end)
 
 Re-running the same command skips the finished shards and does the rest; another bundle, input
 or setting for the same output directory is refused. A row whose text is unusable (missing
@@ -575,37 +575,13 @@ def run_batch(
         ConfigError: the output directory belongs to another job; an unknown format or engine;
             a Ray address that does not answer. BundleError: an invalid bundle.
     """
-    from edgerep.device.manifest import Manifest
     from edgerep.io import sha256_tree
 
     paths = [Path(p) for p in inputs]
-    for p in paths:
-        if input_format(p) != REPLAB_FORMAT and not p.is_file():
-            raise DataError(f"{p}: input file not found")
-    manifest = Manifest.read(bundle)
-    if cfg.entity is not None and not manifest.entity_conditioned:
-        raise ConfigError(f"--entity: {bundle} was trained without entity conditioning and takes no entity")
-    if cfg.engine == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ConfigError("--engine ray needs Ray: pip install 'edgerep[ray]'") from None
-        check_ray_address(cfg.address)
+    _check_job(paths, bundle, cfg)
     bundle_sha = sha256_tree(bundle, suffixes=(".tflite", ".onnx", ".json"))
     out = Path(output)
-    identity = {
-        "bundle_sha256": bundle_sha,
-        "inputs": [_input_identity(p) for p in paths],
-        "fields": {
-            "text": cfg.text_field,
-            "id": cfg.id_field,
-            "entity": cfg.entity_field,
-            "time": cfg.time_field,
-            "default_entity": cfg.entity,
-        },
-        "shard_size": cfg.shard_size,
-        "schema": SCHEMA,
-    }
+    identity = _identity(paths, cfg, bundle_sha)
     total = sum(1 for _ in read_inputs(paths, cfg))  # every input is read through before anything is written
     _check_output(out, identity)
     meta = {"edgerep.bundle_sha256": bundle_sha, "edgerep.bundle": str(Path(bundle).resolve()), "edgerep.version": __version__}
@@ -639,6 +615,46 @@ def run_batch(
     summary = _summary(out, cfg, n_workers, total, new_rows, seconds, bundle_sha)
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _check_job(paths: list[Path], bundle: str | os.PathLike, cfg: BatchConfig) -> None:
+    """Refuse a job that cannot run before anything is read or written.
+
+    Raises:
+        DataError: a missing input file. ConfigError: ``--entity`` for a bundle without entity
+            conditioning; Ray missing or its address not answering. BundleError: an invalid bundle.
+    """
+    from edgerep.device.manifest import Manifest
+
+    for p in paths:
+        if input_format(p) != REPLAB_FORMAT and not p.is_file():
+            raise DataError(f"{p}: input file not found")
+    manifest = Manifest.read(bundle)
+    if cfg.entity is not None and not manifest.entity_conditioned:
+        raise ConfigError(f"--entity: {bundle} was trained without entity conditioning and takes no entity")
+    if cfg.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--engine ray needs Ray: pip install 'edgerep[ray]'") from None
+        check_ray_address(cfg.address)
+
+
+def _identity(paths: list[Path], cfg: BatchConfig, bundle_sha: str) -> dict:
+    """What the output is made from (``_edgerep_batch.json``): a re-run must match it."""
+    return {
+        "bundle_sha256": bundle_sha,
+        "inputs": [_input_identity(p) for p in paths],
+        "fields": {
+            "text": cfg.text_field,
+            "id": cfg.id_field,
+            "entity": cfg.entity_field,
+            "time": cfg.time_field,
+            "default_entity": cfg.entity,
+        },
+        "shard_size": cfg.shard_size,
+        "schema": SCHEMA,
+    }
 
 
 def _input_identity(path: Path) -> dict:
@@ -693,11 +709,12 @@ def _summary(out: Path, cfg: BatchConfig, n_workers: int, total: int, new_rows: 
     import pyarrow.parquet as pq
 
     labels = {lab: 0 for lab in LABELS}
-    rows = errors = 0
+    rows = errors = unrelated = 0
     for f in sorted(out.glob("part-*.parquet")):
-        t = pq.read_table(f, columns=["label", "error"])
+        t = pq.read_table(f, columns=["label", "related", "error"])
         rows += t.num_rows
         errors += t.num_rows - int(pc.sum(pc.is_null(t["error"])).as_py() or 0)
+        unrelated += int(pc.sum(pc.invert(pc.fill_null(t["related"], True))).as_py() or 0)
         for item in pc.value_counts(t["label"]).to_pylist():
             if item["values"] is not None:
                 labels[item["values"]] += item["counts"]
@@ -708,6 +725,7 @@ def _summary(out: Path, cfg: BatchConfig, n_workers: int, total: int, new_rows: 
         "input_rows": total,
         "errors": errors,
         "labels": labels,
+        "unrelated": unrelated,
         "classified_this_run": new_rows,
         "seconds_this_run": round(seconds, 2),
         "tweets_per_s_this_run": round(new_rows / seconds, 1) if seconds > 0 and new_rows else None,

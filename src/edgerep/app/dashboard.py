@@ -41,27 +41,11 @@ def entity_figure(entity: dict, method: str):
     wins = entity["windows"]
     x = [_day(w["start"]) for w in wins]
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=[w["tweets"] for w in wins],
-            name="related tweets",
-            yaxis="y2",
-            marker_color="rgba(52,73,94,0.18)",
-            hovertemplate="%{y} related",
-        )
-    )
+    counts = [("related tweets", "related", [w["tweets"] for w in wins], "rgba(52,73,94,0.18)")]
     if any(w.get("unrelated") for w in wins):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=[w.get("unrelated", 0) for w in wins],
-                name="unrelated",
-                yaxis="y2",
-                marker_color="rgba(149,165,166,0.35)",
-                hovertemplate="%{y} unrelated",
-            )
-        )
+        counts.append(("unrelated", "unrelated", [w.get("unrelated", 0) for w in wins], "rgba(149,165,166,0.35)"))
+    for name, what, y, colour in counts:
+        fig.add_trace(go.Bar(x=x, y=y, name=name, yaxis="y2", marker_color=colour, hovertemplate=f"%{{y}} {what}"))
     for lab in LABELS:
         share = [w["shares"][method][lab][0] if "shares" in w else None for w in wins]
         low = [w["shares"][method][lab][1] if "shares" in w else None for w in wins]

@@ -80,19 +80,19 @@ def split_train_validation(tweets: Sequence[Tweet], config: SplitConfig = SplitC
     val_idx: set[int] = set()
     left_out: set[int] = set()
     for entity in sorted(by_entity):
-        val, out = _entity_blocks(tweets, by_entity[entity], config, rng)
-        val_idx.update(val)
-        left_out.update(out)
-        if entity in unrelated and config.strategy == "temporal" and val:
-            start = min(tweets[i].timestamp for i in val)
-            end = max(tweets[i].timestamp for i in val) if config.fold else math.inf
+        block, later = _entity_blocks(tweets, by_entity[entity], config, rng)
+        val_idx.update(block)
+        left_out.update(later)
+        if entity in unrelated and config.strategy == "temporal" and block:
+            start = min(tweets[i].timestamp for i in block)
+            end = max(tweets[i].timestamp for i in block) if config.fold else math.inf
             for i in unrelated[entity]:
                 ts = tweets[i].timestamp
                 (val_idx if start <= ts <= end else left_out if ts > end else set()).add(i)
     if config.strategy == "random":
         for entity in sorted(unrelated):
-            val, _ = _entity_blocks(tweets, unrelated[entity], config, rng)
-            val_idx.update(val)
+            block, _ = _entity_blocks(tweets, unrelated[entity], config, rng)
+            val_idx.update(block)
     train = [t for i, t in enumerate(tweets) if i not in val_idx and i not in left_out]
     val = [t for i, t in enumerate(tweets) if i in val_idx]
     return train, val

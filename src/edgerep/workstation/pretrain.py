@@ -145,15 +145,14 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
 
     from edgerep.device.tokenizer import TweetTokenizer
     from edgerep.workstation.models import load_masked_lm, load_tokenizer, resolve_source
-    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint
+    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint, set_threads
 
     out = Path(out_dir)
     final = out / "model"
     if (final / PRETRAIN_INFO_FILE).is_file():
         log(f"[green]pretrain[/]: finished model found at {final}, skipping")
         return final
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     texts, held_out, counts = pretraining_texts(data_root, config)
     source = resolve_source(config.model)
     hf_tok = load_tokenizer(source)

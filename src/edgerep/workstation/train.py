@@ -281,8 +281,7 @@ def train(
     if (final / MODEL_INFO_FILE).is_file():
         log(f"[green]train[/]: finished model found at {final}, skipping")
         return final
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
 
     # Everything a user can get wrong (data, model name) is checked before anything is written.
     train_set, val_set, data_report, sentiment = _training_inputs(data_root, config)
@@ -341,6 +340,14 @@ def train(
         f"in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads: ``threads``, or torch's default (all cores) for ``None``."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def _training_inputs(data_root: str | os.PathLike, config: TrainConfig):

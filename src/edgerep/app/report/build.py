@@ -245,33 +245,34 @@ def _accuracy_points(recs: Records) -> list[dict]:
     return [p for p in pts if p["size_mb"]]
 
 
+def _accuracy_row(r: dict, filtering: bool) -> list[str]:
+    """One evaluation record's row of the accuracy table (with ``filtering``: its two filtering cells)."""
+    m, met = r["model"], r["metrics"]
+    pcs = met.get("per_class", {})
+    f = met.get("filtering")
+    related = [_fmt(f["accuracy"]) if f else "–", _fmt(f["per_class"]["UNRELATED"]["f1"], ".3f") if f else "–"] if filtering else []
+    return [
+        m.get("source", ""),
+        m.get("backend") or m.get("kind", ""),
+        m.get("quantization", ""),
+        _fmt(m.get("size_mb"), ".1f"),
+        f"{r['data'].get('split')}/{r['data'].get('subset')}",
+        f"{met['n']:,}",
+        _fmt(met["accuracy"]),
+        _fmt(met["macro_f1"]),
+        " / ".join(_fmt(pcs.get(lab, {}).get("f1"), ".3f") for lab in met["labels"]),
+        *related,
+        f"`{m.get('path')}`",
+    ]
+
+
 def _accuracy(recs: Records, ref_mb: float) -> Section | None:
     if not recs.evaluations:
         return None
     sec = Section("Accuracy")
     ordered = sorted(recs.evaluations, key=lambda pr: (pr[1]["data"].get("split", ""), -pr[1]["model"].get("size_mb", 0)))
     filtering = any("filtering" in r["metrics"] for _, r in ordered)
-    rows = []
-    for _, r in ordered:
-        m, met = r["model"], r["metrics"]
-        pcs = met.get("per_class", {})
-        f = met.get("filtering")
-        related = [_fmt(f["accuracy"]) if f else "–", _fmt(f["per_class"]["UNRELATED"]["f1"], ".3f") if f else "–"] if filtering else []
-        rows.append(
-            [
-                m.get("source", ""),
-                m.get("backend") or m.get("kind", ""),
-                m.get("quantization", ""),
-                _fmt(m.get("size_mb"), ".1f"),
-                f"{r['data'].get('split')}/{r['data'].get('subset')}",
-                f"{met['n']:,}",
-                _fmt(met["accuracy"]),
-                _fmt(met["macro_f1"]),
-                " / ".join(_fmt(pcs.get(lab, {}).get("f1"), ".3f") for lab in met["labels"]),
-                *related,
-                f"`{m.get('path')}`",
-            ]
-        )
+    rows = [_accuracy_row(r, filtering) for _, r in ordered]
     labels = ordered[0][1]["metrics"]["labels"]
     sec.blocks.append(
         Table(

@@ -121,9 +121,7 @@ def _prediction_models(relatedness: bool) -> dict:
 
     Prediction = create_model("Prediction", __base__=PolarityPrediction, **relatedness_fields)  # type: ignore[call-overload]
 
-    class Predictions(BaseModel):
-        predictions: list[Prediction]
-
+    Predictions = create_model("Predictions", predictions=(list[Prediction], ...))  # type: ignore[valid-type]
     return {"Prediction": Prediction, "Predictions": Predictions}
 
 

@@ -42,6 +42,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -236,7 +237,9 @@ class _Transfer:
     classes: tuple[str, ...] = LABELS
 
 
-def _transfer_set(data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig, classes: tuple[str, ...]) -> _Transfer:
+def _transfer_set(
+    data_root, split: SplitConfig, tokenizer: TweetTokenizer, config: DistillConfig, classes: tuple[str, ...] = LABELS
+) -> _Transfer:
     from edgerep.data import training_tweets
     from edgerep.data.replab import entity_names, load_texts
 
@@ -685,11 +688,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         DataError: unreadable corpus or ``transfer_text`` folder (file and line named); nothing
             is written.
     """
-    import torch
-
-    from edgerep.workstation.inference import ids_logits, model_inputs
     from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint
+    from edgerep.workstation.train import save_checkpoint, set_threads
 
     out = Path(out_dir)
     final = out / "model"
@@ -698,13 +698,11 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         return final
     infos = check_teachers(config)  # every user mistake is found before anything is written
     teacher_info = infos[0]
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    split = SplitConfig(**teacher_info.get("split", {}))
+    set_threads(config.threads)
     tokenizer = TweetTokenizer(
         Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
     )
-    data = _transfer_set(data_root, split, tokenizer, config, tuple(infos[0]["labels"]))
+    data = _transfer_set(data_root, SplitConfig(**teacher_info.get("split", {})), tokenizer, config, tuple(teacher_info["labels"]))
     out.mkdir(parents=True, exist_ok=True)
     check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
     teacher, _ = load_finetuned(config.teachers[0])
@@ -712,61 +710,32 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
     teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
     targets = soft_targets(teacher_logits, config.temperature)
-    latest = latest_checkpoint(out / "checkpoints")
-    done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
-    if latest is not None:
-        from edgerep.workstation.models import load_sequence_classifier
-
-        student = load_sequence_classifier(latest)
-
+    student, latest, done = _resumed_student(out, student)
     restart = _prune_due(config, student, done)  # before the first epoch, or a run stopped right after its full-width epochs
     if restart:
         _prune(config, student, tokenizer, data, done)
-    if config.hidden_weight > 0 and states is None:
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    else:
-        del teacher
-    qat_grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
-
-    def forward(**kwargs):
-        if not qat_grids:
-            return student(**kwargs)
-        return fake_quantized_call(student, qat_grids, kwargs)
-
-    def hidden_targets(batch, enc) -> list:
-        if states is not None:
-            return states.batch(batch, enc.input_ids.shape[1])
-        with torch.no_grad():
-            out_t = teacher(**model_inputs(teacher, enc), output_hidden_states=True)
-        return [out_t.hidden_states[m + 1] for m in mapping]
-
-    def validation_logits():
-        model = snap_to_grid(copy.deepcopy(student), qat_grids) if qat_grids else student
-        return ids_logits(model, tokenizer, data.val_ids)
-
+    grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
+    needs_teacher = config.hidden_weight > 0 and states is None  # hidden-state targets computed per batch
+    run = _StudentPass(student, grids, teacher if needs_teacher else None, states, mapping, tokenizer, data)
+    del teacher
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
-
-    if restart and latest is not None:  # the checkpoint's optimizer state is for the unpruned shapes
-        optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
-        history, start = json.loads((latest / "state.json").read_text())["history"], done + 1
-    else:
-        optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
-        history, start = resume_state(latest, optimizer, scheduler)
-    log(
-        f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {mapping}, "
-        f"{sum(p.numel() for p in student.parameters()) / 1e6:.1f}M params) on {len(data.ids)} tweets "
-        f"({data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
-        f"quantization-aware: {config.quant_aware or 'no'} ({len(qat_grids)} weight tensors, "
-        f"{sum(g.folded_scale is not None for g in qat_grids.values())} with a folded LayerNorm scale); "
-        f"{config.epochs} epochs x {steps_per_epoch} steps"
-    )
+    optimizer, scheduler, history, start = _optimizer_state(config, student, latest, restart, done, steps_per_epoch)
+    log(_plan(config, run, steps_per_epoch))
     t_start = time.perf_counter()
     for epoch in range(start, config.epochs + 1):
         history.append(
             _distill_epoch(
-                epoch, config, student, forward, tokenizer, data, targets, hidden_targets, optimizer, scheduler, validation_logits
+                epoch,
+                config,
+                student,
+                run.forward,
+                tokenizer,
+                data,
+                targets,
+                run.hidden_targets,
+                optimizer,
+                scheduler,
+                run.validation_logits,
             )
         )
         save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
@@ -777,10 +746,96 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
 
     pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
     best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
-    info = _student_info(config, infos, history, best, mapping, student, states, qat_grids, data)
-    _install_student(out, final, config.teachers[0], history, best, info, qat_grids)
+    info = _student_info(config, infos, history, best, mapping, student, states, run.qat_grids, data)
+    _install_student(out, final, config.teachers[0], history, best, info, run.qat_grids)
     log(
         f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
         f"in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
+
+
+@dataclass
+class _StudentPass:
+    """The student's forward pass (fake-quantized under quantization-aware training), the
+    hidden-state targets of a batch (cached ``states``, or the frozen ``teacher`` run per batch)
+    and the validation logits (weights snapped to the grid under quantization-aware training)."""
+
+    student: Any
+    qat_grids: dict
+    teacher: Any
+    states: TeacherStates | None
+    mapping: list[int]
+    tokenizer: TweetTokenizer
+    data: _Transfer
+
+    def __post_init__(self) -> None:
+        if self.teacher is not None:
+            self.teacher.eval()
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
+
+    def forward(self, **kwargs):
+        """The student's output on ``kwargs`` (model inputs)."""
+        if not self.qat_grids:
+            return self.student(**kwargs)
+        return fake_quantized_call(self.student, self.qat_grids, kwargs)
+
+    def hidden_targets(self, batch, enc) -> list:
+        """The teacher's hidden states float [batch, width, hidden] of the mapped layers."""
+        import torch
+
+        from edgerep.workstation.inference import model_inputs
+
+        if self.states is not None:
+            return self.states.batch(batch, enc.input_ids.shape[1])
+        with torch.no_grad():
+            out_t = self.teacher(**model_inputs(self.teacher, enc), output_hidden_states=True)
+        return [out_t.hidden_states[m + 1] for m in self.mapping]
+
+    def validation_logits(self) -> np.ndarray:
+        """The student's logits float32 [n_validation, n_labels]."""
+        from edgerep.workstation.inference import ids_logits
+
+        model = snap_to_grid(copy.deepcopy(self.student), self.qat_grids) if self.qat_grids else self.student
+        return ids_logits(model, self.tokenizer, self.data.val_ids)
+
+
+def _resumed_student(out: Path, student):
+    """``(student, latest checkpoint or None, finished epochs)``: the latest checkpoint's student
+    when there is one, else ``student`` as initialised."""
+    from edgerep.workstation.train import latest_checkpoint
+
+    latest = latest_checkpoint(out / "checkpoints")
+    if latest is None:
+        return student, None, 0
+    from edgerep.workstation.models import load_sequence_classifier
+
+    return load_sequence_classifier(latest), latest, int(json.loads((latest / "state.json").read_text())["epoch"])
+
+
+def _optimizer_state(config: DistillConfig, student, latest: Path | None, restart: bool, done: int, steps_per_epoch: int):
+    """``(optimizer, scheduler, history, first epoch to run)``, resumed from ``latest``; after a
+    pruning cut (``restart``) the optimizer starts anew, as the checkpoint's state is for the
+    unpruned shapes."""
+    from edgerep.workstation.train import make_optimizer, resume_state
+
+    if restart and latest is not None:
+        optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
+        return optimizer, scheduler, json.loads((latest / "state.json").read_text())["history"], done + 1
+    optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
+    history, start = resume_state(latest, optimizer, scheduler)
+    return optimizer, scheduler, history, start
+
+
+def _plan(config: DistillConfig, run: _StudentPass, steps_per_epoch: int) -> str:
+    """The log line that opens a distillation."""
+    grids = run.qat_grids
+    return (
+        f"distilling {len(config.teachers)} teacher(s) into {config.layers} layers (teacher layers {run.mapping}, "
+        f"{sum(p.numel() for p in run.student.parameters()) / 1e6:.1f}M params) on {len(run.data.ids)} tweets "
+        f"({run.data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
+        f"quantization-aware: {config.quant_aware or 'no'} ({len(grids)} weight tensors, "
+        f"{sum(g.folded_scale is not None for g in grids.values())} with a folded LayerNorm scale); "
+        f"{config.epochs} epochs x {steps_per_epoch} steps"
+    )
