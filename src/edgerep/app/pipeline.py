@@ -133,19 +133,10 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
     Raises:
         DataError, ModelLoadError, ConfigError, ExportValidationError (see the stages).
     """
-    from edgerep.data.replab import find_split_dir
     from edgerep.workstation.train import train
 
-    find_split_dir(data_root, "training")  # a missing corpus fails before anything is written
     out = Path(out_dir)
-    if config.reference is not None and not (out / "reference" / "model" / MODEL_INFO_FILE).is_file():
-        from edgerep.workstation.models import load_tokenizer, resolve_source
-
-        load_tokenizer(resolve_source(config.reference.model))  # a wrong --reference fails now, not after fine-tuning
-    if config.compress is not None:
-        from edgerep.app.compress import check_transfer_text
-
-        check_transfer_text(config.compress.transfer_text)  # likewise, not after fine-tuning
+    _check_inputs(data_root, out, config)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config.to_dict()
     check_or_write_config(out / "config.json", cfg, ConfigError)
@@ -203,16 +194,40 @@ def run(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: RunCon
         write_record(out / "summary.json", summary)
         for row in comparison["rows"]:
             log(f"comparison {row[0]}: {row[2]} MB, macro-F1 {row[6]}, vs reference {row[8]}")
-
     log(next(stages))
+    _report(out, summary)
+    return summary
+
+
+def _check_inputs(data_root, out: Path, config: RunConfig) -> None:
+    """What a user can get wrong fails before anything is written: the corpus, the reference's
+    name (not after fine-tuning), the compression stage's transfer text.
+
+    Raises:
+        DataError: no corpus or unreadable transfer text. ModelLoadError: a reference that does not load.
+    """
+    from edgerep.data.replab import find_split_dir
+
+    find_split_dir(data_root, "training")
+    if config.reference is not None and not (out / "reference" / "model" / MODEL_INFO_FILE).is_file():
+        from edgerep.workstation.models import load_tokenizer, resolve_source
+
+        load_tokenizer(resolve_source(config.reference.model))
+    if config.compress is not None:
+        from edgerep.app.compress import check_transfer_text
+
+        check_transfer_text(config.compress.transfer_text)
+
+
+def _report(out: Path, summary: dict) -> None:
+    """The report stage; without matplotlib the run's results stand and the log says how to get it."""
     try:
         from edgerep.app.report import build_report
 
         rep = build_report([out], out / "report", title=f"edgerep run — {summary['train']['model']} on RepLab 2013")
         log(f"report: {rep['html']} and {rep['markdown']}")
-    except ConfigError as e:  # matplotlib missing: the run's results stand; say how to get the report
+    except ConfigError as e:
         log(f"[yellow]report skipped[/]: {e}")
-    return summary
 
 
 def _compress(data_root, out: Path, config: RunConfig, extra_teachers: list[Path]) -> dict:

@@ -206,35 +206,7 @@ def run_worker(spec: dict) -> dict:
     batch = int(spec.get("batch", 1))
     repeats = max(1, int(spec.get("repeats", 1)))
     t0 = time.perf_counter()
-    if spec["kind"] == "bundle":
-        from edgerep.device.runtime import PolarityClassifier
-
-        clf = PolarityClassifier(spec["path"], num_threads=threads)
-        size_mb = clf.model_size_bytes / MB
-        backend = clf.manifest.backend
-        quantization = clf.manifest.quantization.get("mode")
-        conditioned = clf.entity_conditioned
-
-        def infer(chunk: list[str], names: list[str] | None) -> None:
-            clf.logits(chunk, batch_size=batch, entities=names)
-    else:
-        import torch
-
-        from edgerep.device.tokenizer import TweetTokenizer
-        from edgerep.workstation.inference import torch_logits
-        from edgerep.workstation.models import checkpoint_size_mb, load_finetuned
-
-        torch.set_num_threads(threads)
-        model, info = load_finetuned(spec["path"])
-        conditioned = bool(info.get("entity_conditioned", False))
-        tokenizer = TweetTokenizer(Path(spec["path"]) / "tokenizer.json", int(info["max_seq_len"]), conditioned)
-        size_mb = checkpoint_size_mb(spec["path"])
-        backend, quantization = "pytorch", "fp32"
-
-        def infer(chunk: list[str], names: list[str] | None) -> None:
-            # dynamic padding: what a transformers user runs
-            torch_logits(model, tokenizer, chunk, batch_size=len(chunk), entities=names)
-
+    infer, size_mb, backend, quantization, conditioned = _inference(spec["kind"], spec["path"], threads, batch)
     init_ms = (time.perf_counter() - t0) * 1e3
     starts = list(range(0, len(texts) - batch + 1, batch)) or [0]
     names = entities if conditioned else None
@@ -274,6 +246,36 @@ def run_worker(spec: dict) -> dict:
         "cpu_percent_of_one_core": round(100 * cpu_s / wall, 1),
         "peak_rss_mb": round(peak_rss_bytes() / MB, 1),
     }
+
+
+def _inference(kind: str, path: str, threads: int, batch: int):
+    """``(infer, size MB, backend, quantization, entity-conditioned)`` of a bundle (the light
+    runtime) or a fine-tuned PyTorch model (transformers, dynamic padding: what a transformers
+    user runs); ``infer(texts, entity names or None)`` classifies one call's tweets."""
+    if kind == "bundle":
+        from edgerep.device.runtime import PolarityClassifier
+
+        clf = PolarityClassifier(path, num_threads=threads)
+
+        def infer(chunk: list[str], names: list[str] | None) -> None:
+            clf.logits(chunk, batch_size=batch, entities=names)
+
+        return infer, clf.model_size_bytes / MB, clf.manifest.backend, clf.manifest.quantization.get("mode"), clf.entity_conditioned
+    import torch
+
+    from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.inference import torch_logits
+    from edgerep.workstation.models import checkpoint_size_mb, load_finetuned
+
+    torch.set_num_threads(threads)
+    model, info = load_finetuned(path)
+    conditioned = bool(info.get("entity_conditioned", False))
+    tokenizer = TweetTokenizer(Path(path) / "tokenizer.json", int(info["max_seq_len"]), conditioned)
+
+    def infer_torch(chunk: list[str], names: list[str] | None) -> None:
+        torch_logits(model, tokenizer, chunk, batch_size=len(chunk), entities=names)
+
+    return infer_torch, checkpoint_size_mb(path), "pytorch", "fp32", conditioned
 
 
 def peak_rss_bytes(status: str | os.PathLike = "/proc/self/status") -> int:
@@ -380,14 +382,7 @@ def bench(
     from edgerep.log import progress
     from edgerep.measure.records import make_record, write_record
 
-    if len(texts) < 2:
-        raise ConfigError("need at least 2 tweets to benchmark")
-    if repeats < 1:
-        raise ConfigError(f"repeats must be >= 1, got {repeats}")
-    if not models and baseline is None:
-        raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
-    if entities is not None and len(entities) != len(texts):
-        raise ConfigError(f"{len(entities)} entity names for {len(texts)} tweets")
+    _check_request(models, texts, baseline, repeats, entities)
     runner = runner or LocalCells(profiles, timeout_s)
     jobs = [("bundle", str(m)) for m in models] + ([("pytorch", str(baseline))] if baseline else [])
     settings = {
@@ -413,19 +408,31 @@ def bench(
             for n in threads:
                 for batch in batches:
                     group = [
-                        (
-                            (path, n, batch, profile.name),
-                            {"kind": kind, "path": path, "threads": n, "profile": profile.name, "batch": batch, "keep_samples": True}
-                            | common
-                            | runner.spec_extras(profile),
-                        )
-                        for kind, path in jobs
+                        ((path, n, batch, profile.name), _cell_spec(kind, path, n, profile, batch, common, runner)) for kind, path in jobs
                     ]
                     failed = _run_group(group, repeats, done, runs_done, runner, bar, partial(save, cells))
                     cells.extend(_group_cells([key for key, _ in group], done, failed, runs_done))
                     save(cells)
     _compare_with_baseline(cells)
     return make_record("bench", {"settings": settings, "cells": cells})
+
+
+def _check_request(models: Sequence, texts: Sequence[str], baseline, repeats: int, entities: Sequence[str] | None) -> None:
+    """Raises ConfigError: fewer than 2 tweets, ``repeats`` < 1, nothing to time, or entity names miscounted."""
+    if len(texts) < 2:
+        raise ConfigError("need at least 2 tweets to benchmark")
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    if not models and baseline is None:
+        raise ConfigError("nothing to benchmark: give bundle directories and/or --baseline")
+    if entities is not None and len(entities) != len(texts):
+        raise ConfigError(f"{len(entities)} entity names for {len(texts)} tweets")
+
+
+def _cell_spec(kind: str, path: str, threads: int, profile: DeviceProfile, batch: int, common: dict, runner) -> dict:
+    """The worker's spec of one run of one cell (:func:`run_worker`)."""
+    spec = {"kind": kind, "path": path, "threads": threads, "profile": profile.name, "batch": batch, "keep_samples": True}
+    return spec | common | runner.spec_extras(profile)
 
 
 def _run_group(group: list[tuple[tuple, dict]], repeats: int, done: dict, runs_done: list[dict], runner, bar, save) -> dict[tuple, dict]:
