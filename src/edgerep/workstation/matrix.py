@@ -136,7 +136,6 @@ def quantization_matrix(
     Raises:
         ConfigError: invalid names or nothing to do. DataError, ModelLoadError as in export.
     """
-    from edgerep.measure.evaluate import evaluate
     from edgerep.workstation.export import export_bundles
     from edgerep.workstation.models import count_parameters, load_finetuned
 
@@ -162,11 +161,8 @@ def quantization_matrix(
         model, info = load_finetuned(mdir)
         params = count_parameters(model)
         del model
-        reference = None
-        if trained:
-            rec_path = out / "results" / f"evaluation-{name}-pytorch.json"
-            reference = read_record(rec_path, "evaluation") if rec_path.is_file() else evaluate(mdir, data_root, limit=config.eval_limit)
-            write_record(rec_path, reference)
+        reference = _evaluation(out / "results" / f"evaluation-{name}-pytorch.json", mdir, data_root, config) if trained else None
+        if reference is not None:
             rows.append(_row(name, "pytorch", "fp32", str(mdir), reference["model"]["size_mb"], params, True, None, reference, None))
         for backend, modes in combos:
             log(f"[bold]matrix[/]: {name} -> {backend.value} {', '.join(m.value for m in modes)}")
@@ -182,28 +178,38 @@ def quantization_matrix(
                 batch_size=1,  # one signature: file sizes compare across models and with the paper
             )
             for r in results:
-                ev = None
-                if trained:
-                    rec_path = out / "results" / f"evaluation-{name}-{r.mode}.json"
-                    ev = read_record(rec_path, "evaluation") if rec_path.is_file() else evaluate(r.path, data_root, limit=config.eval_limit)
-                    write_record(rec_path, ev)
+                ev = _evaluation(out / "results" / f"evaluation-{name}-{r.mode}.json", Path(r.path), data_root, config) if trained else None
                 rows.append(
                     _row(name, backend.value, r.mode.removeprefix("onnx-"), r.path, r.size_mb, params, trained, r.validation, ev, reference)
                 )
 
-    large = next((r for r in rows if r["model"] == "bert-large" and r["backend"] == "litert" and r["quantization"] == "fp32"), None)
-    if large is not None:
-        ref_mb, how = large["size_mb"], "measured: LiteRT float32 file of bert-large from config"
-    else:
-        ref_mb, how = (
-            round(BERT_LARGE_PARAMETERS * 4 / MB, 1),
-            f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)",
-        )
+    ref_mb, how = _bert_large_mb(rows)
     for row in rows:
         row["ratio_to_bert_large_fp32"] = round(ref_mb / row["size_mb"], 1) if row["size_mb"] else None
     record = make_record("matrix", {"config": config.to_dict(), "bert_large_fp32_mb": ref_mb, "bert_large_fp32_source": how, "rows": rows})
     write_record(out / "matrix.json", record)
     return record
+
+
+def _evaluation(path: Path, model: Path, data_root, config: MatrixConfig) -> dict:
+    """The evaluation record at ``path``, made (and written) when missing."""
+    from edgerep.measure.evaluate import evaluate
+
+    rec = read_record(path, "evaluation") if path.is_file() else evaluate(model, data_root, limit=config.eval_limit)
+    write_record(path, rec)
+    return rec
+
+
+def _bert_large_mb(rows: list[dict]) -> tuple[float, str]:
+    """BERT-large's float32 size in MB and how it was obtained: measured when the matrix holds
+    its LiteRT float32 file, else its parameter count x 4 bytes."""
+    large = next((r for r in rows if r["model"] == "bert-large" and r["backend"] == "litert" and r["quantization"] == "fp32"), None)
+    if large is not None:
+        return large["size_mb"], "measured: LiteRT float32 file of bert-large from config"
+    return (
+        round(BERT_LARGE_PARAMETERS * 4 / MB, 1),
+        f"estimated: {BERT_LARGE_PARAMETERS / 1e6:.1f}M parameters x 4 bytes (bert-large-uncased with a 3-class head)",
+    )
 
 
 def _row(name, backend, quantization, path, size_mb, params, trained, validation, ev, reference) -> dict:

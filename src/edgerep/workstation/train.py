@@ -286,12 +286,7 @@ def train(
     # Everything a user can get wrong (data, model name) is checked before anything is written.
     train_set, val_set, data_report, sentiment = _training_inputs(data_root, config)
     source = resolve_source(config.model)
-    hf_tokenizer = load_tokenizer(source)
-    out.mkdir(parents=True, exist_ok=True)
-    tok_dir = out / "tokenizer"
-    if not (tok_dir / TOKENIZER_FILE).is_file():
-        with atomic_directory(tok_dir, overwrite=True) as tmp:
-            hf_tokenizer.save_pretrained(tmp)
+    tok_dir = _save_tokenizer(load_tokenizer(source), out)
 
     ckpt_root = out / "checkpoints"
     latest = latest_checkpoint(ckpt_root)
@@ -321,8 +316,7 @@ def train(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
         f"{len(data.train_ids)} tweets{' (entity, tweet) pairs' if config.entity else ''}, validating on {len(data.val_ids)}; "
         f"{config.epochs} epochs x {steps_per_epoch} steps"
-        f"{f' (stopping after epoch {config.stop_after})' if config.trained_epochs < config.epochs else ''}, "
-        f"{torch.get_num_threads()} threads"
+        f"{f' (stopping after epoch {config.stop_after})' if config.trained_epochs < config.epochs else ''}, {torch.get_num_threads()} threads"
     )
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.trained_epochs + 1):
@@ -340,6 +334,16 @@ def train(
         f"in {(time.perf_counter() - t_start) / 60:.1f} min"
     )
     return final
+
+
+def _save_tokenizer(hf_tokenizer, out: Path) -> Path:
+    """``out/tokenizer``, the source model's tokenizer files written there once (atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tok_dir = out / "tokenizer"
+    if not (tok_dir / TOKENIZER_FILE).is_file():
+        with atomic_directory(tok_dir, overwrite=True) as tmp:
+            hf_tokenizer.save_pretrained(tmp)
+    return tok_dir
 
 
 def set_threads(threads: int | None) -> None:

@@ -60,6 +60,66 @@ SentimentData = Annotated[
     Path | None,
     typer.Option("--sentiment-data", help="TweetEval sentiment folder: auxiliary general-sentiment data (see --sentiment-mode)."),
 ]
+# Distillation (distill, compress, run)
+StudentLayers = Annotated[
+    str,
+    typer.Option(
+        help="Student depths to distill, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation, only pruning and recipes."
+    ),
+]
+StudentWidths = Annotated[
+    str,
+    typer.Option(
+        help="Feed-forward widths of the students, comma-separated (structured pruning before distillation; one student per "
+        "depth and width, k<K>-f<F>); auto: the teacher's width."
+    ),
+]
+TransferText = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="TweetEval sentiment folder whose training portion joins the distillation transfer set as unlabelled tweets "
+        "(teacher soft targets only; an epoch grows with them; repeatable)."
+    ),
+]
+QuantAware = Annotated[
+    str,
+    typer.Option(
+        help="Distill with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): "
+        "none, dynamic-int4, dynamic-int8-emb4, dynamic-int8."
+    ),
+]
+HiddenWeight = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); "
+        "0 = logits only. The teacher's hidden states are kept in memory (float16, about 2 GB for RepLab with 3 layers).",
+    ),
+]
+PruneAfterEpoch = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="With a narrower feed-forward width: distill at full width for N epochs, then prune (importance measured on the "
+        "partly distilled student); 0: prune first.",
+    ),
+]
+FfnKeepLast = Annotated[
+    bool,
+    typer.Option(
+        "--ffn-keep-last/--ffn-prune-last",
+        help="With a narrower feed-forward width: the last layer keeps the teacher's width (LiteRT bundles run it for [CLS] "
+        "alone: one token's MACs).",
+    ),
+]
+EntityConditioned = Annotated[
+    bool,
+    typer.Option(
+        "--entity/--no-entity",
+        help="Entity-conditioned model: (entity name, tweet) as the encoder's two segments, so requests name the entity (the validated recipe).",
+    ),
+]
+TrainLimit = Annotated[int | None, typer.Option(min=1, help="Train on at most N tweets (smoke runs).")]
 Relatedness = Annotated[
     bool,
     typer.Option(

@@ -11,16 +11,25 @@ from edgerep.app.cli import tables
 from edgerep.app.cli.options import (
     BatchSize,
     DataDir,
+    EntityConditioned,
+    FfnKeepLast,
+    HiddenWeight,
     JsonFlag,
     LearningRate,
     ModelName,
+    PruneAfterEpoch,
+    QuantAware,
     Relatedness,
     ScheduleEpochs,
     Seed,
     SentimentData,
     SentimentMode,
     StopAfter,
+    StudentLayers,
+    StudentWidths,
     Threads,
+    TrainLimit,
+    TransferText,
     _layers_list,
     _print_json,
     _widths_list,
@@ -49,11 +58,9 @@ def train(
     lr: LearningRate = 5e-5,
     max_seq_len: Annotated[int | None, typer.Option(help="Tokens per tweet (default: p99 of the training tweets).")] = None,
     seed: Seed = 13,
-    limit: Annotated[int | None, typer.Option(min=1, help="Train on at most this many tweets (smoke runs).")] = None,
+    limit: TrainLimit = None,
     threads: Threads = None,
-    entity: Annotated[
-        bool, typer.Option("--entity/--no-entity", help="Entity-conditioned input: (entity name, tweet) as two segments.")
-    ] = True,
+    entity: EntityConditioned = True,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
     class_weighted: Annotated[
@@ -168,13 +175,7 @@ def distill(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the transfer set.")] = 3,
     temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 2.0,
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weighs the gold labels.")] = 0.5,
-    hidden_weight: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            help="Weight of the hidden-state term (MSE of each student layer's output to its teacher layer's; TinyBERT-style); 0 = logits only. The teacher's hidden states are computed once and kept in memory (float16; ~2 GB for RepLab with 3 layers).",
-        ),
-    ] = 0.0,
+    hidden_weight: HiddenWeight = 0.0,
     ffn_width: Annotated[
         int | None,
         typer.Option(
@@ -182,36 +183,14 @@ def distill(
             help="Feed-forward units kept per student layer (structured pruning by activation x weight importance before distillation; fewer MACs). Default: the teacher's width.",
         ),
     ] = None,
-    prune_after_epoch: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="With --ffn-width: distill at full width for N epochs, then prune (importance of the partly distilled student); 0: prune first.",
-        ),
-    ] = 0,
-    ffn_keep_last: Annotated[
-        bool,
-        typer.Option(
-            "--ffn-keep-last/--ffn-prune-last",
-            help="With --ffn-width: the last layer keeps the teacher's width (LiteRT bundles run it for [CLS] alone: one token's MACs).",
-        ),
-    ] = False,
+    prune_after_epoch: PruneAfterEpoch = 0,
+    ffn_keep_last: FfnKeepLast = False,
     lr: LearningRate = 1e-4,
     unlabelled: Annotated[
         bool, typer.Option("--unlabelled/--labelled-only", help="Add the training split's unlabelled English tweets to the transfer set.")
     ] = True,
-    transfer_text: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="TweetEval sentiment folder whose training portion joins the transfer set as unlabelled tweets (teacher soft targets only; repeatable)."
-        ),
-    ] = None,
-    quant_aware: Annotated[
-        str,
-        typer.Option(
-            help="Train with the weight grid of this LiteRT recipe (quantization-aware: the student's weights end on it): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8."
-        ),
-    ] = "none",
+    transfer_text: TransferText = None,
+    quant_aware: QuantAware = "none",
     seed: Seed = 13,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N transfer tweets (smoke runs).")] = None,
     threads: Threads = None,
@@ -250,10 +229,7 @@ def distill(
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory of `edgerep run` (or `edgerep train`) holding the fine-tuned model.")],
     data: DataDir,
-    layers: Annotated[
-        str,
-        typer.Option(help="Student depths to distill, comma-separated; auto: half the teacher's (6 -> 3); none: only pruning and recipes."),
-    ] = "auto",
+    layers: StudentLayers = "auto",
     teacher: Annotated[
         list[Path] | None,
         typer.Option(
@@ -283,42 +259,12 @@ def compress(
         ),
     ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
-    hidden_weight: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            help="Weight of the hidden-state distillation term (TinyBERT-style; the teacher's states are kept in memory, ~2 GB float16); 0 = logits only.",
-        ),
-    ] = 1.0,
-    ffn_widths: Annotated[
-        str,
-        typer.Option(
-            help="Feed-forward widths of the students, comma-separated (structured pruning before distillation; one student per depth and width, k<K>-f<F>); auto: the teacher's width."
-        ),
-    ] = "auto",
-    prune_after_epoch: Annotated[
-        int,
-        typer.Option(min=0, help="With --ffn-widths: distill the narrow students at full width for N epochs, then prune; 0: prune first."),
-    ] = 0,
-    ffn_keep_last: Annotated[
-        bool,
-        typer.Option(
-            "--ffn-keep-last/--ffn-prune-last",
-            help="With --ffn-widths: the last layer keeps the teacher's width (LiteRT bundles run it for [CLS] alone: one token's MACs); students k<K>-f<F>-last<full>.",
-        ),
-    ] = False,
-    transfer_text: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="TweetEval sentiment folder whose training portion joins the students' transfer set as unlabelled tweets (teacher soft targets only; epochs grow with the added tweets; repeatable)."
-        ),
-    ] = None,
-    quant_aware: Annotated[
-        str,
-        typer.Option(
-            help="Distill the students with the weight grid of this recipe (quantization-aware): none, dynamic-int4, dynamic-int8-emb4, dynamic-int8."
-        ),
-    ] = "dynamic-int4",
+    hidden_weight: HiddenWeight = 1.0,
+    ffn_widths: StudentWidths = "auto",
+    prune_after_epoch: PruneAfterEpoch = 0,
+    ffn_keep_last: FfnKeepLast = False,
+    transfer_text: TransferText = None,
+    quant_aware: QuantAware = "dynamic-int4",
     vocab_min_count: Annotated[
         int,
         typer.Option(
@@ -378,11 +324,8 @@ def run(
     quantize: Annotated[
         str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")
     ] = "fp32,dynamic-int8",
-    limit: Annotated[int | None, typer.Option(min=1, help="Train on at most N tweets (smoke run).")] = None,
-    entity: Annotated[
-        bool,
-        typer.Option("--entity/--no-entity", help="Entity-conditioned model: requests name the entity (the default, validated recipe)."),
-    ] = True,
+    limit: TrainLimit = None,
+    entity: EntityConditioned = True,
     sentiment_data: SentimentData = None,
     sentiment_mode: SentimentMode = "intermediate",
     relatedness: Relatedness = False,
@@ -393,31 +336,11 @@ def run(
             help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.",
         ),
     ] = True,
-    student_layers: Annotated[
-        str,
-        typer.Option(
-            help="Student depths distilled by the compression stage, comma-separated; auto: half the teacher's (6 -> 3); none: no distillation."
-        ),
-    ] = "auto",
-    student_widths: Annotated[
-        str,
-        typer.Option(
-            help="Feed-forward widths of the compression stage's students, comma-separated (as compress --ffn-widths); auto: the teacher's width."
-        ),
-    ] = "auto",
+    student_layers: StudentLayers = "auto",
+    student_widths: StudentWidths = "auto",
     distill_epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs of the compression stage.")] = 3,
-    prune_after_epoch: Annotated[
-        int,
-        typer.Option(
-            min=0, help="With --student-widths: distill at full width for N epochs, then prune (as compress --prune-after-epoch)."
-        ),
-    ] = 0,
-    transfer_text: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="TweetEval sentiment folder whose training portion joins the compression stage's transfer set as unlabelled tweets (as compress --transfer-text; repeatable)."
-        ),
-    ] = None,
+    prune_after_epoch: PruneAfterEpoch = 0,
+    transfer_text: TransferText = None,
     budget: Annotated[
         str,
         typer.Option(
@@ -491,6 +414,11 @@ def run(
     if as_json:
         _print_json(summary)
         return
+    _print_run(summary, out_dir)
+
+
+def _print_run(summary: dict, out_dir: Path) -> None:
+    """The run's table, led by the bundle to deploy, and where its artifacts are."""
     out.print(tables.run_table(summary))
     a = summary["artifacts"]
     if summary.get("recommended"):

@@ -281,56 +281,11 @@ def _write_bundle(
     spec = RECIPES[mode]
     model_file = MODEL_FILES[backend]
     with atomic_directory(target, overwrite=True) as tmp:
-        if spec.recipe is None:
-            shutil.copy2(float_path, tmp / model_file)
-            recipe_name = None
-        elif backend is Backend.ONNXRUNTIME:
-            log("export: quantizing with onnxruntime.quantization.quantize_dynamic (QInt8, per channel)")
-            quantize_onnx(float_path, mode, tmp / model_file)
-            recipe_name = "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
-        else:
-            log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
-            rep = (
-                representative_dataset(
-                    src.tokenizer_json,
-                    src.max_seq_len,
-                    calibration_texts.texts,
-                    buckets,
-                    batch_size,
-                    entities=calibration_texts.entities_for(src.entity_conditioned),
-                )
-                if spec.calibrated
-                else None
-            )
-            quantize_tflite(float_path, mode, tmp / model_file, rep)
-            recipe_name = f"ai_edge_quantizer:{spec.recipe}"
+        recipe_name = _quantize(src, backend, mode, float_path, tmp / model_file, buckets, batch_size, calibration_texts)
         if backend is Backend.LITERT:
             strip_tensor_names(tmp / model_file)
         shutil.copy2(src.tokenizer_json, tmp / TOKENIZER_FILE)
-        manifest = Manifest(
-            labels=src.labels,
-            max_seq_len=src.max_seq_len,
-            inputs=(TensorSpec("input_ids", "int32", (1, src.max_seq_len)), TensorSpec("attention_mask", "int32", (1, src.max_seq_len))),
-            output=TensorSpec(LOGITS_OUTPUT, "float32", (1, len(src.labels))),
-            quantization={
-                "mode": mode.value,
-                "recipe": recipe_name,
-                "description": spec.description,
-                "representative_tweets": len(calibration_texts) if spec.calibrated else 0,
-            },
-            normalization_version=NORMALIZATION_VERSION,
-            model_sha256=sha256_file(tmp / model_file),
-            tokenizer_sha256=sha256_file(tmp / TOKENIZER_FILE),
-            source=src.entry,
-            tools=tool_versions(),
-            split=dict(src.info.get("split", {})),
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            backend=backend.value,
-            model_file=model_file,
-            buckets=buckets,
-            batch_size=batch_size,
-            entity_conditioned=src.entity_conditioned,
-        )
+        manifest = _manifest(src, backend, mode, tmp, recipe_name, buckets, batch_size, len(calibration_texts) if spec.calibrated else 0)
         atomic_write_json(tmp / MANIFEST_FILE, manifest.to_dict())
         validation = judge(src.reference, PolarityClassifier(tmp).logits(src.samples.texts, entities=src.entities), spec.tolerance)
         if not validation["passed"] and strict:
@@ -348,6 +303,73 @@ def _write_bundle(
         f"label agreement {validation['label_agreement']:.2%} on {len(src.samples)} tweets"
     )
     return ExportResult(target.name, str(target), size, validation)
+
+
+def _quantize(
+    src: _Source,
+    backend: Backend,
+    mode: Quantization,
+    float_path: Path,
+    out_file: Path,
+    buckets: tuple[int, ...],
+    batch_size: int,
+    calibration_texts: Samples,
+) -> str | None:
+    """Write the model file of one quantization to ``out_file``; return the recipe's name (``None``
+    for a float model, copied as it is)."""
+    spec = RECIPES[mode]
+    if spec.recipe is None:
+        shutil.copy2(float_path, out_file)
+        return None
+    if backend is Backend.ONNXRUNTIME:
+        log("export: quantizing with onnxruntime.quantization.quantize_dynamic (QInt8, per channel)")
+        quantize_onnx(float_path, mode, out_file)
+        return "onnxruntime.quantization:quantize_dynamic(weight_type=QInt8, per_channel=True)"
+    log(f"export: quantizing with ai_edge_quantizer recipe {spec.recipe}")
+    rep = None
+    if spec.calibrated:
+        entities = calibration_texts.entities_for(src.entity_conditioned)
+        rep = representative_dataset(src.tokenizer_json, src.max_seq_len, calibration_texts.texts, buckets, batch_size, entities=entities)
+    quantize_tflite(float_path, mode, out_file, rep)
+    return f"ai_edge_quantizer:{spec.recipe}"
+
+
+def _manifest(
+    src: _Source,
+    backend: Backend,
+    mode: Quantization,
+    bundle: Path,
+    recipe_name: str | None,
+    buckets: tuple[int, ...],
+    batch_size: int,
+    representative_tweets: int,
+) -> Manifest:
+    """The manifest of the bundle being written in ``bundle`` (its files already there)."""
+    model_file = MODEL_FILES[backend]
+    return Manifest(
+        labels=src.labels,
+        max_seq_len=src.max_seq_len,
+        inputs=(TensorSpec("input_ids", "int32", (1, src.max_seq_len)), TensorSpec("attention_mask", "int32", (1, src.max_seq_len))),
+        output=TensorSpec(LOGITS_OUTPUT, "float32", (1, len(src.labels))),
+        quantization={
+            "mode": mode.value,
+            "recipe": recipe_name,
+            "description": RECIPES[mode].description,
+            "representative_tweets": representative_tweets,
+        },
+        normalization_version=NORMALIZATION_VERSION,
+        model_sha256=sha256_file(bundle / model_file),
+        tokenizer_sha256=sha256_file(bundle / TOKENIZER_FILE),
+        source=src.entry,
+        tools=tool_versions(),
+        split=dict(src.info.get("split", {})),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        backend=backend.value,
+        model_file=model_file,
+        buckets=buckets,
+        batch_size=batch_size,
+        entity_conditioned=src.entity_conditioned,
+    )
 
 
 def _existing_bundle(
