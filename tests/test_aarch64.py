@@ -52,8 +52,8 @@ def test_board_cpuinfo_reads_as_the_board(tmp_path):
 @needs_qemu
 @pytest.mark.qemu
 def test_device_path_on_aarch64_matches_x86(tiny_bundles, tiny_entity_bundles, data_root, tmp_path):
-    """The installed console script under aarch64 emulation (Pi 4 and Pi 5 CPUs, and QEMU's
-    ``max`` as a finding) gives this machine's logits on 50 real validation tweets: float32 to
+    """The installed console script under aarch64 emulation (Pi 4 and Pi 5 CPUs; QEMU's ``max``,
+    a finding of the benchmark, is left to it) gives this machine's logits on 50 real validation tweets: float32 to
     1e-4, dynamic int8 with >= 98% identical labels; ``edgerep serve`` answers one request there
     (first bundle); an entity-conditioned bundle reads each tweet's entity. The check's duration
     is recorded by the script, not asserted here."""
@@ -61,18 +61,17 @@ def test_device_path_on_aarch64_matches_x86(tiny_bundles, tiny_entity_bundles, d
 
     sample = sample_texts(data_root, "validation", 50)
     bundles = [tiny_bundles["fp32"], tiny_bundles["dynamic-int8"], tiny_entity_bundles["fp32"]]
-    payload = check.check(bundles, sample.texts, sample.entities, tmp_path / "work", ["cortex-a72", "cortex-a76", "max"], log=lambda *_: None)
+    payload = check.check(bundles, sample.texts, sample.entities, tmp_path / "work", ["cortex-a72", "cortex-a76"], log=lambda *_: None)
 
     print(f"aarch64 check: {payload['check_seconds']:.0f} s")
     assert payload["passed"], [r for r in payload["results"] if r["decides"] and not r["passed"]]
     by = {(Path(r["bundle"]).parent.name + "/" + Path(r["bundle"]).name, r["cpu"]): r for r in payload["results"]}
-    assert len(by) == 9 and all(r["tweets"] == 50 for r in payload["results"])
+    assert len(by) == 6 and all(r["tweets"] == 50 and r["decides"] for r in payload["results"])
     for (name, cpu), r in by.items():
-        if r["quantization"] == "fp32" and cpu != "max":
+        if r["quantization"] == "fp32":
             assert r["max_abs_logit_diff"] <= 1e-4, (name, cpu, r)
         if cpu == "cortex-a72" and name == f"{tiny_bundles['fp32'].parent.name}/fp32":
             assert r["serve"]["same_label_as_classify"] and set(r["serve"]["probabilities"]) == {"NEGATIVE", "NEUTRAL", "POSITIVE"}
-    assert not by[next(k for k in by if k[1] == "max")]["decides"]
     machines = payload["emulated_machines"]
     assert {m["machine"] for m in machines.values()} == {"aarch64"}
     assert machines["cortex-a72"]["cpu_flags"] == ["asimd"] and "asimddp" in machines["cortex-a76"]["cpu_flags"]

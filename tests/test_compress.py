@@ -464,8 +464,8 @@ def test_compress_builds_validates_times_and_recommends(tiny_entity_model, data_
 
     run = tmp_path / "run"
     shutil.copytree(tiny_entity_model, run / "train" / "model")
-    cfg = CompressConfig(layers=(1,), quantizations=(Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT4), epochs=1, limit=200,
-                         latency_tweets=20, accuracy_budget=0.5, quant_aware="dynamic-int4", vocab_min_count=2, ffn_widths=(64, 16))
+    cfg = CompressConfig(layers=(1,), quantizations=(Quantization.DYNAMIC_INT8, Quantization.DYNAMIC_INT4), epochs=1, limit=120,
+                         latency_tweets=10, accuracy_budget=0.5, quant_aware="dynamic-int4", vocab_min_count=2, ffn_widths=(64, 16))
     rec = compress(data_root, run, cfg)
     assert rec["models"]["k1-pruned"]["distillation"]["quant_aware"] == "dynamic-int4"
     assert rec["models"]["k1-pruned"]["ffn_width"] == 64 and rec["models"]["k1-f16-pruned"]["ffn_width"] == 16
