@@ -52,6 +52,7 @@ def make_archive(out: Path, rows: int, entities: int, shard: int = 50_000, seed:
             "related": (p_related >= 0.5).tolist(),
             "p_related": p_related.tolist(),
             "error": [None] * n,
+            "text": [None] * n,
         }
         write_shard(out / f"part-{k:05d}.parquet", cols, {"edgerep.bundle": "synthetic", "edgerep.bundle_sha256": "0" * 64})
     (out / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/3", "bundle_sha256": "0" * 64}))

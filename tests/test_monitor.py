@@ -81,6 +81,7 @@ def _synthetic_output(
     bundle_sha: str = "a" * 64,
     seed: int = 0,
     unrelated: dict[int, int] | None = None,
+    keep_text: bool = False,
 ) -> Path:
     """A batch output of one entity: per week (tweets, predicted negatives), written by batch's own
     writer; ``unrelated``: week -> extra tweets predicted NEGATIVE and unrelated (a relatedness
@@ -106,8 +107,9 @@ def _synthetic_output(
             cols["related"].append(None if unrelated is None else i < n)
             cols["p_related"].append(None if unrelated is None else (0.9 if i < n else 0.1))
             cols["error"].append(None)
+            cols["text"].append(f"<b>{entity}</b> tweet {k}-{i}" if keep_text else None)
     write_shard(path / "part-00000.parquet", cols, {"edgerep.bundle": "/nowhere", "edgerep.bundle_sha256": bundle_sha})
-    (path / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/3", "bundle_sha256": bundle_sha}))
+    (path / "_edgerep_batch.json").write_text(json.dumps({"schema": "edgerep.batch/3", "bundle_sha256": bundle_sha, "keep_text": keep_text}))
     return path
 
 
@@ -141,6 +143,21 @@ def test_unrelated_tweets_are_counted_beside_and_left_out_of_shares_and_alerts(t
     for w, v in zip(ent["windows"], plain["entities"][0]["windows"]):
         assert w["tweets"] == v["tweets"] and w["counts"] == v["counts"] and w["shares"] == v["shares"]
     assert "405 unrelated ones left out" in (tmp_path / "m" / "dashboard.html").read_text()
+
+
+def test_show_text_gives_an_alerts_tweets_from_an_output_that_kept_them(tmp_path):
+    rng = np.random.default_rng(1)
+    weeks = [(int(n), int(rng.binomial(n, 0.12))) for n in rng.integers(60, 120, size=40)]
+    n, k = weeks[30]
+    weeks[30] = (n + 2 * k + 6, 3 * k + 6)
+    with pytest.raises(ConfigError, match="--keep-text"):
+        monitor([_synthetic_output(tmp_path / "ids", weeks)], tmp_path / "m1", MonitorConfig(show_text=True))
+    rec = monitor([_synthetic_output(tmp_path / "texts", weeks, keep_text=True)], tmp_path / "m2", MonitorConfig(show_text=True))
+    (alert,) = rec["alerts"]
+    assert [t["id"] for t in alert["top_negative"]] == alert["top_negative_ids"]
+    assert all(t["text"] == f"<b>BMW</b> tweet {t['id'][4:]}" for t in alert["top_negative"])
+    page = (tmp_path / "m2" / "dashboard.html").read_text()
+    assert "&lt;b&gt;BMW&lt;/b&gt; tweet 30-" in page and "<b>BMW</b> tweet" not in page
 
 
 def test_too_few_tweets_is_shown_as_such_not_as_zero(tmp_path):

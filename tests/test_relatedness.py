@@ -138,11 +138,12 @@ def test_a_relatedness_model_trains_exports_and_classifies(related_bundle, data_
             json.dumps({"id": str(i), "text": t, "entity": "BMW"}) + "\n" for i, t in enumerate(["BMW recalls cars", "nice weather", ""])
         )
     )
-    run_batch([src], tmp_path / "out", bundle, BatchConfig(), show_progress=False)
+    run_batch([src], tmp_path / "out", bundle, BatchConfig(keep_text=True), show_progress=False)
     import pyarrow.parquet as pq
 
     rows = pq.read_table(tmp_path / "out" / "part-00000.parquet").to_pylist()
     assert [r["related"] is None for r in rows] == [False, False, True]  # the empty text is an error row
+    assert [r["text"] for r in rows] == ["BMW recalls cars", "nice weather", ""]
     first = clf.classify("BMW recalls cars", "BMW")
     assert rows[0]["related"] == first.related and rows[0]["p_related"] == pytest.approx(first.p_related, abs=1e-6)
     assert Counter(r["label"] for r in rows[:2]) == Counter([first.label, clf.classify("nice weather", "BMW").label])

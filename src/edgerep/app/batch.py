@@ -11,7 +11,8 @@ Parquet file, written atomically (a temporary name, then a rename)::
       _edgerep_batch.json     what the output was made from: bundle SHA-256, inputs (path,
                               bytes, SHA-256), fields, shard size; a re-run must match it
       part-00000.parquet      columns: id, entity, time (UTC timestamp), label, p_negative,
-                              p_neutral, p_positive, related, p_related, error;
+                              p_neutral, p_positive, related, p_related, error, text
+                              (the tweet, with ``keep_text``; else null);
       part-00001.parquet      file metadata: edgerep.bundle_sha256, edgerep.bundle, edgerep.version
       summary.json            rows, labels, unrelated rows, errors, tweets/s, engine, workers (at the end)
 
@@ -60,7 +61,7 @@ from edgerep.registry import BATCH_ENGINES, BATCH_FORMATS
 FORMATS = BATCH_FORMATS
 ENGINES = BATCH_ENGINES
 MANIFEST = "_edgerep_batch.json"
-COLUMNS = ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "related", "p_related", "error")
+COLUMNS = ("id", "entity", "time", "label", "p_negative", "p_neutral", "p_positive", "related", "p_related", "error", "text")
 #: The format of the output's shards and ``_edgerep_batch.json``.
 SCHEMA = "edgerep.batch/3"
 #: The input format of a directory: a RepLab 2013 corpus root (or one of its split folders).
@@ -82,6 +83,8 @@ class BatchConfig:
         workers: worker processes or Ray actors; ``None`` = this machine's cores.
         address: Ray cluster to join (``auto``, ``ray://host:port``); ``None`` starts a local one.
         batch_size: rows per Ray ``map_batches`` call.
+        keep_text: write each row's text into the output (``text`` column; null otherwise), so
+            ``edgerep monitor --show-text`` can show an alert's tweets.
     """
 
     text_field: str = "text"
@@ -94,6 +97,7 @@ class BatchConfig:
     workers: int | None = None
     address: str | None = None
     batch_size: int = 256
+    keep_text: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -296,9 +300,10 @@ def shards(rows: Iterator[Row], size: int) -> Iterator[tuple[int, list[Row]]]:
 # ----------------------------------------------------------------------------- classifying
 
 
-def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
+def classify_rows(clf, rows: Sequence[Row], keep_text: bool = False) -> dict[str, list]:
     """Columns of :data:`COLUMNS` for ``rows`` with a loaded classifier (one tweet at a time, the
-    runtime's fastest path on one thread); an unusable row gets ``error`` and no label."""
+    runtime's fastest path on one thread); an unusable row gets ``error`` and no label; ``text``
+    holds the tweet with ``keep_text``, else null."""
     out: dict[str, list] = {c: [] for c in COLUMNS}
     for r in rows:
         err, pred = r.error, None
@@ -316,6 +321,7 @@ def classify_rows(clf, rows: Sequence[Row]) -> dict[str, list]:
             out[f"p_{lab.lower()}"].append(pred.probabilities[lab] if pred else None)
         out["related"].append(pred.related if pred else None)
         out["p_related"].append(pred.p_related if pred else None)
+        out["text"].append(r.text if keep_text else None)
     return out
 
 
@@ -334,6 +340,7 @@ def _table(columns: dict[str, list], meta: dict[str, str]):
             ("related", pa.bool_()),
             ("p_related", pa.float32()),
             ("error", pa.string()),
+            ("text", pa.string()),
         ],
         metadata={k.encode(): v.encode() for k, v in meta.items()},
     )
@@ -360,11 +367,11 @@ def _init_worker(bundle: str, queue) -> None:
     _WORKER["queue"] = queue
 
 
-def _local_shard(path: str, rows: list[Row], meta: dict[str, str], step: int = 200) -> tuple[int, int]:
+def _local_shard(path: str, rows: list[Row], meta: dict[str, str], keep_text: bool = False, step: int = 200) -> tuple[int, int]:
     clf, queue = _WORKER["clf"], _WORKER["queue"]
     parts: dict[str, list] = {c: [] for c in COLUMNS}
     for i in range(0, len(rows), step):
-        for c, v in classify_rows(clf, rows[i : i + step]).items():
+        for c, v in classify_rows(clf, rows[i : i + step], keep_text).items():
             parts[c].extend(v)
         queue.put(min(step, len(rows) - i))
     return write_shard(Path(path), parts, meta)
@@ -516,7 +523,7 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
             batch_format="numpy",
             max_restarts=0,
         )
-    buf: dict[str, list] = {c: [] for c in COLUMNS}
+    buf: dict[str, list] = {c: [] for c in COLUMNS if c != "text"}  # the driver adds the text it read
     queue = list(wave)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         cols = batch.to_pydict()
@@ -524,13 +531,14 @@ def _ray_wave(ray, files: list, wave: list, out: Path, meta: dict, cfg: BatchCon
             cols[key] = [None if v != v else v for v in cols[key]]
         cols["related"] = [None if v < 0 else bool(v) for v in cols["related"]]
         cols["time"] = [None if v < 0 else v for v in cols["time"]]
-        for c in COLUMNS:
+        for c in buf:
             buf[c].extend(cols[c])
         advance(batch.num_rows)
         while queue and len(buf["id"]) >= len(queue[0][1]):
             k, rs = queue.pop(0)
             n = len(rs)
-            write_shard(out / f"part-{k:05d}.parquet", {c: v[:n] for c, v in buf.items()}, meta)
+            text = [r.text if cfg.keep_text else None for r in rs]
+            write_shard(out / f"part-{k:05d}.parquet", {**{c: v[:n] for c, v in buf.items()}, "text": text}, meta)
             buf = {c: v[n:] for c, v in buf.items()}
     if queue or buf["id"]:
         raise EdgerepError(
@@ -603,7 +611,7 @@ def run_batch(
             bar.advance(n, info=f"{rate:,.0f} tweets/s")
 
         if cfg.engine == "local":
-            _local(pending, out, str(bundle), meta, n_workers, advance)
+            _local(pending, out, str(bundle), meta, n_workers, advance, cfg.keep_text)
         else:
             ray = _ray_init(cfg)
             try:
@@ -653,6 +661,7 @@ def _identity(paths: list[Path], cfg: BatchConfig, bundle_sha: str) -> dict:
             "default_entity": cfg.entity,
         },
         "shard_size": cfg.shard_size,
+        "keep_text": cfg.keep_text,
         "schema": SCHEMA,
     }
 
@@ -671,7 +680,7 @@ def _input_identity(path: Path) -> dict:
     return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def _local(pending, out: Path, bundle: str, meta: dict, n_workers: int, advance) -> None:
+def _local(pending, out: Path, bundle: str, meta: dict, n_workers: int, advance, keep_text: bool = False) -> None:
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -695,7 +704,7 @@ def _local(pending, out: Path, bundle: str, meta: dict, n_workers: int, advance)
                 finished, running = wait(running, timeout=0, return_when=FIRST_COMPLETED)
                 for f in finished:
                     f.result()
-            running.add(pool.submit(_local_shard, str(out / f"part-{k:05d}.parquet"), rows, meta))
+            running.add(pool.submit(_local_shard, str(out / f"part-{k:05d}.parquet"), rows, meta, keep_text))
         while running:
             drain(0.2)
             finished, running = wait(running, timeout=0, return_when=FIRST_COMPLETED)

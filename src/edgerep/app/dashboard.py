@@ -132,6 +132,14 @@ def _overview_rows(record: dict, method: str) -> list[str]:
     return rows
 
 
+def _alert_texts(alert: dict) -> str:
+    """The texts of an alert's most negative tweets (``monitor --show-text``) as an HTML list, escaped."""
+    tweets = [t for t in alert.get("top_negative", []) if t.get("text")][:5]
+    if not tweets:
+        return ""
+    return "<ol>" + "".join(f"<li><code>{html.escape(t['id'])}</code> {html.escape(t['text'])}</li>" for t in tweets) + "</ol>"
+
+
 def render_dashboard(record: dict) -> str:
     """The dashboard HTML of an ``edgerep.monitor`` record (self-contained, plotly.js inlined).
 
@@ -154,7 +162,7 @@ def render_dashboard(record: dict) -> str:
         items = "".join(
             f"<li>{_day(a['window'])}: {a['negatives']} of {a['tweets']} tweets predicted negative "
             f"(share {a['negative_share']:.1%}, baseline {a['baseline_rate']:.1%}; p = {a['p_value']:.2g} &lt; {a['threshold']:.2g}); "
-            f"most negative: {html.escape(', '.join(a['top_negative_ids'][:5]))}</li>"
+            f"most negative: {html.escape(', '.join(a['top_negative_ids'][:5]))}{_alert_texts(a)}</li>"
             for a in ent_alerts
         )
         parts.append(

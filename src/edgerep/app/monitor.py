@@ -73,6 +73,8 @@ class MonitorConfig:
         top_ids: ids of the tweets most likely NEGATIVE named per alert.
         evaluation: the bundle's ``edgerep.evaluation`` record (validation confusion matrix and
             class shares); ``None``: ``evaluation.json`` beside the bundle, if any.
+        show_text: give each alert's most negative tweets with their text (``top_negative``:
+            id and text), from a batch output made with ``keep_text``.
     """
 
     window: str = "week"
@@ -82,6 +84,7 @@ class MonitorConfig:
     false_alarms_per_year: float = 0.5
     top_ids: int = 10
     evaluation: str | None = None
+    show_text: bool = False
 
     def __post_init__(self) -> None:
         if self.window not in WINDOWS:
@@ -196,7 +199,7 @@ def _parquet_sql(files: Sequence[Path]) -> str:
 def _rows_sql(files: Sequence[Path], window: str) -> str:
     return (
         f"SELECT id, entity, CAST(epoch(date_trunc('{window}', time)) AS BIGINT) AS w, label, p_negative, p_neutral, p_positive, "
-        f"related IS NOT FALSE AS rel FROM {_parquet_sql(files)} WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
+        f"related IS NOT FALSE AS rel, text FROM {_parquet_sql(files)} WHERE error IS NULL AND time IS NOT NULL AND entity IS NOT NULL"
     )
 
 
@@ -352,12 +355,13 @@ def _r(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
-def _top_negative_ids(con, files: Sequence[Path], cfg: MonitorConfig, entity: str, window: int) -> list[str]:
+def _top_negative(con, files: Sequence[Path], cfg: MonitorConfig, entity: str, window: int) -> list[tuple[str, str | None]]:
+    """``(id, text)`` of the window's related tweets most likely NEGATIVE, most likely first."""
     rows = _rows_sql(files, cfg.window)
     got = con.execute(
-        f"SELECT id FROM ({rows}) WHERE rel AND entity = ? AND w = ? ORDER BY p_negative DESC LIMIT ?", [entity, window, cfg.top_ids]
+        f"SELECT id, text FROM ({rows}) WHERE rel AND entity = ? AND w = ? ORDER BY p_negative DESC LIMIT ?", [entity, window, cfg.top_ids]
     )
-    return [r[0] for r in got.fetchall()]
+    return [(r[0], r[1]) for r in got.fetchall()]
 
 
 # ----------------------------------------------------------------------------- the job
@@ -378,6 +382,8 @@ def monitor(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, cfg: 
 
     t0 = time.perf_counter()
     files, ident = check_outputs(dirs)
+    if cfg.show_text and not ident.get("keep_text"):
+        raise ConfigError(f"--show-text: {dirs[0]} holds no tweet texts; classify the archive with edgerep batch --keep-text")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     configure(log_file=out / "edgerep.log")
@@ -396,7 +402,10 @@ def monitor(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, cfg: 
     est = shares(agg, rates, cfg.min_tweets)
     found = alerts(agg, est, cfg)
     for a in found:
-        a["top_negative_ids"] = _top_negative_ids(con, files, cfg, a["entity"], a["window"])
+        top = _top_negative(con, files, cfg, a["entity"], a["window"])
+        a["top_negative_ids"] = [i for i, _ in top]
+        if cfg.show_text:
+            a["top_negative"] = [{"id": i, "text": t} for i, t in top]
     entities = _entities(agg, est, found, cfg)
     record = make_record(
         "monitor",

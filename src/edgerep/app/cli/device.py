@@ -206,6 +206,9 @@ def batch(
         int | None, typer.Option(min=1, help="Worker processes or Ray actors, 1 LiteRT thread each (default: cores).")
     ] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local one).")] = None,
+    keep_text: Annotated[
+        bool, typer.Option("--keep-text", help="Write each tweet's text into the output (for edgerep monitor --show-text).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Classify a tweet archive into Parquet shards, resumably, on this machine or a Ray cluster.
@@ -228,6 +231,7 @@ def batch(
         engine=engine,
         workers=workers,
         address=address,
+        keep_text=keep_text,
     )
     summary = run_batch(inputs, output, resolve_bundle(bundle), cfg)
     if as_json:
@@ -258,6 +262,10 @@ def monitor(
             help="The bundle's evaluation record (edgerep evaluate -o) for acc and em; default: evaluation.json beside the bundle."
         ),
     ] = None,
+    show_text: Annotated[
+        bool,
+        typer.Option("--show-text", help="Give each alert's most negative tweets with their text (a batch output made with --keep-text)."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """An entity's reputation over time: polarity shares per entity and window, quantified, with alerts and a dashboard.
@@ -276,12 +284,13 @@ def monitor(
         baseline_windows=baseline_windows,
         false_alarms_per_year=false_alarms,
         evaluation=str(evaluation) if evaluation else None,
+        show_text=show_text,
     )
     record = do_monitor(outputs, out_dir, cfg)
     if as_json:
         _print_json(record)
         return
-    table = Table("entity", "tweets", "windows", "alerts", f"last negative share ({record['settings']['method']})")
+    table = Table("entity", "related tweets", "unrelated", "windows", "alerts", f"last negative share ({record['settings']['method']})")
     for ent in record["entities"]:
         shared = [w for w in ent["windows"] if "shares" in w and record["settings"]["method"] in w["shares"]]
         last = shared[-1]["shares"][record["settings"]["method"]]["NEGATIVE"] if shared else None
@@ -289,6 +298,7 @@ def monitor(
         table.add_row(
             escape(ent["entity"]),
             f"{ent['tweets']:,}",
+            f"{ent.get('unrelated', 0):,}",
             str(len(ent["windows"])),
             str(n_alerts),
             "too few tweets" if last is None else f"{last[0]:.1%} ({last[1]:.1%}-{last[2]:.1%})",
