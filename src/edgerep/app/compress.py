@@ -488,6 +488,7 @@ def _variant_row(variant: str, rec: dict, models: dict[str, Path], ref_rec: dict
     """One row of the compression record: the variant's size, accuracy, paired difference to the
     reference, export validation and bench figures."""
     from edgerep.measure.evaluate import paired_comparison
+    from edgerep.measure.metrics import validation_summary
     from edgerep.workstation.models import read_model_info
 
     model, mode = variant.split("/", 1)
@@ -508,6 +509,8 @@ def _variant_row(variant: str, rec: dict, models: dict[str, Path], ref_rec: dict
         "ffn_width": _config_value(models[model], "intermediate_size"),
         "ffn_layer_widths": _layer_widths(models[model]),
     }
+    if "filtering" in m:
+        row["filtering"] = validation_summary(m)["filtering"]
     vs = paired_comparison(ref_rec, rec)
     if vs is not None:  # other - reference on the same validation tweets, with a paired bootstrap 95% interval
         row["vs_reference"] = vs
@@ -570,7 +573,8 @@ def _record(data_root, run: Path, teacher: Path, models: dict[str, Path], evals:
         "models": {name: _model_entry(path) for name, path in models.items()},
         "rows": rows,
         "rule": rule,
-        "recommended": chosen and {k: chosen[k] for k in ("variant", "path", "size_mb", "accuracy", "macro_f1", "latency_p50_ms")},
+        "recommended": chosen
+        and {k: chosen[k] for k in ("variant", "path", "size_mb", "accuracy", "macro_f1", "latency_p50_ms", "filtering") if k in chosen},
     }
     return make_record("compression", payload)
 
