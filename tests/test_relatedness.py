@@ -91,6 +91,27 @@ def test_relatedness_split_is_the_conditional_polarity_and_one_minus_unrelated()
     assert np.allclose(related, 1 - p[:, 3])
 
 
+def test_factorized_head_gives_log_probabilities_and_keeps_unrelated_loss_off_the_polarity_scores():
+    torch = pytest.importorskip("torch")
+    from edgerep.workstation.heads import RelatednessHead
+
+    torch.manual_seed(0)
+    head = RelatednessHead(8, 4)
+    x = torch.randn(5, 8)
+    logits = head(x)
+    z = torch.nn.functional.linear(x, head.weight, head.bias)
+    assert torch.allclose(logits.exp().sum(-1), torch.ones(5), atol=1e-6)
+    p_related = torch.sigmoid(z[:, 3])
+    assert torch.allclose(logits.exp()[:, :3], torch.softmax(z[:, :3], -1) * p_related[:, None], atol=1e-6)
+    assert torch.allclose(1 - logits.exp()[:, 3], p_related, atol=1e-6)
+    # an UNRELATED tweet's cross-entropy moves the relatedness score only
+    z = z.detach().requires_grad_(True)
+    composed = torch.cat([torch.log_softmax(z[:, :3], -1) + torch.nn.functional.logsigmoid(z[:, 3:]), torch.nn.functional.logsigmoid(-z[:, 3:])], -1)
+    torch.nn.functional.cross_entropy(composed, torch.full((5,), 3)).backward()
+    assert torch.allclose(z.grad[:, :3], torch.zeros(5, 3), atol=1e-7) and (z.grad[:, 3] != 0).all()
+    assert torch.allclose(composed, logits, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def related_bundle(tmp_path_factory, tiny_pretrained, data_root):
     """A tiny entity-conditioned model trained with relatedness, and its dynamic-int8 bundle."""
@@ -114,12 +135,14 @@ def test_a_relatedness_model_trains_exports_and_classifies(related_bundle, data_
     model, bundle = related_bundle
     info = json.loads((model / "edgerep_model.json").read_text())
     assert info["labels"] == list(RELATEDNESS_LABELS) and info["train_config"]["relatedness"] is True
+    assert json.loads((model / "config.json").read_text())["edgerep_relatedness_head"] == "factorized"
     filtering = info["validation"]["filtering"]
     assert filtering["n"] > info["validation"]["n"] and 0 <= filtering["unrelated_f1"] <= 1
 
     clf = PolarityClassifier(bundle)
     assert clf.relatedness and clf.labels == RELATEDNESS_LABELS
     pred = clf.classify("Loving my new BMW, best car ever", "BMW")
+    assert np.exp(pred.logits).sum() == pytest.approx(1, abs=1e-3)  # the head's logits are log-probabilities
     p = softmax(pred.logits[None, :])[0]
     assert pred.p_related == pytest.approx(1 - p[3], abs=1e-5) and pred.related == (pred.p_related >= 0.5)
     assert list(pred.probabilities) == list(LABELS) and sum(pred.probabilities.values()) == pytest.approx(1, abs=1e-5)

@@ -79,7 +79,9 @@ def load_tokenizer(source: str):
 
 
 def load_for_classification(source: str, labels: Sequence[str]):
-    """``AutoModelForSequenceClassification`` with a fresh ``len(labels)``-way head.
+    """``AutoModelForSequenceClassification`` with a fresh ``len(labels)``-way head (or the head of
+    a checkpoint being resumed); for :data:`edgerep.RELATEDNESS_LABELS` the factorized relatedness
+    head (:mod:`edgerep.workstation.heads`).
 
     Raises:
         ModelLoadError: see :func:`load_tokenizer`.
@@ -87,10 +89,13 @@ def load_for_classification(source: str, labels: Sequence[str]):
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    from edgerep import RELATEDNESS_LABELS
+    from edgerep.workstation.heads import mark_factorized
+
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             source,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
@@ -100,6 +105,9 @@ def load_for_classification(source: str, labels: Sequence[str]):
         raise _load_error(source, exc) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+    if tuple(labels) == RELATEDNESS_LABELS:
+        mark_factorized(model)
+    return model
 
 
 def load_masked_lm(source: str):
@@ -158,8 +166,9 @@ def load_finetuned(model_dir: str | os.PathLike):
 
 
 def load_sequence_classifier(model_dir: str | os.PathLike):
-    """``AutoModelForSequenceClassification.from_pretrained(model_dir)``, or, for a student whose
-    last layer kept its feed-forward units (``config.ffn_layer_widths``,
+    """``AutoModelForSequenceClassification.from_pretrained(model_dir)`` (with its factorized
+    relatedness head where its config says so), or, for a student whose last layer kept its
+    feed-forward units (``config.ffn_layer_widths``,
     :func:`edgerep.workstation.compress.prune.prune_ffn` with ``keep_last=True``), the same model
     built with those widths and its ``model.safetensors`` loaded strictly.
 
@@ -171,10 +180,11 @@ def load_sequence_classifier(model_dir: str | os.PathLike):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from edgerep.workstation.compress.prune import FFN_LAYER_WIDTHS, model_from_config
+    from edgerep.workstation.heads import with_relatedness_head
 
     config = AutoConfig.from_pretrained(str(model_dir))
     if not getattr(config, FFN_LAYER_WIDTHS, None):
-        return AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+        return with_relatedness_head(AutoModelForSequenceClassification.from_pretrained(str(model_dir)))
     from safetensors.torch import load_file
 
     model = model_from_config(config)

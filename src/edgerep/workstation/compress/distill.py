@@ -213,7 +213,9 @@ def init_student(teacher, layers: int):
             state[k] = v.clone()
         elif int(m.group(2)) in inverse:
             state[f"{m.group(1)}{inverse[int(m.group(2))]}{m.group(3)}"] = v.clone()
-    student = AutoModelForSequenceClassification.from_config(config)
+    from edgerep.workstation.heads import with_relatedness_head
+
+    student = with_relatedness_head(AutoModelForSequenceClassification.from_config(config))
     missing, unexpected = student.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:

@@ -166,19 +166,22 @@ def prune_ffn(model, width: int, importance: list[np.ndarray], keep_last: bool =
 
 def model_from_config(config):
     """``AutoModelForSequenceClassification.from_config(config)`` with the feed-forward widths of
-    :func:`ffn_layer_widths` (randomly initialised: load the weights after)."""
+    :func:`ffn_layer_widths` and the head its config names (:mod:`edgerep.workstation.heads`;
+    randomly initialised: load the weights after)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from edgerep.workstation.heads import with_relatedness_head
+
     widths = ffn_layer_widths(config)
     if len(set(widths)) == 1:
-        return AutoModelForSequenceClassification.from_config(config)
+        return with_relatedness_head(AutoModelForSequenceClassification.from_config(config))
     full = config.__class__.from_dict(config.to_dict())
     delattr(full, FFN_LAYER_WIDTHS)
     full.intermediate_size = max(widths)
     model = AutoModelForSequenceClassification.from_config(full)
     _cut(model, widths, [torch.arange(w) for w in widths])
-    return model
+    return with_relatedness_head(model)
 
 
 __all__ = ["FFN_LAYER_WIDTHS", "feed_forward_blocks", "ffn_importance", "ffn_layer_widths", "model_from_config", "prune_ffn"]
