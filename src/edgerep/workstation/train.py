@@ -92,10 +92,12 @@ class TrainConfig:
             sentiment batches. The deployed model keeps only the polarity head.
         joint_weight: weight of the sentiment loss in ``joint`` mode, > 0.
         relatedness: also decide relatedness (RepLab's filtering task): the corpus's UNRELATED
-            tweets join the training and validation tweets as a fourth class of the same head
-            (:data:`edgerep.RELATEDNESS_LABELS`), so one pass yields polarity and P(related).
-            Validation reports polarity on the gold-related tweets (which pick the best epoch)
-            and filtering on all (:func:`edgerep.measure.metrics.logits_report`).
+            tweets join the training and validation tweets, and the head gives three polarity
+            scores and a relatedness score composed into four log-probabilities over
+            :data:`edgerep.RELATEDNESS_LABELS` (:mod:`edgerep.workstation.heads`), so one pass
+            yields polarity and P(related). Validation reports polarity on the gold-related
+            tweets (which pick the best epoch) and filtering on all
+            (:func:`edgerep.measure.metrics.logits_report`).
     """
 
     model: str = DEFAULT_MODEL
