@@ -16,11 +16,15 @@ polarity-only bundle (``edgerep train``, exported) of the same fold. Scores:
   tweets, the absolute error of the estimated NEGATIVE share against the gold share among the
   gold-related tweets; estimated by the relatedness bundle among the tweets it calls related
   (classify and count, and the mean probability), and by the polarity bundle over every tweet
-  (what a monitor without filtering counts) and over the gold-related ones only (a perfect filter)::
+  (what a monitor without filtering counts) and over the gold-related ones only (a perfect filter).
 
-    python benchmarks/relatedness_quality.py --data ../shared/data/replab2013 \\
+Each result is saved with ``--json``; ``--from-json`` makes the tables of several saved results
+(e.g. two heads, named by ``--head``)::
+
+    python benchmarks/relatedness_quality.py --data ../shared/data/replab2013 --head factorized \\
         --fold 0 runs/related/bundles/dynamic-int8 runs/minilm/bundles/dynamic-int8 \\
-        --fold 1 runs/related-fold1/bundles/dynamic-int8 runs/minilm-fold1/bundles/dynamic-int8 \\
+        --fold 1 runs/related-fold1/bundles/dynamic-int8 runs/minilm-fold1/bundles/dynamic-int8 --json factorized.json
+    python benchmarks/relatedness_quality.py --from-json softmax.json factorized.json \\
         --table docs/records/relatedness.json --shares-table docs/records/relatedness-shares.json
 """
 
@@ -56,7 +60,9 @@ def bundle_logits(bundle: Path, tweets: list, threads: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def share_errors(groups: list[np.ndarray], related: np.ndarray, gold: np.ndarray, estimates: dict[str, np.ndarray], min_tweets: int) -> dict:
+def share_errors(
+    groups: list[np.ndarray], related: np.ndarray, gold: np.ndarray, estimates: dict[str, np.ndarray], min_tweets: int
+) -> dict:
     """Mean absolute error of each estimate of the NEGATIVE share over the groups with at least
     ``min_tweets`` gold-related tweets; ``estimates``: name -> float [n_groups] share."""
     keep = [k for k, g in enumerate(groups) if related[g].sum() >= min_tweets]
@@ -64,7 +70,9 @@ def share_errors(groups: list[np.ndarray], related: np.ndarray, gold: np.ndarray
     return {"groups": len(keep), **{name: float(np.mean(np.abs(est[keep] - truth))) for name, est in estimates.items()}}
 
 
-def evaluate_fold(data: Path, fold: int, related_bundle: Path, polarity_bundle: Path, threads: int, min_tweets: int) -> dict:
+def evaluate_fold(
+    data: Path, fold: int, related_bundle: Path, polarity_bundle: Path, threads: int, min_tweets: int, head: str = "factorized"
+) -> dict:
     tweets, _ = load_split(data, relatedness=True)
     _, val = split_train_validation(tweets, SplitConfig(fold=fold))
     gold = np.array([t.label_id for t in val])
@@ -101,6 +109,7 @@ def evaluate_fold(data: Path, fold: int, related_bundle: Path, polarity_bundle: 
     entity_weeks = [np.flatnonzero((entities == e) & (weeks == w)) for e, w in keys]
     f = rel_report["filtering"]
     return {
+        "head": head,
         "fold": fold,
         "tweets": len(val),
         "gold_related": int(related.sum()),
@@ -121,8 +130,19 @@ def evaluate_fold(data: Path, fold: int, related_bundle: Path, polarity_bundle: 
     }
 
 
+def _run_path(path: str) -> str:
+    """A bundle path from its run folder on (``runs/...``), as the docs name it."""
+    parts = Path(path).parts
+    return str(Path(*parts[parts.index("runs") :])) if "runs" in parts else path
+
+
 def _scores(report: dict) -> dict:
-    return {"n": report["n"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "negative_f1": report["per_class"]["NEGATIVE"]["f1"]}
+    return {
+        "n": report["n"],
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "negative_f1": report["per_class"]["NEGATIVE"]["f1"],
+    }
 
 
 def _record(title: str, caption: str, columns: list[str], rows: list[list[str]], machine: dict, date: str) -> dict:
@@ -146,6 +166,7 @@ def docs_tables(results: list[dict], machine: dict, date: str) -> tuple[dict, di
         p, rel, pol = r["polarity"]["paired_macro_f1"], r["polarity"]["relatedness_bundle"], r["polarity"]["polarity_bundle"]
         rows.append(
             [
+                r["head"],
                 str(r["fold"]),
                 f"{r['tweets']:,}",
                 f"{r['filtering']['accuracy']:.4f}",
@@ -155,13 +176,16 @@ def docs_tables(results: list[dict], machine: dict, date: str) -> tuple[dict, di
                 f"{100 * p['diff']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})",
             ]
         )
-    names = ", ".join(f"fold {r['fold']}: {r['related_bundle']} against {r['polarity_bundle']}" for r in results)
+    names = "; ".join(
+        f"{r['head']}, fold {r['fold']}: {_run_path(r['related_bundle'])} against {_run_path(r['polarity_bundle'])}" for r in results
+    )
     classification = _record(
         "Relatedness and polarity in one head, dynamic-range int8 bundles",
         "Validation block of each temporal fold, every English tweet with text, related or not; filtering: related when "
         "P(UNRELATED) < 0.5; polarity on the gold-related tweets, the relatedness bundle reading its first three logits; the "
         "difference in macro-F1 points with a 95% paired bootstrap interval (2,000 resamples). Bundles: " + names + ".",
         [
+            "head",
             "fold",
             "validation tweets",
             "filtering accuracy",
@@ -180,6 +204,7 @@ def docs_tables(results: list[dict], machine: dict, date: str) -> tuple[dict, di
             e = r["negative_share_mae"][unit]
             rows.append(
                 [
+                    r["head"],
                     str(r["fold"]),
                     f"{unit.replace('_', ' ')} ({e['groups']})",
                     f"{e['relatedness_cc']:.4f}",
@@ -194,6 +219,7 @@ def docs_tables(results: list[dict], machine: dict, date: str) -> tuple[dict, di
         f"entity blocks and entity-weeks (Monday to Sunday, UTC) of each fold's validation block with at least "
         f"{results[0]['min_tweets']} gold-related tweets (their number in brackets). Same bundles as the table above.",
         [
+            "head",
             "fold",
             "groups",
             "relatedness bundle: count among predicted related",
@@ -210,16 +236,25 @@ def docs_tables(results: list[dict], machine: dict, date: str) -> tuple[dict, di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--fold", nargs=3, action="append", metavar=("FOLD", "RELATEDNESS_BUNDLE", "POLARITY_BUNDLE"), required=True)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--fold", nargs=3, action="append", metavar=("FOLD", "RELATEDNESS_BUNDLE", "POLARITY_BUNDLE"))
+    ap.add_argument("--head", default="factorized", help="how the tables name the relatedness bundles' head")
+    ap.add_argument("--from-json", type=Path, nargs="+", help="make the tables from these saved results instead")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--min-tweets", type=int, default=30)
     ap.add_argument("--json", type=Path, help="write the full result here")
     ap.add_argument("--table", type=Path, help="write the classification docs-table record here")
     ap.add_argument("--shares-table", type=Path, help="write the shares docs-table record here")
     args = ap.parse_args(argv)
-    results = [evaluate_fold(args.data, int(f), Path(rb), Path(pb), args.threads, args.min_tweets) for f, rb, pb in args.fold]
-    print(json.dumps(results, indent=2))
+    if args.from_json:
+        results = [r for path in args.from_json for r in json.loads(path.read_text())]
+    elif args.data and args.fold:
+        results = [
+            evaluate_fold(args.data, int(f), Path(rb), Path(pb), args.threads, args.min_tweets, args.head) for f, rb, pb in args.fold
+        ]
+        print(json.dumps(results, indent=2))
+    else:
+        ap.error("give --data and --fold, or --from-json")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.table or args.shares_table:
