@@ -124,8 +124,8 @@ Relatedness = Annotated[
     bool,
     typer.Option(
         "--relatedness/--no-relatedness",
-        help="Also decide relatedness (RepLab filtering): UNRELATED tweets train a fourth class of the same head, "
-        "so the bundle gives polarity and P(related) in one pass.",
+        help="Also decide relatedness (RepLab filtering): the UNRELATED tweets train a relatedness score beside the "
+        "polarity scores of the same head, so the bundle gives polarity and P(related) in one pass.",
     ),
 ]
 SentimentMode = Annotated[
