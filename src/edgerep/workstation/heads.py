@@ -44,6 +44,19 @@ class RelatednessHead(torch.nn.Linear):
         return torch.cat([polarity + related[..., :1], related[..., 1:]], dim=-1)
 
 
+def relatedness_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """``mean(polarity CE on related tweets + weight x relatedness BCE)`` over a batch, from the
+    head's log-probabilities ``logits`` float [batch, 4] and gold indices ``labels`` int64 [batch]
+    into :data:`edgerep.RELATEDNESS_LABELS`. With ``weight`` 1 it equals the cross-entropy over
+    ``logits``: log P(related) = logsumexp of the first three logits (module docstring)."""
+    n = len(LABELS)
+    related = labels < n
+    log_related = torch.logsumexp(logits[:, :n], dim=-1)
+    polarity = -(torch.log_softmax(logits[:, :n], dim=-1).gather(1, labels.clamp(max=n - 1)[:, None])[:, 0])
+    relatedness = -torch.where(related, log_related, logits[:, n])
+    return (torch.where(related, polarity, torch.zeros_like(polarity)) + weight * relatedness).mean()
+
+
 def mark_factorized(model) -> None:
     """Mark ``model``'s config for the factorized head and put the head in place."""
     setattr(model.config, RELATEDNESS_HEAD, FACTORIZED)

@@ -21,7 +21,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -98,6 +100,10 @@ class TrainConfig:
             yields polarity and P(related). Validation reports polarity on the gold-related
             tweets (which pick the best epoch) and filtering on all
             (:func:`edgerep.measure.metrics.logits_report`).
+        relatedness_weight: weight of the relatedness term against the polarity term of the
+            loss (:func:`edgerep.workstation.heads.relatedness_loss`); 1 is the cross-entropy
+            over the head's four log-probabilities. Class weights and label smoothing apply to
+            that cross-entropy only (weight 1).
     """
 
     model: str = DEFAULT_MODEL
@@ -121,6 +127,7 @@ class TrainConfig:
     sentiment_mode: str = "intermediate"
     joint_weight: float = 0.5
     relatedness: bool = False
+    relatedness_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -143,9 +150,11 @@ class TrainConfig:
             raise ConfigError(f"sentiment_mode {self.sentiment_mode!r} unknown; valid: {', '.join(SENTIMENT_MODES)}")
         if not self.joint_weight > 0:
             raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
+        if not self.relatedness_weight > 0:
+            raise ConfigError(f"relatedness_weight must be > 0, got {self.relatedness_weight}")
 
     #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
-    OPTIONAL = {"stop_after": None, "relatedness": False}
+    OPTIONAL = {"stop_after": None, "relatedness": False, "relatedness_weight": 1.0}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -731,7 +740,11 @@ def _epoch(
     model.train()
     batches = epoch_batches(data.train_ids, config.batch_size, config.seed, epoch)
     weight = torch.from_numpy(class_weights(data.train_y, len(config.labels))) if config.class_weighted else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+    loss_fn: Callable = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+    if config.relatedness and config.relatedness_weight != 1.0:
+        from edgerep.workstation.heads import relatedness_loss
+
+        loss_fn = partial(relatedness_loss, weight=config.relatedness_weight)
     t_epoch = time.perf_counter()
     sentiment_loss = None
     if joint is None:

@@ -76,6 +76,10 @@ def train(
     sentiment_mode: SentimentMode = "intermediate",
     joint_weight: Annotated[float, typer.Option(help="Weight of the sentiment loss with --sentiment-mode joint.")] = 0.5,
     relatedness: Relatedness = False,
+    relatedness_weight: Annotated[
+        float,
+        typer.Option(min=0.0, min_open=True, help="With --relatedness: weight of the relatedness term of the loss against polarity's."),
+    ] = 1.0,
     checkpoint_minutes: Annotated[
         float,
         typer.Option(
@@ -115,6 +119,7 @@ def train(
         sentiment_mode=sentiment_mode,
         joint_weight=joint_weight,
         relatedness=relatedness,
+        relatedness_weight=relatedness_weight,
     )
     path = do_train(data, out_dir, cfg, checkpoint_minutes or None)
     out.print(str(path))
