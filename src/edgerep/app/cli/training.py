@@ -78,7 +78,7 @@ def train(
     relatedness: Relatedness = False,
     relatedness_weight: Annotated[
         float,
-        typer.Option(min=0.0, min_open=True, help="With --relatedness: weight of the relatedness term of the loss against polarity's."),
+        typer.Option(help="With --relatedness: weight (> 0) of the relatedness term of the loss against polarity's."),
     ] = 1.0,
     checkpoint_minutes: Annotated[
         float,
