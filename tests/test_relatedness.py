@@ -93,7 +93,7 @@ def test_relatedness_split_is_the_conditional_polarity_and_one_minus_unrelated()
 
 def test_factorized_head_gives_log_probabilities_and_keeps_unrelated_loss_off_the_polarity_scores():
     torch = pytest.importorskip("torch")
-    from edgerep.workstation.heads import RelatednessHead
+    from edgerep.workstation.heads import RelatednessHead, relatedness_loss
 
     torch.manual_seed(0)
     head = RelatednessHead(8, 4)
@@ -110,6 +110,12 @@ def test_factorized_head_gives_log_probabilities_and_keeps_unrelated_loss_off_th
     torch.nn.functional.cross_entropy(composed, torch.full((5,), 3)).backward()
     assert torch.allclose(z.grad[:, :3], torch.zeros(5, 3), atol=1e-7) and (z.grad[:, 3] != 0).all()
     assert torch.allclose(composed, logits, atol=1e-6)
+    # the weighted loss: the cross-entropy at weight 1; the relatedness term alone scales with the weight
+    labels = torch.tensor([0, 1, 2, 3, 3])
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(relatedness_loss(logits, labels, 1.0), ce, atol=1e-6)
+    unrelated = torch.tensor([3, 3, 3, 3, 3])
+    assert torch.allclose(relatedness_loss(logits, unrelated, 0.3), 0.3 * torch.nn.functional.cross_entropy(logits, unrelated), atol=1e-6)
 
 
 @pytest.fixture(scope="module")
