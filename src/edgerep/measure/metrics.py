@@ -71,11 +71,10 @@ FILTERING_LABELS: tuple[str, ...] = ("RELATED", "UNRELATED")
 
 def related_decision(logits: np.ndarray) -> np.ndarray:
     """bool [n]: related when P(UNRELATED) < 0.5 under softmax of ``logits`` float [n, 4] over
-    :data:`edgerep.RELATEDNESS_LABELS` (the last column is UNRELATED)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e[:, -1] / e.sum(axis=-1) < 0.5
+    :data:`edgerep.RELATEDNESS_LABELS` (:func:`edgerep.device.runtime.relatedness_split`)."""
+    from edgerep.device.runtime import relatedness_split, softmax
+
+    return relatedness_split(softmax(logits))[1] >= 0.5
 
 
 def logits_report(y_true: Sequence[int] | np.ndarray, logits: np.ndarray, labels: Sequence[str]) -> dict:

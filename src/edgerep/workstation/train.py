@@ -152,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"joint_weight must be > 0, got {self.joint_weight}")
         if not self.relatedness_weight > 0:
             raise ConfigError(f"relatedness_weight must be > 0, got {self.relatedness_weight}")
+        if self.relatedness_weight != 1.0 and not self.relatedness:
+            raise ConfigError("relatedness_weight weighs the relatedness term: give relatedness (--relatedness) too")
 
     #: Settings saved only when set (:func:`edgerep.io.settings_dict`).
     OPTIONAL = {"stop_after": None, "relatedness": False, "relatedness_weight": 1.0}
