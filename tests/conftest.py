@@ -159,17 +159,17 @@ class Interrupted(Exception):
 def interrupt_after_epoch_1(monkeypatch):
     """Within the block, training and distillation raise :class:`Interrupted` right after the
     epoch-1 checkpoint is saved (the real saving code runs first)."""
-    import edgerep.workstation.train as train_module
+    import edgerep.workstation.loop as loop_module
 
-    save = train_module.save_checkpoint
+    save = loop_module.save_checkpoint
 
     def save_then_interrupt(root, epoch, *args, **kwargs):
         save(root, epoch, *args, **kwargs)
         if epoch == 1:
             raise Interrupted
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_interrupt)
     try:
         yield
     finally:
-        monkeypatch.setattr(train_module, "save_checkpoint", save)
+        monkeypatch.setattr(loop_module, "save_checkpoint", save)

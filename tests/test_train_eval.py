@@ -69,11 +69,11 @@ def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, da
     validation figures of the uninterrupted run, and no mid-epoch checkpoint is left."""
     from safetensors.numpy import load_file
 
-    import edgerep.workstation.train as train_module
+    import edgerep.workstation.loop as loop_module
 
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 256})
     full = train(data_root, tmp_path / "a", cfg, checkpoint_minutes=None)
-    step = train_module.optimizer_step
+    step = loop_module.optimizer_step
 
     for run, (stop_epoch, stop_batch) in {"b": (2, 5), "c": (1, 3)}.items():
         calls = {"n": 0}
@@ -84,10 +84,10 @@ def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, da
                 raise Interrupted
             return step(*args, **kwargs)
 
-        monkeypatch.setattr(train_module, "optimizer_step", interrupted_step)
+        monkeypatch.setattr(loop_module, "optimizer_step", interrupted_step)
         with pytest.raises(Interrupted):
             train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
-        monkeypatch.setattr(train_module, "optimizer_step", step)
+        monkeypatch.setattr(loop_module, "optimizer_step", step)
         state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
         assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
         resumed = train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)

@@ -38,7 +38,7 @@ from edgerep import __version__
 from edgerep.data import SplitConfig
 from edgerep.errors import ConfigError, DataError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config
-from edgerep.log import log, progress
+from edgerep.log import log
 from edgerep.registry import DEFAULT_MODEL, TOKENIZER_FILE
 
 #: Written into ``model/``: what the encoder was adapted on, and the masked-LM loss before and after.
@@ -144,27 +144,21 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
     import torch
 
     from edgerep.device.tokenizer import TweetTokenizer
+    from edgerep.workstation.loop import Fit, TrainingRun, latest_checkpoint, make_optimizer, resume_state, save_tokenizer, set_threads
     from edgerep.workstation.models import load_masked_lm, load_tokenizer, resolve_source
-    from edgerep.workstation.train import latest_checkpoint, make_optimizer, resume_state, save_checkpoint, set_threads
 
-    out = Path(out_dir)
-    final = out / "model"
-    if (final / PRETRAIN_INFO_FILE).is_file():
-        log(f"[green]pretrain[/]: finished model found at {final}, skipping")
-        return final
+    run = TrainingRun("pretrain", Path(out_dir), PRETRAIN_INFO_FILE)
+    if run.finished():
+        return run.final
     set_threads(config.threads)
     texts, held_out, counts = pretraining_texts(data_root, config)
     source = resolve_source(config.model)
     hf_tok = load_tokenizer(source)
     if hf_tok.mask_token is None:
         raise ConfigError(f"{config.model}: the tokenizer has no mask token; masked-LM pretraining needs one")
-    out.mkdir(parents=True, exist_ok=True)
-    tok_dir = out / "tokenizer"
-    if not (tok_dir / TOKENIZER_FILE).is_file():
-        with atomic_directory(tok_dir, overwrite=True) as tmp:
-            hf_tok.save_pretrained(tmp)
-    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
-    latest = latest_checkpoint(out / "checkpoints")
+    tok_dir = save_tokenizer(hf_tok, run.out)
+    check_or_write_config(run.out / "config.json", config.to_dict(), ConfigError)
+    latest = latest_checkpoint(run.checkpoints)
     torch.manual_seed(config.seed)
     model = load_masked_lm(source if latest is None else str(latest))
     tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.max_seq_len)
@@ -176,10 +170,8 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
         history = [{"epoch": 0, "held_out_mlm_loss": _mlm_loss(model, hf_tok, held_ids, config)}]
         log(f"pretrain: masked-LM loss on {len(held_ids)} held-out tweets before adaptation {history[0]['held_out_mlm_loss']:.4f}")
     log(f"pretrain: masked-LM on {len(ids)} tweets ({counts}), {config.epochs} epochs x {steps} steps, {torch.get_num_threads()} threads")
-    t_start = time.perf_counter()
-    for epoch in range(start, config.epochs + 1):
-        history.append(_epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config, epoch))
-        save_checkpoint(out / "checkpoints", epoch, model, optimizer, scheduler, history)
+    fit = Fit(model, optimizer, scheduler, history)
+    run.epochs(fit, start, config.epochs, lambda epoch: _epoch(fit, hf_tok, ids, held_ids, config, epoch))
     info = {
         "edgerep_version": __version__,
         "source_model": config.model,
@@ -190,17 +182,13 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
         "held_out_mlm_loss_after": history[-1]["held_out_mlm_loss"],
         "train_seconds": round(sum(h.get("train_seconds", 0) for h in history), 1),
     }
-    with atomic_directory(final, overwrite=True) as tmp:
+    with atomic_directory(run.final, overwrite=True) as tmp:
         _save_encoder(source, model, tmp)
         for f in tok_dir.iterdir():
             shutil.copy2(f, tmp / f.name)
         (tmp / PRETRAIN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    atomic_write_json(out / "history.json", history)
-    log(
-        f"[green]pretrain[/]: held-out masked-LM loss {info['held_out_mlm_loss_before']:.4f} -> {info['held_out_mlm_loss_after']:.4f} "
-        f"-> {final} in {(time.perf_counter() - t_start) / 60:.1f} min"
-    )
-    return final
+    atomic_write_json(run.out / "history.json", history)
+    return run.close(f"held-out masked-LM loss {info['held_out_mlm_loss_before']:.4f} -> {info['held_out_mlm_loss_after']:.4f}")
 
 
 def _save_encoder(source: str, mlm_model, directory: Path) -> None:
@@ -262,35 +250,28 @@ def _mlm_loss(model, hf_tok, ids: list[np.ndarray], config: PretrainConfig) -> f
     return round(total / max(n, 1), 4)
 
 
-def _epoch(model, hf_tok, ids, held_ids, optimizer, scheduler, config: PretrainConfig, epoch: int) -> dict:
+def _epoch(fit, hf_tok, ids: list[np.ndarray], held_ids: list[np.ndarray], config: PretrainConfig, epoch: int) -> dict:
+    """One masked-LM epoch over ``ids`` (the first epoch trains the head alone for
+    ``head_warmup_ratio`` of its batches), then the held-out loss; returns the history entry."""
     from transformers import DataCollatorForLanguageModeling
 
-    from edgerep.workstation.train import epoch_batches, optimizer_step
+    from edgerep.workstation.loop import batch_pass, epoch_batches
 
     collator = DataCollatorForLanguageModeling(hf_tok, mlm_probability=config.mlm_probability, return_tensors="pt")
-    model.train()
+    fit.model.train()
     batches = epoch_batches(ids, config.batch_size, config.seed, epoch)
-    loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+    t0 = time.perf_counter()
     frozen = int(config.head_warmup_ratio * len(batches)) if epoch == 1 else 0
-    encoder = list(model.base_model.parameters())
-    with progress(f"pretrain epoch {epoch}/{config.epochs}", len(batches)) as bar:
-        for i, b in enumerate(batches):
-            if i in (0, frozen):  # the head alone first, then everything
-                for p in encoder:
-                    p.requires_grad_(i >= frozen)
-            loss = _mlm_step_loss(model, _masked_batch(collator, [ids[i] for i in b]))
-            if loss is None:
-                bar.advance(1)
-                continue
-            loss_sum += optimizer_step(model, loss, optimizer, scheduler) * len(b)
-            seen += len(b)
-            bar.advance(1, info=f"mlm loss {loss_sum / seen:.4f}")
+    encoder = list(fit.model.base_model.parameters())
+
+    def batch_loss(k: int, b: np.ndarray):
+        if k in (0, frozen):  # the head alone first, then everything
+            for p in encoder:
+                p.requires_grad_(k >= frozen)
+        return _mlm_step_loss(fit.model, _masked_batch(collator, [ids[i] for i in b]))
+
+    train_loss = batch_pass(fit, f"pretrain epoch {epoch}/{config.epochs}", batches, batch_loss).mean
     seconds = time.perf_counter() - t0
-    held = _mlm_loss(model, hf_tok, held_ids, config)
-    log(f"pretrain epoch {epoch}: train masked-LM loss {loss_sum / max(seen, 1):.4f}, held-out {held:.4f} ({seconds / 60:.1f} min)")
-    return {
-        "epoch": epoch,
-        "train_mlm_loss": round(loss_sum / max(seen, 1), 4),
-        "held_out_mlm_loss": held,
-        "train_seconds": round(seconds, 1),
-    }
+    held = _mlm_loss(fit.model, hf_tok, held_ids, config)
+    log(f"pretrain epoch {epoch}: train masked-LM loss {train_loss:.4f}, held-out {held:.4f} ({seconds / 60:.1f} min)")
+    return {"epoch": epoch, "train_mlm_loss": round(train_loss, 4), "held_out_mlm_loss": held, "train_seconds": round(seconds, 1)}

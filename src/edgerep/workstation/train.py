@@ -1,6 +1,6 @@
 """Fine-tuning an encoder for 3-class reputation polarity (heavy: torch + transformers).
 
-Output layout under ``out_dir``::
+Output layout under ``out_dir`` (the run directory of :mod:`edgerep.workstation.loop`)::
 
     config.json                   resolved TrainConfig (max_seq_len filled in)
     checkpoints/epoch-K/          weights after epoch K (+ optimizer state for the latest)
@@ -10,8 +10,7 @@ Output layout under ``out_dir``::
 
 Interrupted runs resume from the latest checkpoint, at an epoch's end or inside an epoch (a
 mid-epoch checkpoint is written every ``checkpoint_minutes``); a finished run (``model/``
-present) is returned as is. Each epoch's batch order draws from ``seed * 1000 + epoch`` and a
-mid-epoch checkpoint keeps torch's RNG state, so a resumed run reproduces the uninterrupted one.
+present) is returned as is; a resumed run reproduces the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -19,13 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -35,10 +32,25 @@ from edgerep.device.text import NORMALIZATION_VERSION
 from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict
-from edgerep.log import log, progress
-from edgerep.measure.metrics import logits_report, validation_summary, validation_text
-from edgerep.registry import DEFAULT_MODEL, MODEL_INFO_FILE, TOKENIZER_FILE
+from edgerep.log import log
+from edgerep.registry import DEFAULT_MODEL, TOKENIZER_FILE
 from edgerep.workstation.inference import ids_logits, model_inputs
+from edgerep.workstation.loop import (
+    Fit,
+    LossTally,
+    MidEpoch,
+    TrainingRun,
+    batch_pass,
+    epoch_batches,
+    grouped_batches,
+    install_model,
+    latest_checkpoint,
+    make_optimizer,
+    resume_state,
+    save_tokenizer,
+    set_threads,
+    validated_epoch,
+)
 from edgerep.workstation.models import load_for_classification, load_tokenizer, resolve_source
 
 SELECT_METRICS = ("macro_f1", "accuracy")
@@ -215,33 +227,6 @@ def choose_max_seq_len(lengths: np.ndarray, percentile: float, model_limit: int)
     return int(min(model_limit, max(16, math.ceil(p / 8) * 8)))
 
 
-def epoch_batches(ids: list[np.ndarray], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The batches of one epoch of fine-tuning, pretraining or distillation: index arrays into
-    ``ids`` (:func:`_batches`), their order drawn from ``seed * 1000 + epoch``; torch's RNG
-    (dropout, masking) is seeded the same, so a resumed run reproduces the uninterrupted one."""
-    import torch
-
-    torch.manual_seed(seed * 1000 + epoch)
-    rng = np.random.default_rng(seed * 1000 + epoch)
-    return _batches(np.asarray([len(x) for x in ids]), batch_size, rng)
-
-
-def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Length-grouped batches: shuffle, sort within windows of 50 batches, shuffle batches.
-
-    Cuts padding (and so CPU time) several-fold on tweets while keeping batches random.
-    """
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches: list[np.ndarray] = []
-    for s in range(0, len(order), window):
-        chunk = order[s : s + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
 @dataclass
 class _Data:
     """Tokenized training and validation tweets: ids int32 [n_tokens] per tweet, labels int64 [n]."""
@@ -289,27 +274,24 @@ def train(
     """
     import torch
 
-    out = Path(out_dir)
-    final = out / "model"
-    if (final / MODEL_INFO_FILE).is_file():
-        log(f"[green]train[/]: finished model found at {final}, skipping")
-        return final
+    run = TrainingRun("train", Path(out_dir))
+    if run.finished():
+        return run.final
     set_threads(config.threads)
 
     # Everything a user can get wrong (data, model name) is checked before anything is written.
     train_set, val_set, data_report, sentiment = _training_inputs(data_root, config)
     source = resolve_source(config.model)
-    tok_dir = _save_tokenizer(load_tokenizer(source), out)
+    tok_dir = save_tokenizer(load_tokenizer(source), run.out)
 
-    ckpt_root = out / "checkpoints"
-    latest = latest_checkpoint(ckpt_root)
-    mid = MidEpoch.find(ckpt_root, latest)
+    latest = latest_checkpoint(run.checkpoints)
+    mid = MidEpoch.find(run.checkpoints, latest)
     torch.manual_seed(config.seed)  # the classifier head's initialisation
     model = load_for_classification(source if latest is None and mid is None else str(mid.path if mid else latest), config.labels)
     config = _resolve_max_seq_len(config, model, tok_dir / TOKENIZER_FILE, train_set)
-    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    check_or_write_config(run.out / "config.json", config.to_dict(), ConfigError)
     if sentiment is not None and latest is None and config.sentiment_mode == "intermediate":
-        model = _intermediate_task(model, out, tok_dir / TOKENIZER_FILE, config, sentiment)
+        model = _intermediate_task(model, run.out, tok_dir / TOKENIZER_FILE, config, sentiment)
 
     tokenizer = TweetTokenizer(tok_dir / TOKENIZER_FILE, config.resolved_max_seq_len, entity_conditioned=config.entity)
     data = _Data.of(tokenizer, train_set, val_set)
@@ -323,7 +305,7 @@ def train(
         history, start_epoch = resume_state(latest, optimizer, scheduler)
     else:
         history, start_epoch = mid.restore(optimizer, scheduler), mid.epoch
-    mid_epoch = MidEpoch(ckpt_root, checkpoint_minutes, mid)
+    fit = Fit(model, optimizer, scheduler, history, MidEpoch(run.checkpoints, checkpoint_minutes, mid) if joint is None else None)
 
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
@@ -331,40 +313,16 @@ def train(
         f"{config.epochs} epochs x {steps_per_epoch} steps"
         f"{f' (stopping after epoch {config.stop_after})' if config.trained_epochs < config.epochs else ''}, {torch.get_num_threads()} threads"
     )
-    t_start = time.perf_counter()
-    for epoch in range(start_epoch, config.trained_epochs + 1):
-        history.append(
-            _epoch(model, tokenizer, data, optimizer, scheduler, config, epoch, joint, mid_epoch if joint is None else None, history)
-        )
-        save_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history, joint)
-        mid_epoch.clear()
-
-    best = max(history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
-    _write_final(out, final, best, history, config, data, data_report, joint)
-    log(
-        f"[green]train[/]: best epoch {best['epoch']} (validation {config.select_metric} "
-        f"{best['validation'][config.select_metric]:.4f}) -> {final} "
-        f"in {(time.perf_counter() - t_start) / 60:.1f} min"
+    run.epochs(
+        fit,
+        start_epoch,
+        config.trained_epochs,
+        partial(_epoch, fit, tokenizer, data, config, joint),
+        modules=None if joint is None else {SENTIMENT_HEAD_FILE: joint.head},
     )
-    return final
-
-
-def _save_tokenizer(hf_tokenizer, out: Path) -> Path:
-    """``out/tokenizer``, the source model's tokenizer files written there once (atomically)."""
-    out.mkdir(parents=True, exist_ok=True)
-    tok_dir = out / "tokenizer"
-    if not (tok_dir / TOKENIZER_FILE).is_file():
-        with atomic_directory(tok_dir, overwrite=True) as tmp:
-            hf_tokenizer.save_pretrained(tmp)
-    return tok_dir
-
-
-def set_threads(threads: int | None) -> None:
-    """torch's intra-op threads: ``threads``, or torch's default (all cores) for ``None``."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+    best = max(fit.history, key=lambda h: (h["validation"][config.select_metric], -h["epoch"]))
+    _write_final(run.out, run.final, best, fit.history, config, data, data_report, joint)
+    return run.close(f"best epoch {best['epoch']} (validation {config.select_metric} {best['validation'][config.select_metric]:.4f})")
 
 
 def _training_inputs(data_root: str | os.PathLike, config: TrainConfig):
@@ -400,20 +358,49 @@ def _intermediate_task(model, out: Path, tokenizer_json: Path, config: TrainConf
     tokenizer = TweetTokenizer(tokenizer_json, config.resolved_max_seq_len)  # single tweets: no entity
     ids, y = tokenizer.ids(data.texts), np.asarray(data.label_ids, dtype=np.int64)
     rng = np.random.default_rng(config.seed * 1000)
-    batches = _batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
+    batches = grouped_batches(np.asarray([len(x) for x in ids]), config.batch_size, rng)
     optimizer, scheduler = make_optimizer(model, config, len(batches))
-    loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     torch.manual_seed(config.seed * 1000)
     t0 = time.perf_counter()
     log(f"train: intermediate task, general sentiment on {len(ids)} TweetEval tweets ({data.to_dict()['label_counts']})")
-    loss = _train_pass(model, tokenizer, ids, y, batches, loss_fn, optimizer, scheduler, "intermediate (sentiment)")
+    batch_loss = classification_loss(model, tokenizer, ids, y, torch.nn.CrossEntropyLoss())
+    loss = batch_pass(Fit(model, optimizer, scheduler), "intermediate (sentiment)", batches, batch_loss).mean
     state = {"tweets": len(ids), "loss": round(loss, 4), "seconds": round(time.perf_counter() - t0, 1)}
     with atomic_directory(done, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
     log(f"train: intermediate task loss {state['loss']:.4f} ({state['seconds'] / 60:.1f} min)")
     return model
+
+
+def classification_loss(model, tokenizer: TweetTokenizer, ids: list[np.ndarray], y: np.ndarray, loss_fn: Callable):
+    """The ``batch_loss(k, batch)`` of :func:`~edgerep.workstation.loop.batch_pass` for
+    classification: ``loss_fn(logits, labels)`` of the tweets ``ids[batch]`` (token ids) with
+    labels ``y[batch]`` (int64)."""
+    import torch
+
+    def batch_loss(_k: int, batch: np.ndarray):
+        enc = tokenizer.pad([ids[i] for i in batch])
+        return loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[batch]))
+
+    return batch_loss
+
+
+class _JointTally(LossTally):
+    """The polarity and the sentiment loss of a joint pass, each a mean per tweet."""
+
+    def __init__(self, is_sentiment: list[bool]):
+        super().__init__()
+        self.is_sentiment = is_sentiment
+        self.polarity, self.sentiment = LossTally(), LossTally()
+
+    def add(self, k: int, batch: np.ndarray, loss: float) -> None:
+        super().add(k, batch, loss)
+        (self.sentiment if self.is_sentiment[k] else self.polarity).add(k, batch, loss)
+
+    def info(self) -> str:
+        return f"loss {self.polarity.mean:.4f}, sentiment {self.sentiment.mean:.4f}"
 
 
 class _JointTask:
@@ -486,17 +473,7 @@ class _JointTask:
         return torch.nn.ModuleDict({"encoder": model, "sentiment_head": self.head})
 
     def train_pass(
-        self,
-        model,
-        ids: list[np.ndarray],
-        y: np.ndarray,
-        tokenizer: TweetTokenizer,
-        batches,
-        loss_fn,
-        optimizer,
-        scheduler,
-        epoch: int,
-        description: str,
+        self, fit: Fit, ids: list[np.ndarray], y: np.ndarray, tokenizer: TweetTokenizer, batches, loss_fn, epoch: int, description: str
     ) -> tuple[float, float]:
         """One epoch of polarity ``batches`` interleaved (seeded) with this epoch's sentiment
         batches; returns the mean polarity loss and the mean weighted sentiment loss
@@ -508,29 +485,25 @@ class _JointTask:
         sent_batches = [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
         tasks = [(False, b) for b in batches] + [(True, b) for b in sent_batches]
         tasks = [tasks[k] for k in rng.permutation(len(tasks))]
+        is_sentiment = [t for t, _ in tasks]
         features: dict = {}
-        hook = model.classifier.register_forward_pre_hook(lambda _m, args: features.__setitem__("x", args[0]))
+        hook = fit.model.classifier.register_forward_pre_hook(lambda _m, args: features.__setitem__("x", args[0]))
         sent_loss_fn = torch.nn.CrossEntropyLoss()
-        both = self.trainable(model)
-        sums, seen = [0.0, 0.0], [0, 0]
+        polarity_loss = classification_loss(fit.model, tokenizer, ids, y, loss_fn)
+
+        def batch_loss(k: int, b: np.ndarray):
+            if not is_sentiment[k]:
+                return polarity_loss(k, b)
+            fit.model(**model_inputs(fit.model, self.tokenizer.pad([self.ids[i] for i in b])))
+            return self.weight * sent_loss_fn(self.head(features["x"]), torch.from_numpy(self.y[b]))
+
         self.head.train()
         try:
-            with progress(description, len(tasks)) as bar:
-                for is_sentiment, b in tasks:
-                    if is_sentiment:
-                        enc = self.tokenizer.pad([self.ids[i] for i in b])
-                        model(**model_inputs(model, enc))
-                        loss = self.weight * sent_loss_fn(self.head(features["x"]), torch.from_numpy(self.y[b]))
-                    else:
-                        enc = tokenizer.pad([ids[i] for i in b])
-                        loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
-                    value = optimizer_step(both, loss, optimizer, scheduler)
-                    sums[is_sentiment] += value * len(b)
-                    seen[is_sentiment] += len(b)
-                    bar.advance(1, info=f"loss {sums[0] / max(seen[0], 1):.4f}, sentiment {sums[1] / max(seen[1], 1):.4f}")
+            tally = _JointTally(is_sentiment)
+            batch_pass(fit, description, [b for _, b in tasks], batch_loss, tally=tally, trainable=self.trainable(fit.model))
         finally:
             hook.remove()
-        return sums[0] / max(seen[0], 1), sums[1] / max(seen[1], 1)
+        return tally.polarity.mean, tally.sentiment.mean
 
     def to_dict(self) -> dict:
         return {"mode": "joint", "tweets": len(self.ids), "weight": self.weight}
@@ -551,195 +524,12 @@ def _resolve_max_seq_len(config: TrainConfig, model, tokenizer_json: Path, train
     return config
 
 
-class OptimizerSettings(Protocol):
-    """What :func:`make_optimizer` reads of a training config (fine-tuning, pretraining, distillation)."""
-
-    @property
-    def learning_rate(self) -> float: ...
-
-    @property
-    def weight_decay(self) -> float: ...
-
-    @property
-    def warmup_ratio(self) -> float: ...
-
-
-def make_optimizer(model, config: OptimizerSettings, total_steps: int):
-    """AdamW (no weight decay on biases and norms) with linear warm-up then linear decay."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    params = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in params if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in params if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-
-
-def resume_state(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]:
-    """Load the optimizer and scheduler state of the latest checkpoint: ``(history, next epoch)``."""
-    import torch
-
-    if latest is None:
-        return [], 1
-    state = json.loads((latest / "state.json").read_text())
-    opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(opt_state["optimizer"])
-    scheduler.load_state_dict(opt_state["scheduler"])
-    log(f"[yellow]train[/]: resuming after epoch {state['epoch']} from {latest}")
-    return state["history"], state["epoch"] + 1
-
-
-def optimizer_step(model, loss, optimizer, scheduler) -> float:
-    """Backward pass, gradient-norm clipping to 1.0, optimizer and schedule step, gradients
-    cleared; returns the loss as a float. The one update rule of fine-tuning, the intermediate
-    task and pretraining."""
-    import torch
-
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
-
-
-def _train_pass(
-    model,
-    tokenizer: TweetTokenizer,
-    ids: list[np.ndarray],
-    y: np.ndarray,
-    batches,
-    loss_fn,
-    optimizer,
-    scheduler,
-    description: str,
-    mid_epoch: MidEpoch | None = None,
-    epoch: int = 0,
-    history: list[dict] | None = None,
-) -> float:
-    """One pass of classification training over ``batches`` (index arrays into ``ids``/``y``);
-    returns the mean loss per tweet. With ``mid_epoch``, starts after the batches its restored
-    checkpoint had done and writes checkpoints as it goes."""
-    import torch
-
-    start, loss_sum, seen = mid_epoch.progress(epoch) if mid_epoch else (0, 0.0, 0)
-    with progress(description, len(batches)) as bar:
-        if start:
-            bar.advance(start)
-        for k in range(start, len(batches)):
-            b = batches[k]
-            enc = tokenizer.pad([ids[i] for i in b])
-            loss = loss_fn(model(**model_inputs(model, enc)).logits, torch.from_numpy(y[b]))
-            loss_sum += optimizer_step(model, loss, optimizer, scheduler) * len(b)
-            seen += len(b)
-            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
-            if mid_epoch is not None and k + 1 < len(batches):
-                mid_epoch.maybe_save(epoch, k + 1, loss_sum, seen, model, optimizer, scheduler, history or [])
-    return loss_sum / max(seen, 1)
-
-
-class MidEpoch:
-    """Checkpoints inside an epoch, in ``checkpoints/mid-epoch/``: the weights, optimizer and
-    schedule state, torch's CPU RNG state (dropout) and the batches done, written atomically
-    every ``minutes`` of training. Resuming restores all of it and skips the batches done; the
-    batch order is redrawn from the epoch's seed, so the resumed epoch equals the uninterrupted
-    one. Cleared when the epoch's own checkpoint is written.
-    """
-
-    DIR = "mid-epoch"
-
-    def __init__(self, root: Path, minutes: float | None, restored: MidEpoch | None = None, state: dict | None = None):
-        self.root, self.minutes = root, minutes
-        self.path = root / self.DIR
-        self.state: dict = state or {}
-        self._restored = restored
-        self._last = time.perf_counter()
-
-    @property
-    def epoch(self) -> int:
-        return int(self.state.get("epoch", 0))
-
-    @classmethod
-    def find(cls, root: Path, latest: Path | None) -> MidEpoch | None:
-        """The mid-epoch checkpoint after the ``latest`` epoch checkpoint, or ``None`` (a stale
-        one, from an epoch already complete, is removed)."""
-        path = root / cls.DIR
-        if not (path / "state.json").is_file():
-            return None
-        state = json.loads((path / "state.json").read_text())
-        done = int(latest.name.split("-")[1]) if latest is not None else 0
-        if state["epoch"] != done + 1:
-            shutil.rmtree(path)
-            return None
-        return cls(root, None, state=state)
-
-    def restore(self, optimizer, scheduler) -> list[dict]:
-        """Load the optimizer and schedule state; return the history of the complete epochs."""
-        import torch
-
-        saved = torch.load(self.path / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        log(f"[yellow]train[/]: resuming epoch {self.epoch} after batch {self.state['batches_done']} from {self.path}")
-        return self.state["history"]
-
-    def progress(self, epoch: int) -> tuple[int, float, int]:
-        """``(batches done, loss sum, tweets seen)`` of ``epoch`` restored from the checkpoint
-        (and torch's RNG state set to where it was), else zeros."""
-        import torch
-
-        r = self._restored
-        if r is None or r.epoch != epoch:
-            return 0, 0.0, 0
-        self._restored = None
-        torch.set_rng_state(torch.load(r.path / "rng.pt", weights_only=True))
-        return int(r.state["batches_done"]), float(r.state["loss_sum"]), int(r.state["seen"])
-
-    def maybe_save(self, epoch: int, done: int, loss_sum: float, seen: int, model, optimizer, scheduler, history: list[dict]) -> None:
-        """Write a checkpoint after batch ``done`` if ``minutes`` have passed since the last."""
-        import torch
-
-        if self.minutes is None or time.perf_counter() - self._last < self.minutes * 60:
-            return
-        with atomic_directory(self.path, overwrite=True) as tmp:
-            model.save_pretrained(tmp)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-            torch.save(torch.get_rng_state(), tmp / "rng.pt")
-            state = {"epoch": epoch, "batches_done": done, "loss_sum": loss_sum, "seen": seen, "history": history}
-            (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        self._last = time.perf_counter()
-
-    def clear(self) -> None:
-        """Remove the mid-epoch checkpoint (its epoch is complete)."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
-
-
-def _epoch(
-    model,
-    tokenizer: TweetTokenizer,
-    data: _Data,
-    optimizer,
-    scheduler,
-    config: TrainConfig,
-    epoch: int,
-    joint: _JointTask | None = None,
-    mid_epoch: MidEpoch | None = None,
-    history: list[dict] | None = None,
-) -> dict:
+def _epoch(fit: Fit, tokenizer: TweetTokenizer, data: _Data, config: TrainConfig, joint: _JointTask | None, epoch: int) -> dict:
     """One pass over the training tweets (with ``joint``: interleaved with this epoch's share of
-    the sentiment tweets), then validation; returns the epoch's history entry.
-
-    Batch order and dropout draw from ``seed * 1000 + epoch``, so a resumed run reproduces the
-    uninterrupted one.
-    """
+    the sentiment tweets), then validation; returns the epoch's history entry."""
     import torch
 
-    model.train()
+    fit.model.train()
     batches = epoch_batches(data.train_ids, config.batch_size, config.seed, epoch)
     weight = torch.from_numpy(class_weights(data.train_y, len(config.labels))) if config.class_weighted else None
     loss_fn: Callable = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
@@ -748,46 +538,18 @@ def _epoch(
 
         loss_fn = partial(relatedness_loss, weight=config.relatedness_weight)
     t_epoch = time.perf_counter()
-    sentiment_loss = None
+    extra = {}
     if joint is None:
-        train_loss = _train_pass(
-            model,
-            tokenizer,
-            data.train_ids,
-            data.train_y,
-            batches,
-            loss_fn,
-            optimizer,
-            scheduler,
-            f"epoch {epoch}/{config.epochs}",
-            mid_epoch,
-            epoch,
-            history,
-        )
+        batch_loss = classification_loss(fit.model, tokenizer, data.train_ids, data.train_y, loss_fn)
+        train_loss = batch_pass(fit, f"epoch {epoch}/{config.epochs}", batches, batch_loss, epoch).mean
     else:
-        train_loss, sentiment_loss = joint.train_pass(
-            model,
-            data.train_ids,
-            data.train_y,
-            tokenizer,
-            batches,
-            loss_fn,
-            optimizer,
-            scheduler,
-            epoch,
-            f"epoch {epoch}/{config.epochs} (+ sentiment head)",
+        description = f"epoch {epoch}/{config.epochs} (+ sentiment head)"
+        train_loss, extra["sentiment_loss"] = joint.train_pass(
+            fit, data.train_ids, data.train_y, tokenizer, batches, loss_fn, epoch, description
         )
-    train_seconds = time.perf_counter() - t_epoch
-    val_logits = ids_logits(model, tokenizer, data.val_ids, description=f"validate {epoch}")
-    metrics = logits_report(data.val_y, val_logits, config.labels)
-    log(
-        f"epoch {epoch}: loss {train_loss:.4f}{'' if sentiment_loss is None else f' (sentiment {sentiment_loss:.4f})'}, "
-        f"{validation_text(metrics)} ({train_seconds / 60:.1f} min)"
-    )
-    entry = {"epoch": epoch, "train_loss": train_loss, "train_seconds": round(train_seconds, 1), "validation": validation_summary(metrics)}
-    if sentiment_loss is not None:
-        entry["sentiment_loss"] = sentiment_loss
-    return entry
+    seconds = time.perf_counter() - t_epoch
+    val_logits = ids_logits(fit.model, tokenizer, data.val_ids, description=f"validate {epoch}")
+    return validated_epoch("epoch", epoch, train_loss, seconds, data.val_y, val_logits, config.labels, extra)
 
 
 def _write_final(
@@ -823,44 +585,6 @@ def _write_final(
     if joint is not None:
         info["joint_task"] = joint.to_dict()
     atomic_write_json(out / "history.json", history)
-    install_model(final, out / "checkpoints" / f"epoch-{best['epoch']}", list((out / "tokenizer").iterdir()), info)
-
-
-def install_model(final: Path, checkpoint: Path, tokenizer_files: list[Path], info: dict) -> None:
-    """Write a fine-tuned model directory atomically: the checkpoint's weights and config (not its
-    optimizer state), the tokenizer files, and ``edgerep_model.json`` = ``info``. Shared by
-    fine-tuning and distillation."""
-    with atomic_directory(final, overwrite=True) as tmp:
-        for f in checkpoint.iterdir():
-            if f.name not in ("optimizer.pt", "state.json", SENTIMENT_HEAD_FILE):
-                shutil.copy2(f, tmp / f.name)
-        for f in tokenizer_files:
-            shutil.copy2(f, tmp / f.name)
-        (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-
-
-def latest_checkpoint(root: Path) -> Path | None:
-    """The latest complete epoch checkpoint ``root/epoch-K`` (weights, ``state.json`` and
-    optimizer state), or ``None``. Shared by fine-tuning, pretraining and distillation."""
-    if not root.is_dir():
-        return None
-    done = [p for p in root.glob("epoch-*") if (p / "state.json").is_file() and (p / "optimizer.pt").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history: list[dict], joint: _JointTask | None = None) -> None:
-    """Write ``root/epoch-K`` atomically: the weights, the optimizer and schedule state, the
-    history so far (and the sentiment head with ``joint``); older checkpoints keep their weights
-    only. Shared by fine-tuning, pretraining and distillation."""
-    import torch
-
-    with atomic_directory(root / f"epoch-{epoch}", overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        if joint is not None:
-            torch.save(joint.head.state_dict(), tmp / SENTIMENT_HEAD_FILE)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}, indent=2))
-    # The optimizer state (2x the weights) is only needed in the latest checkpoint.
-    for old in root.glob("epoch-*"):
-        if old.name != f"epoch-{epoch}" and (old / "optimizer.pt").exists():
-            (old / "optimizer.pt").unlink()
+    install_model(
+        final, out / "checkpoints" / f"epoch-{best['epoch']}", list((out / "tokenizer").iterdir()), info, skip=(SENTIMENT_HEAD_FILE,)
+    )

@@ -41,6 +41,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,21 @@ from edgerep.device.tokenizer import TweetTokenizer
 from edgerep.errors import ConfigError
 from edgerep.io import atomic_directory, atomic_write_json, check_or_write_config, settings_dict, sha256_tree
 from edgerep.log import log, progress
-from edgerep.measure.metrics import logits_report, validation_summary, validation_text
-from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE, Quantization
+from edgerep.registry import TOKENIZER_FILE, Quantization
 from edgerep.workstation.compress.prune import ffn_layer_widths
 from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
+from edgerep.workstation.loop import (
+    Fit,
+    TrainingRun,
+    batch_pass,
+    epoch_batches,
+    install_model,
+    latest_checkpoint,
+    make_optimizer,
+    resume_state,
+    set_threads,
+    validated_epoch,
+)
 
 
 @dataclass(frozen=True)
@@ -533,49 +545,30 @@ def _cacheable_layers(config: DistillConfig, data: _Transfer, mapping: list[int]
     return mapping
 
 
-def _distill_epoch(
-    epoch,
-    config: DistillConfig,
-    student,
-    forward,
-    tokenizer: TweetTokenizer,
-    data: _Transfer,
-    targets: np.ndarray,
-    hidden_targets,
-    optimizer,
-    scheduler,
-    validation_logits,
-) -> dict:
-    """One distillation epoch over the transfer set, then validation; returns its history entry.
-
-    Batch order and dropout draw from ``seed * 1000 + epoch``, so a resumed run reproduces the
-    uninterrupted one.
-    """
+def _distill_epoch(fit: Fit, config: DistillConfig, run: _StudentPass, targets: np.ndarray, epoch: int) -> dict:
+    """One distillation epoch over the transfer set (soft ``targets`` float32 [n, classes]),
+    then validation; returns its history entry."""
     import torch
 
     from edgerep.workstation.inference import model_inputs
-    from edgerep.workstation.train import epoch_batches, optimizer_step
 
-    student.train()
+    data = run.data
+    fit.model.train()
     batches = epoch_batches(data.ids, config.batch_size, config.seed, epoch)
-    loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
-    with progress(f"distill epoch {epoch}/{config.epochs}", len(batches)) as bar:
-        for b in batches:
-            enc = tokenizer.pad([data.ids[i] for i in b])
-            inputs = model_inputs(student, enc)
-            out_s = forward(**inputs, output_hidden_states=config.hidden_weight > 0)
-            loss = distillation_loss(
-                out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha
-            )
-            if config.hidden_weight > 0:
-                loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, hidden_targets(b, enc), inputs["attention_mask"])
-            loss_sum += optimizer_step(student, loss, optimizer, scheduler) * len(b)
-            seen += len(b)
-            bar.advance(1, info=f"loss {loss_sum / seen:.4f}")
+    t0 = time.perf_counter()
+
+    def batch_loss(_k: int, b: np.ndarray):
+        enc = run.tokenizer.pad([data.ids[i] for i in b])
+        inputs = model_inputs(fit.model, enc)
+        out_s = run.forward(**inputs, output_hidden_states=config.hidden_weight > 0)
+        loss = distillation_loss(out_s.logits, torch.from_numpy(targets[b]), torch.from_numpy(data.y[b]), config.temperature, config.alpha)
+        if config.hidden_weight > 0:
+            loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, run.hidden_targets(b, enc), inputs["attention_mask"])
+        return loss
+
+    train_loss = batch_pass(fit, f"distill epoch {epoch}/{config.epochs}", batches, batch_loss).mean
     seconds = time.perf_counter() - t0
-    metrics = logits_report(data.val_y, validation_logits(), data.classes)
-    log(f"distill epoch {epoch}: loss {loss_sum / seen:.4f}, {validation_text(metrics)} ({seconds / 60:.1f} min)")
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_seconds": round(seconds, 1), "validation": validation_summary(metrics)}
+    return validated_epoch("distill epoch", epoch, train_loss, seconds, data.val_y, run.validation_logits(), data.classes)
 
 
 def _student_info(
@@ -629,7 +622,6 @@ def _install_student(out: Path, final: Path, source_teacher: str, history: list[
     """Write ``history.json`` and the best epoch's student to ``final`` with the source teacher's
     tokenizer; with quantization-aware training its weights snapped to the grid first (the
     checkpoints keep float weights, to resume)."""
-    from edgerep.workstation.train import install_model
 
     atomic_write_json(out / "history.json", history)
     tokenizer_files = [Path(source_teacher) / n for n in (TOKENIZER_FILE, "tokenizer_config.json") if (Path(source_teacher) / n).is_file()]
@@ -670,7 +662,6 @@ def _prune(config: DistillConfig, student, tokenizer: TweetTokenizer, data: _Tra
 
 def _restarted_optimizer(student, config: DistillConfig, steps_per_epoch: int, finished: int):
     """AdamW for the pruned shapes, its schedule advanced past ``finished`` epochs."""
-    from edgerep.workstation.train import make_optimizer
 
     optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
     for _ in range(finished * steps_per_epoch):
@@ -691,13 +682,10 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
             is written.
     """
     from edgerep.workstation.models import load_finetuned
-    from edgerep.workstation.train import save_checkpoint, set_threads
 
-    out = Path(out_dir)
-    final = out / "model"
-    if (final / MODEL_INFO_FILE).is_file():
-        log(f"[green]distill[/]: finished student found at {final}, skipping")
-        return final
+    job = TrainingRun("distill", Path(out_dir))
+    if job.finished():
+        return job.final
     infos = check_teachers(config)  # every user mistake is found before anything is written
     teacher_info = infos[0]
     set_threads(config.threads)
@@ -705,14 +693,14 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
         Path(config.teachers[0]) / TOKENIZER_FILE, int(teacher_info["max_seq_len"]), bool(teacher_info.get("entity_conditioned", False))
     )
     data = _transfer_set(data_root, SplitConfig(**teacher_info.get("split", {})), tokenizer, config, tuple(teacher_info["labels"]))
-    out.mkdir(parents=True, exist_ok=True)
-    check_or_write_config(out / "config.json", config.to_dict(), ConfigError)
+    job.out.mkdir(parents=True, exist_ok=True)
+    check_or_write_config(job.out / "config.json", config.to_dict(), ConfigError)
     teacher, _ = load_finetuned(config.teachers[0])
     student, mapping = init_student(teacher, config.layers)
     state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
-    teacher_logits, states = _teacher_logits(out, config, tokenizer, data, teacher, state_layers)
+    teacher_logits, states = _teacher_logits(job.out, config, tokenizer, data, teacher, state_layers)
     targets = soft_targets(teacher_logits, config.temperature)
-    student, latest, done = _resumed_student(out, student)
+    student, latest, done = _resumed_student(job.out, student)
     restart = _prune_due(config, student, done)  # before the first epoch, or a run stopped right after its full-width epochs
     if restart:
         _prune(config, student, tokenizer, data, done)
@@ -722,39 +710,20 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     del teacher
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
     optimizer, scheduler, history, start = _optimizer_state(config, student, latest, restart, done, steps_per_epoch)
+    fit = Fit(student, optimizer, scheduler, history)
     log(_plan(config, run, steps_per_epoch))
-    t_start = time.perf_counter()
-    for epoch in range(start, config.epochs + 1):
-        history.append(
-            _distill_epoch(
-                epoch,
-                config,
-                student,
-                run.forward,
-                tokenizer,
-                data,
-                targets,
-                run.hidden_targets,
-                optimizer,
-                scheduler,
-                run.validation_logits,
-            )
-        )
-        save_checkpoint(out / "checkpoints", epoch, student, optimizer, scheduler, history)
-        done = epoch
-        if _prune_due(config, student, done) and epoch < config.epochs:
-            _prune(config, student, tokenizer, data, done)
-            optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
 
-    pruned = [h for h in history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
+    def after_epoch(epoch: int) -> None:
+        if _prune_due(config, student, epoch) and epoch < config.epochs:
+            _prune(config, student, tokenizer, data, epoch)
+            fit.optimizer, fit.scheduler = _restarted_optimizer(student, config, steps_per_epoch, epoch)
+
+    job.epochs(fit, start, config.epochs, partial(_distill_epoch, fit, config, run, targets), after_epoch)
+    pruned = [h for h in fit.history if h["epoch"] > config.prune_after_epoch]  # the full-width epochs before a cut are no candidates
     best = max(pruned, key=lambda h: (h["validation"]["macro_f1"], -h["epoch"]))
-    info = _student_info(config, infos, history, best, mapping, student, states, run.qat_grids, data)
-    _install_student(out, final, config.teachers[0], history, best, info, run.qat_grids)
-    log(
-        f"[green]distill[/]: best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f}) -> {final} "
-        f"in {(time.perf_counter() - t_start) / 60:.1f} min"
-    )
-    return final
+    info = _student_info(config, infos, fit.history, best, mapping, student, states, run.qat_grids, data)
+    _install_student(job.out, job.final, config.teachers[0], fit.history, best, info, run.qat_grids)
+    return job.close(f"best epoch {best['epoch']} (validation macro-F1 {best['validation']['macro_f1']:.4f})")
 
 
 @dataclass
@@ -806,7 +775,6 @@ class _StudentPass:
 def _resumed_student(out: Path, student):
     """``(student, latest checkpoint or None, finished epochs)``: the latest checkpoint's student
     when there is one, else ``student`` as initialised."""
-    from edgerep.workstation.train import latest_checkpoint
 
     latest = latest_checkpoint(out / "checkpoints")
     if latest is None:
@@ -820,7 +788,6 @@ def _optimizer_state(config: DistillConfig, student, latest: Path | None, restar
     """``(optimizer, scheduler, history, first epoch to run)``, resumed from ``latest``; after a
     pruning cut (``restart``) the optimizer starts anew, as the checkpoint's state is for the
     unpruned shapes."""
-    from edgerep.workstation.train import make_optimizer, resume_state
 
     if restart and latest is not None:
         optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
