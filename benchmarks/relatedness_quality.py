@@ -39,8 +39,8 @@ import numpy as np
 
 from edgerep import LABELS, RELATEDNESS_LABELS
 from edgerep.data import SplitConfig, load_split, split_train_validation
-from edgerep.device.runtime import PolarityClassifier, relatedness_split, softmax
-from edgerep.log import progress
+from edgerep.device.runtime import relatedness_split, softmax
+from edgerep.measure.evaluate import bundle_logits
 from edgerep.measure.metrics import classification_report, logits_report, paired_bootstrap
 
 NEG = LABELS.index("NEGATIVE")
@@ -48,16 +48,9 @@ WEEK = 7 * 86400
 MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday: weeks counted from Monday 1970-01-05
 
 
-def bundle_logits(bundle: Path, tweets: list, threads: int) -> np.ndarray:
-    """Logits float32 [n, n_labels] of every tweet, one at a time (the runtime's fast path)."""
-    clf = PolarityClassifier(bundle, num_threads=threads)
-    out = []
-    with progress(f"classify with {bundle}", len(tweets)) as bar:
-        for s in range(0, len(tweets), 64):
-            part = tweets[s : s + 64]
-            out.append(clf.logits([t.text for t in part], entities=[t.entity_name for t in part]))
-            bar.advance(len(part))
-    return np.concatenate(out)
+def tweet_logits(bundle: Path, tweets: list, threads: int) -> np.ndarray:
+    """Logits float32 [n, n_labels] of every tweet (with its entity) by the bundle."""
+    return bundle_logits(bundle, [t.text for t in tweets], threads, [t.entity_name for t in tweets])
 
 
 def share_errors(
@@ -77,8 +70,8 @@ def evaluate_fold(
     _, val = split_train_validation(tweets, SplitConfig(fold=fold))
     gold = np.array([t.label_id for t in val])
     related = gold < len(LABELS)
-    z_rel = bundle_logits(related_bundle, val, threads)
-    z_pol = bundle_logits(polarity_bundle, val, threads)
+    z_rel = tweet_logits(related_bundle, val, threads)
+    z_pol = tweet_logits(polarity_bundle, val, threads)
     if z_rel.shape[1] != len(RELATEDNESS_LABELS) or z_pol.shape[1] != len(LABELS):
         raise SystemExit(f"{related_bundle} must decide relatedness and {polarity_bundle} polarity only")
     rel_report = logits_report(gold, z_rel, RELATEDNESS_LABELS)
