@@ -160,6 +160,21 @@ def test_show_text_gives_an_alerts_tweets_from_an_output_that_kept_them(tmp_path
     assert "&lt;b&gt;BMW&lt;/b&gt; tweet 30-" in page and "<b>BMW</b> tweet" not in page
 
 
+def test_month_windows_start_on_the_first_and_keep_every_tweet(tmp_path):
+    import datetime as dt
+
+    rng = np.random.default_rng(2)
+    weeks = [(int(n), int(rng.binomial(n, 0.12))) for n in rng.integers(20, 40, size=40)]
+    rec = monitor([_synthetic_output(tmp_path / "b", weeks)], tmp_path / "m", MonitorConfig(window="month"))
+    (ent,) = rec["entities"]
+    starts = [dt.datetime.fromtimestamp(w["start"], dt.timezone.utc) for w in ent["windows"]]
+    assert all((s.day, s.hour, s.minute) == (1, 0, 0) for s in starts) and len(starts) in (10, 11)
+    assert sum(w["tweets"] for w in ent["windows"]) == sum(n for n, _ in weeks) == ent["tweets"]
+    assert rec["settings"]["alpha"] == pytest.approx(0.5 / 12)
+    with pytest.raises(ConfigError, match="valid: day, week, month"):
+        MonitorConfig(window="year")
+
+
 def test_too_few_tweets_is_shown_as_such_not_as_zero(tmp_path):
     out = _synthetic_output(tmp_path / "b", [(50, 5), (12, 0), (50, 6)])
     rec = monitor([out], tmp_path / "m", MonitorConfig(min_tweets=30))

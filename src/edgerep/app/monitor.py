@@ -1,7 +1,7 @@
 """``edgerep monitor``: an entity's reputation over time from classified archives.
 
 Reads the Parquet shards of one or more ``edgerep batch`` outputs (the same bundle for all) and
-writes, per entity and per time window (UTC day or ISO week)::
+writes, per entity and per time window (UTC day, ISO week or calendar month)::
 
     OUT/monitor.json     edgerep.monitor record: settings, the bundle, per entity its windows
                          (related tweet count, unrelated count, the three polarity shares by
@@ -51,7 +51,7 @@ from edgerep.errors import ConfigError, DataError, RecordError
 from edgerep.io import atomic_write_json, atomic_write_text
 from edgerep.log import configure, log
 
-WINDOWS = {"day": 365.25, "week": 365.25 / 7}
+WINDOWS = {"day": 365.25, "week": 365.25 / 7, "month": 12.0}
 METHODS = ("cc", "pcc", "acc", "em")
 MIN_BASELINE = 3
 MIN_ALERT_NEGATIVES = 3
@@ -65,7 +65,7 @@ class MonitorConfig:
     """Settings of ``edgerep monitor``.
 
     Attributes:
-        window: ``day`` or ``week`` (UTC; weeks start on Monday, ISO 8601).
+        window: ``day``, ``week`` or ``month`` (UTC; weeks start on Monday, ISO 8601).
         min_tweets: a window with fewer tweets gets counts but no shares ("too few").
         method: the share shown on the dashboard and in alerts (one of :data:`METHODS`).
         baseline_windows: previous windows pooled into an entity's baseline.
