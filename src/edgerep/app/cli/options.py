@@ -136,6 +136,7 @@ SentimentMode = Annotated[
     ),
 ]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for inference (default: runtime's choice).")]
+TrainThreads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for training (default: torch's, every core).")]
 
 
 def _print_json(obj) -> None:

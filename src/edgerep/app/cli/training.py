@@ -27,8 +27,8 @@ from edgerep.app.cli.options import (
     StopAfter,
     StudentLayers,
     StudentWidths,
-    Threads,
     TrainLimit,
+    TrainThreads,
     TransferText,
     _layers_list,
     _print_json,
@@ -59,7 +59,7 @@ def train(
     max_seq_len: Annotated[int | None, typer.Option(help="Tokens per tweet (default: p99 of the training tweets).")] = None,
     seed: Seed = 13,
     limit: TrainLimit = None,
-    threads: Threads = None,
+    threads: TrainThreads = None,
     entity: EntityConditioned = True,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps with linear learning-rate warm-up.")] = 0.06,
     label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing in [0, 1).")] = 0.0,
@@ -138,7 +138,7 @@ def pretrain(
     ] = None,
     seed: Seed = 13,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many tweets (smoke runs).")] = None,
-    threads: Threads = None,
+    threads: TrainThreads = None,
 ) -> None:
     """Domain-adaptive pretraining: masked-LM training on the corpus's unlabelled English tweets; resumable.
 
@@ -198,7 +198,7 @@ def distill(
     quant_aware: QuantAware = "none",
     seed: Seed = 13,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N transfer tweets (smoke runs).")] = None,
-    threads: Threads = None,
+    threads: TrainThreads = None,
 ) -> None:
     """Knowledge distillation into a shallower student (DistilBERT-style initialisation); resumable per epoch.
 
