@@ -15,10 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from edgerep.measure.records import read_record
+from edgerep.measure.records import machine_caption, read_record
 from edgerep.registry import BERT_LARGE_PARAMETERS, MB
-
-INT8_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "avx512_bf16")
 
 
 def _cell(bench: dict, path: str) -> dict | None:
@@ -46,8 +44,6 @@ def headline(bundle_eval: dict, model_eval: dict, bench: dict, labels: tuple[str
                 "–" if c is None or c.get("kind") != "bundle" else f"{c['peak_rss_mb']:.0f}",
             ]
         )
-    mach = bench["machine"]
-    flags = [f for f in mach.get("cpu_flags", []) if f in INT8_FLAGS]
     s = bench["settings"]
     return {
         "schema": "edgerep.docs-table",
@@ -58,7 +54,7 @@ def headline(bundle_eval: dict, model_eval: dict, bench: dict, labels: tuple[str
             f"latency of one tweet including normalization and tokenization, {s['tweets']} validation tweets x {s['repeats']} after "
             f"{s['warmup']} warm-up runs, one `edgerep bench` run."
         ),
-        "machine": f"{mach.get('cpu', '?')}, {mach.get('logical_cores', '?')} cores; int8-relevant flags: {' '.join(flags) or 'none'}; 1 thread",
+        "machine": machine_caption(bench["machine"]),
         "date": bench["created"][:10],
         "source": ", ".join(rec["model"]["path"] for rec in (bundle_eval, model_eval)),
         "columns": ["model", "MB", "x smaller than BERT-large fp32", "accuracy", "macro-F1", "F1 NEG", "latency p50 ms", "tweets/s", "peak RSS MB"],

@@ -238,3 +238,12 @@ def test_cpu_flags_are_read_from_cpuinfo():
 
     assert cpu_flags("flags\t\t: fpu sse avx2 fma avx512f avx512_vnni\n") == ["avx2", "fma", "avx512f", "avx512_vnni"]
     assert cpu_flags("Features\t: fp asimd evtstrm crc32 asimddp\n") == ["asimd", "asimddp"]
+
+
+def test_a_tables_machine_line_names_the_cpu_and_its_int8_flags_only():
+    from edgerep.measure.records import machine_caption
+
+    m = {"cpu": "AMD EPYC", "logical_cores": 2, "cpu_flags": ["avx2", "fma", "f16c", "sse4_2"]}
+    assert machine_caption(m) == "AMD EPYC, 2 cores; int8-relevant flags: avx2 fma f16c; 1 thread"
+    assert machine_caption({"cpu": "Cortex-A76", "logical_cores": 4, "cpu_flags": []}, 4).endswith("flags: none recorded; 4 threads")
+    assert machine_caption(m, None) == "AMD EPYC, 2 cores; int8-relevant flags: avx2 fma f16c"

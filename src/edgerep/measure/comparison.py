@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 from edgerep.measure.evaluate import paired_comparison
+from edgerep.measure.records import machine_caption
 from edgerep.registry import BERT_LARGE_PARAMETERS, MANIFEST_FILE, MB
 
 
@@ -103,7 +104,6 @@ def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> d
     ref_label, ref = evals[0]
     rows = [_row(label, rec, ref, bert_large_mb, bench) for label, rec in evals]
     source = bench or ref
-    flags = " ".join(source["machine"].get("cpu_flags", [])) or "none recorded"
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
@@ -114,7 +114,7 @@ def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> d
             f"{bert_large_mb:,.1f} MB; latency of one tweet including tokenization at 1 thread"
             + (" in one `edgerep bench` run." if bench else " (not timed).")
         ),
-        "machine": f"{source['machine'].get('cpu', '?')}, {source['machine'].get('logical_cores', '?')} cores; CPU flags for int8: {flags}",
+        "machine": machine_caption(source["machine"], None),
         "date": source["created"][:10],
         "source": ", ".join(rec["model"]["path"] for _, rec in evals),
         "columns": [

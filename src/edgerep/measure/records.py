@@ -93,6 +93,15 @@ def cpu_flags(cpuinfo: str | None = None) -> list[str]:
     return [f for f in KEY_CPU_FLAGS if f in have]
 
 
+def machine_caption(machine: dict, threads: int | None = 1) -> str:
+    """The ``machine`` line of a published table: CPU model, logical cores and the int8-relevant
+    flags of a record's :func:`machine_info` (``threads``: the inference threads timed, if any),
+    e.g. ``AMD EPYC, 2 cores; int8-relevant flags: avx2 fma f16c; 1 thread``."""
+    flags = " ".join(f for f in machine.get("cpu_flags", []) if f in KEY_CPU_FLAGS) or "none recorded"
+    line = f"{machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} cores; int8-relevant flags: {flags}"
+    return line if threads is None else f"{line}; {threads} thread{'s' if threads > 1 else ''}"
+
+
 def differences(a: dict, b: dict) -> list[str]:
     """Why two records' timings do not compare: ``"cpu: X != Y"`` per differing CPU model, core
     count, CPU flags, Python, library version (:data:`COMPARED_PACKAGES`), edgerep version or
