@@ -84,28 +84,32 @@ def _bundle_and_text(first: str | None, second: str | None) -> tuple[Path | None
     return None, first
 
 
+BundleOrText = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="BUNDLE",
+        help="Bundle directory (model.tflite, tokenizer.json, manifest.json); leave it out for the shipped model "
+        "(one argument that is not a directory is the tweet).",
+    ),
+]
+TweetText = Annotated[str | None, typer.Argument(metavar="TEXT", help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")]
+EntityName = Annotated[
+    str | None, typer.Option(help='The entity the tweets are about (entity-conditioned bundles; a JSON line\'s "entity" overrides it).')
+]
+LogitsFlag = Annotated[
+    bool, typer.Option("--logits", help="With --json: add each tweet's raw logits (float32, in label order) to its line.")
+]
+
+
 @app.command()
 def classify(
-    bundle_or_text: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="BUNDLE",
-            help="Bundle directory (model.tflite, tokenizer.json, manifest.json); leave it out for the shipped model "
-            "(one argument that is not a directory is the tweet).",
-        ),
-    ] = None,
-    text: Annotated[
-        str | None, typer.Argument(metavar="TEXT", help="Tweet to classify. Omit to read --file, or JSON lines from stdin.")
-    ] = None,
+    bundle_or_text: BundleOrText = None,
+    text: TweetText = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Text file, one tweet per line (UTF-8).")] = None,
-    entity: Annotated[
-        str | None, typer.Option(help='The entity the tweets are about (entity-conditioned bundles; a JSON line\'s "entity" overrides it).')
-    ] = None,
+    entity: EntityName = None,
     threads: Threads = None,
     as_json: JsonFlag = False,
-    logits: Annotated[
-        bool, typer.Option("--logits", help="With --json: add each tweet's raw logits (float32, in label order) to its line.")
-    ] = False,
+    logits: LogitsFlag = False,
 ) -> None:
     """Classify tweets on this device with the light LiteRT runtime (no torch).
 

@@ -83,6 +83,35 @@ def ensemble(
 # ----------------------------------------------------------------------------- bench
 
 
+BatchSizes = Annotated[
+    str, typer.Option(help="Batch sizes, comma-separated: 1 (a tweet at a time) and the bundle's batch signature (8 by default).")
+]
+Baseline = Annotated[Path | None, typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")]
+Repeats = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Runs over the same tweets per cell, each in its own worker process, interleaved across the cells (A B C, C B A, ...: a machine that drifts moves every cell alike); a cell whose runs' medians differ by more than 10% is flagged unstable.",
+    ),
+]
+BenchOutput = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="JSON record; cells of a run with the same settings are merged, other settings refused. An interrupted run resumes from OUTPUT.partial.",
+    ),
+]
+Host = Annotated[
+    str | None,
+    typer.Option(help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert."),
+]
+AcceptNewHostKey = Annotated[bool, typer.Option(help="Trust an unknown host key on first contact (StrictHostKeyChecking=accept-new).")]
+BenchEntity = Annotated[
+    str | None, typer.Option(help="Entity name for every tweet (entity-conditioned bundles; a RepLab root gives each tweet's own).")
+]
+
+
 @app.command()
 def bench(
     bundles: Annotated[list[Path], typer.Argument(help="Bundle directories to measure.")],
@@ -90,45 +119,19 @@ def bench(
         "../shared/data/replab2013"
     ),
     threads: Annotated[str, typer.Option(help="Thread counts, comma-separated.")] = "1,2",
-    batch: Annotated[
-        str, typer.Option(help="Batch sizes, comma-separated: 1 (a tweet at a time) and the bundle's batch signature (8 by default).")
-    ] = "1",
+    batch: BatchSizes = "1",
     profile: Annotated[str, typer.Option(help=f"Device profiles, comma-separated: {', '.join(PROFILES)}.")] = "host",
-    baseline: Annotated[
-        Path | None, typer.Option(help="Fine-tuned PyTorch model measured in the same run (e.g. runs/default/train/model).")
-    ] = None,
+    baseline: Baseline = None,
     samples: Annotated[int, typer.Option(min=2, help="Tweets timed per cell (one sample each per run).")] = 200,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed inferences first.")] = 20,
-    repeats: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Runs over the same tweets per cell, each in its own worker process, interleaved across the cells (A B C, C B A, ...: a machine that drifts moves every cell alike); a cell whose runs' medians differ by more than 10% is flagged unstable.",
-        ),
-    ] = 3,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="JSON record; cells of a run with the same settings are merged, other settings refused. An interrupted run resumes from OUTPUT.partial.",
-        ),
-    ] = None,
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help="Run on a real device over SSH: user@host[:port]. The device needs Python with numpy, tokenizers, ai-edge-litert."
-        ),
-    ] = None,
+    repeats: Repeats = 3,
+    output: BenchOutput = None,
+    host: Host = None,
     key: Annotated[Path | None, typer.Option(help="SSH private key (default: agent and ~/.ssh keys).")] = None,
     known_hosts: Annotated[Path | None, typer.Option(help="Extra known_hosts file to trust.")] = None,
-    accept_new_host_key: Annotated[
-        bool, typer.Option(help="Trust an unknown host key on first contact (StrictHostKeyChecking=accept-new).")
-    ] = False,
+    accept_new_host_key: AcceptNewHostKey = False,
     remote_python: Annotated[str, typer.Option(help="Python interpreter on the device.")] = "python3",
-    entity: Annotated[
-        str | None, typer.Option(help="Entity name for every tweet (entity-conditioned bundles; a RepLab root gives each tweet's own).")
-    ] = None,
+    entity: BenchEntity = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Latency p50/p90/p99, throughput, peak RSS and CPU of bundles, per thread count and device profile.

