@@ -8,9 +8,12 @@ per entity-year (an entity's span from its first to its last usable window). Det
 repetition one usable window per entity (at least ``--min-tweets`` tweets and enough baseline
 windows before it) gets a synthetic crisis: N real NEGATIVE tweets of the same entity from other
 windows are moved into it, N = the window's own negative count times ``--factor`` (1.0 doubles
-it); a crisis is detected when that window alerts::
+it); a crisis is detected when that window alerts. Week windows (Monday, UTC) or calendar
+months (``--window month``)::
 
     python benchmarks/alert_quality.py --data ../shared/data/replab2013 --out /tmp/alerts --table docs/records/alerts.json
+    python benchmarks/alert_quality.py --data ../shared/data/replab2013 --out /tmp/alerts-month --window month \
+        --table docs/records/alerts-month.json
 """
 
 from __future__ import annotations
@@ -25,13 +28,24 @@ import numpy as np
 
 from edgerep import LABELS
 from edgerep.app.batch import write_shard
-from edgerep.app.monitor import MIN_BASELINE, MonitorConfig, aggregate, alerts, shares
+from edgerep.app.monitor import MIN_BASELINE, WINDOWS, MonitorConfig, aggregate, alerts, shares
 from edgerep.data import load_split
 from edgerep.data.replab import entity_names
 from edgerep.measure.records import machine_info
 
 WEEK = 7 * 86400
-MONDAY_OFFSET = 4 * 86400
+MONDAY_OFFSET = 4 * 86400  # 1970-01-05 is a Monday: week windows start on Mondays, UTC
+
+
+def windows_of(times: np.ndarray, window: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index, start, width)``, each int64 [n]: the window of each Unix time (weeks from Monday
+    or calendar months, UTC), its start and its length in seconds."""
+    if window == "week":
+        index = (times - MONDAY_OFFSET) // WEEK
+        return index, MONDAY_OFFSET + index * WEEK, np.full(len(times), WEEK)
+    month = times.astype("datetime64[s]").astype("datetime64[M]")
+    start = month.astype("datetime64[s]").astype(np.int64)
+    return month.astype(np.int64), start, (month + 1).astype("datetime64[s]").astype(np.int64) - start
 
 
 def _write(out: Path, ent: list[str], times: np.ndarray, labels: np.ndarray) -> list[Path]:
@@ -45,7 +59,10 @@ def _write(out: Path, ent: list[str], times: np.ndarray, labels: np.ndarray) -> 
         "p_negative": onehot[:, 0].tolist(),
         "p_neutral": onehot[:, 1].tolist(),
         "p_positive": onehot[:, 2].tolist(),
+        "related": [None] * len(ent),
+        "p_related": [None] * len(ent),
         "error": [None] * len(ent),
+        "text": [None] * len(ent),
     }
     path = out / "part-00000.parquet"
     write_shard(path, cols, {"edgerep.bundle": "gold", "edgerep.bundle_sha256": "0" * 64})
@@ -65,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factors", default="0.5,1,2", help="crisis sizes as multiples of the window's negative count")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--window", choices=("week", "month"), default="week")
     ap.add_argument("--table", type=Path, help="write the docs-table record here")
     args = ap.parse_args(argv)
-    cfg = MonitorConfig(window="week", min_tweets=args.min_tweets, method="cc")
+    cfg = MonitorConfig(window=args.window, min_tweets=args.min_tweets, method="cc")
     tweets, _ = load_split(args.data)
     names = entity_names(args.data)
     ent = [names[t.entity_id] for t in tweets]
@@ -76,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     files = _write(args.out / "base", ent, times, labels)
     base_alerts = _alerts(files, cfg)
 
-    week = (times - MONDAY_OFFSET) // WEEK
+    week, starts, widths = windows_of(times, args.window)
+    start_of = dict(zip(week.tolist(), starts.tolist()))
+    width_of = dict(zip(week.tolist(), widths.tolist()))
     ent_arr = np.array(ent)
     eligible: dict[str, list[int]] = {}
     years = 0.0
@@ -84,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         wk, n = np.unique(week[ent_arr == e], return_counts=True)
         usable = wk[n >= args.min_tweets]
         if len(usable):
-            years += (usable.max() - usable.min() + 1) / (365.25 / 7)
+            years += (usable.max() - usable.min() + 1) / WINDOWS[args.window]
         if len(usable) > MIN_BASELINE:
             eligible[str(e)] = [int(w) for w in usable[MIN_BASELINE:]]
     rng = np.random.default_rng(args.seed)
@@ -103,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 if len(donors) < n_move:
                     continue
                 moved = rng.choice(donors, size=n_move, replace=False)
-                t2[moved] = MONDAY_OFFSET + target * WEEK + rng.integers(0, WEEK, size=n_move)
-                targets[e] = MONDAY_OFFSET + target * WEEK
+                t2[moved] = start_of[target] + rng.integers(0, width_of[target], size=n_move)
+                targets[e] = start_of[target]
             found = _alerts(_write(args.out / "inject", ent, t2, labels), cfg)
             alerted = {(a["entity"], a["window"]) for a in found}
             hits += sum((e, w) in alerted for e, w in targets.items())
@@ -126,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         table = {
             "schema": "edgerep.docs-table",
             "schema_version": 1,
-            "title": "Alerts on real streams with injected crises",
+            "title": f"Alerts on real streams with injected crises, {args.window} windows",
             "caption": (
-                f"RepLab 2013 training tweets with gold polarity at their real times, week windows of >= {args.min_tweets} tweets, "
+                f"RepLab 2013 training tweets with gold polarity at their real times, {args.window} windows of >= {args.min_tweets} tweets, "
                 f"{len(eligible)} entities with usable windows after a baseline, {args.repeats} injections per entity and size. "
                 f"False alarms on the streams as they are: {len(base_alerts)} in {years:.1f} entity-years "
                 f"({result['false_alarms_per_entity_year']} per entity-year; rule: p < {cfg.alpha:.4f})."
