@@ -253,3 +253,29 @@ def test_the_dashboard_renders_offline_without_console_errors(corpus_monitor, tm
     assert done.stdout.count("js-plotly-plot") >= 3  # every entity's figure was drawn by plotly.js
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not [line for line in console if "rror" in line or "Uncaught" in line], console
+
+
+def _benchmark(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_alert_benchmarks_measure_the_real_streams(data_root, tmp_path):
+    """benchmarks/alert_quality.py writes real batch outputs and reproduces the published false
+    alarms; benchmarks/alert_power.py's ceiling rises with the window size."""
+    quality = _benchmark("alert_quality")
+    table = tmp_path / "alerts.json"
+    assert quality.main(["--data", str(data_root), "--out", str(tmp_path / "q"), "--repeats", "1", "--factors", "2", "--table", str(table)]) == 0
+    rec = json.loads(table.read_text())
+    published = json.loads((Path(__file__).parents[1] / "docs" / "records" / "alerts.json").read_text())
+    false_alarms = published["caption"].split("False alarms")[1]
+    assert rec["caption"].endswith(false_alarms) and int(rec["rows"][0][1]) > 25  # the published false alarms; a crisis per entity
+    power = _benchmark("alert_power")
+    ceiling = [power.power(n, 0.13, 0.0096, 1.0) for n in (40, 100, 200)]
+    assert ceiling == sorted(ceiling) and ceiling[0] < 0.5 < ceiling[-1]
+    assert power.binom.sf(power.critical_count(50, 0.13, 0.0096) - 1, 50, 0.13) < 0.0096
+
