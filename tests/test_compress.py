@@ -425,6 +425,48 @@ def test_distill_resumes_after_interruption(tiny_entity_model, data_root, tmp_pa
     assert d["transfer"]["validation_left_out"] > 0 and info["entity_conditioned"] is True
 
 
+def test_distill_resumes_inside_an_epoch_through_a_pruning_cut(tiny_entity_model, data_root, tmp_path, monkeypatch):
+    """A mid-epoch checkpoint after every batch; interrupted inside epoch 1 (full width) and
+    inside epoch 2 (after the feed-forward cut and the optimizer's restart), the resumed
+    quantization-aware distillations end with the uninterrupted student and history."""
+    import torch
+
+    import edgerep.workstation.loop as loop_module
+    from edgerep.workstation.compress.distill import DistillConfig, distill
+    from edgerep.workstation.models import load_finetuned
+
+    cfg = DistillConfig(
+        teachers=(str(tiny_entity_model),), layers=1, epochs=2, limit=96, batch_size=32, hidden_weight=1.0,
+        quant_aware="dynamic-int4", ffn_width=32, prune_after_epoch=1,
+    )
+    full = distill(data_root, tmp_path / "full", cfg, checkpoint_minutes=None)
+    a, _ = load_finetuned(full)
+    history = json.loads((tmp_path / "full" / "history.json").read_text())
+    steps = 3  # optimizer steps an epoch: 96 transfer tweets, 32 a batch
+    step = loop_module.optimizer_step
+    for run, (stop_epoch, stop_batch) in {"e1": (1, 2), "e2": (2, 1)}.items():
+        calls = {"n": 0}
+
+        def interrupted_step(*args, calls=calls, at=(stop_epoch - 1) * steps + stop_batch + 1, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == at:
+                raise Interrupted
+            return step(*args, **kwargs)
+
+        monkeypatch.setattr(loop_module, "optimizer_step", interrupted_step)
+        with pytest.raises(Interrupted):
+            distill(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
+        monkeypatch.setattr(loop_module, "optimizer_step", step)
+        state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
+        assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
+        b, info = load_finetuned(distill(data_root, tmp_path / run, cfg, checkpoint_minutes=0))
+        assert info["distillation"]["ffn_width"] == 32 and not (tmp_path / run / "checkpoints" / "mid-epoch").exists()
+        for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(v, w, atol=1e-6), f"{run}: {k}"
+        resumed = json.loads((tmp_path / run / "history.json").read_text())
+        assert [h["validation"] for h in resumed] == [h["validation"] for h in history]
+
+
 def test_distill_bad_input_is_one_clear_error(tiny_entity_model, data_root, tmp_path):
     from edgerep.workstation.compress.distill import DistillConfig, distill
 

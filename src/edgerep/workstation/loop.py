@@ -30,6 +30,9 @@ from edgerep.io import atomic_directory
 from edgerep.log import log, progress
 from edgerep.registry import MODEL_INFO_FILE, TOKENIZER_FILE
 
+#: Minutes of training between mid-epoch checkpoints (``--checkpoint-minutes`` of train and distill).
+DEFAULT_CHECKPOINT_MINUTES = 10.0
+
 
 def epoch_batches(ids: list[np.ndarray], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """The batches of one epoch: index arrays into ``ids`` (:func:`grouped_batches`), their

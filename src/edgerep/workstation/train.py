@@ -36,6 +36,7 @@ from edgerep.log import log
 from edgerep.registry import DEFAULT_MODEL, TOKENIZER_FILE
 from edgerep.workstation.inference import ids_logits, model_inputs
 from edgerep.workstation.loop import (
+    DEFAULT_CHECKPOINT_MINUTES,
     Fit,
     LossTally,
     MidEpoch,
@@ -58,8 +59,6 @@ SELECT_METRICS = ("macro_f1", "accuracy")
 SENTIMENT_MODES = ("intermediate", "joint")
 #: File of the auxiliary sentiment head in a checkpoint (never in the final model).
 SENTIMENT_HEAD_FILE = "sentiment_head.pt"
-#: Minutes of training between mid-epoch checkpoints (``edgerep train --checkpoint-minutes``).
-DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,12 @@ SentimentMode = Annotated[
     ),
 ]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for inference (default: runtime's choice).")]
+CheckpointMinutes = Annotated[
+    float,
+    typer.Option(
+        min=0, help="Minutes of training between checkpoints inside an epoch (0: only at epoch ends); a run resumes from the latest."
+    ),
+]
 TrainThreads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for training (default: torch's, every core).")]
 
 

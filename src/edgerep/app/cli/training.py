@@ -10,6 +10,7 @@ import typer
 from edgerep.app.cli import tables
 from edgerep.app.cli.options import (
     BatchSize,
+    CheckpointMinutes,
     DataDir,
     EntityConditioned,
     FfnKeepLast,
@@ -80,12 +81,7 @@ def train(
         float,
         typer.Option(help="With --relatedness: weight (> 0) of the relatedness term of the loss against polarity's."),
     ] = 1.0,
-    checkpoint_minutes: Annotated[
-        float,
-        typer.Option(
-            min=0, help="Minutes of training between checkpoints inside an epoch (0: only at epoch ends); a run resumes from the latest."
-        ),
-    ] = 10.0,
+    checkpoint_minutes: CheckpointMinutes = 10.0,
 ) -> None:
     """Fine-tune an encoder for 3-class reputation polarity (with --relatedness, also RELATED vs
     UNRELATED); resumes an interrupted run.
@@ -199,8 +195,9 @@ def distill(
     seed: Seed = 13,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N transfer tweets (smoke runs).")] = None,
     threads: TrainThreads = None,
+    checkpoint_minutes: CheckpointMinutes = 10.0,
 ) -> None:
-    """Knowledge distillation into a shallower student (DistilBERT-style initialisation); resumable per epoch.
+    """Knowledge distillation into a shallower student (DistilBERT-style initialisation); resumes inside an epoch.
 
     \b
     Example: edgerep distill --data ../shared/data/replab2013 --teacher runs/default/train/model --layers 2 --out runs/k2
@@ -227,7 +224,7 @@ def distill(
         limit=limit,
         threads=threads,
     )
-    out.print(str(do_distill(data, out_dir, cfg)))
+    out.print(str(do_distill(data, out_dir, cfg, checkpoint_minutes or None)))
 
 
 ExtraTeachers = Annotated[

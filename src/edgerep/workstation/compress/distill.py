@@ -57,7 +57,9 @@ from edgerep.registry import TOKENIZER_FILE, Quantization
 from edgerep.workstation.compress.prune import ffn_layer_widths
 from edgerep.workstation.compress.qat import fake_quantized_call, qat_mode, quantized_weights, snap_to_grid
 from edgerep.workstation.loop import (
+    DEFAULT_CHECKPOINT_MINUTES,
     Fit,
+    MidEpoch,
     TrainingRun,
     batch_pass,
     epoch_batches,
@@ -566,7 +568,7 @@ def _distill_epoch(fit: Fit, config: DistillConfig, run: _StudentPass, targets: 
             loss = loss + config.hidden_weight * hidden_state_mse(out_s.hidden_states, run.hidden_targets(b, enc), inputs["attention_mask"])
         return loss
 
-    train_loss = batch_pass(fit, f"distill epoch {epoch}/{config.epochs}", batches, batch_loss).mean
+    train_loss = batch_pass(fit, f"distill epoch {epoch}/{config.epochs}", batches, batch_loss, epoch).mean
     seconds = time.perf_counter() - t0
     return validated_epoch("distill epoch", epoch, train_loss, seconds, data.val_y, run.validation_logits(), data.classes)
 
@@ -670,10 +672,17 @@ def _restarted_optimizer(student, config: DistillConfig, steps_per_epoch: int, f
     return optimizer, scheduler
 
 
-def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: DistillConfig) -> Path:
+def distill(
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: DistillConfig,
+    checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES,
+) -> Path:
     """Distill ``config.teachers`` into a ``config.layers``-layer student; return ``out_dir/model``.
 
-    Resumes from the latest finished epoch; returns at once when ``model/`` is complete.
+    Resumes from the latest checkpoint, at an epoch's end or inside an epoch (a mid-epoch
+    checkpoint every ``checkpoint_minutes`` of training; ``None``: only at epoch ends); the
+    resumed run reproduces the uninterrupted one. Returns at once when ``model/`` is complete.
 
     Raises:
         ModelLoadError: a teacher directory that is not a fine-tuned model. ConfigError: a student
@@ -700,8 +709,9 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     state_layers = _cacheable_layers(config, data, mapping, int(teacher.config.hidden_size))
     teacher_logits, states = _teacher_logits(job.out, config, tokenizer, data, teacher, state_layers)
     targets = soft_targets(teacher_logits, config.temperature)
-    student, latest, done = _resumed_student(job.out, student)
-    restart = _prune_due(config, student, done)  # before the first epoch, or a run stopped right after its full-width epochs
+    student, latest, done, mid = _resumed_student(job.out, student)
+    # before the first epoch, or a run stopped right after its full-width epochs (a mid-epoch student is pruned already)
+    restart = mid is None and _prune_due(config, student, done)
     if restart:
         _prune(config, student, tokenizer, data, done)
     grids = quantized_weights(student, Quantization(config.quant_aware)) if config.quant_aware else {}
@@ -709,8 +719,8 @@ def distill(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: Di
     run = _StudentPass(student, grids, teacher if needs_teacher else None, states, mapping, tokenizer, data)
     del teacher
     steps_per_epoch = math.ceil(len(data.ids) / config.batch_size)
-    optimizer, scheduler, history, start = _optimizer_state(config, student, latest, restart, done, steps_per_epoch)
-    fit = Fit(student, optimizer, scheduler, history)
+    optimizer, scheduler, history, start = _optimizer_state(config, student, latest, mid, restart, done, steps_per_epoch)
+    fit = Fit(student, optimizer, scheduler, history, MidEpoch(job.checkpoints, checkpoint_minutes, mid))
     log(_plan(config, run, steps_per_epoch))
 
     def after_epoch(epoch: int) -> None:
@@ -773,26 +783,33 @@ class _StudentPass:
 
 
 def _resumed_student(out: Path, student):
-    """``(student, latest checkpoint or None, finished epochs)``: the latest checkpoint's student
-    when there is one, else ``student`` as initialised."""
-
-    latest = latest_checkpoint(out / "checkpoints")
-    if latest is None:
-        return student, None, 0
+    """``(student, latest epoch checkpoint or None, finished epochs, mid-epoch checkpoint or
+    None)``: the student of the mid-epoch checkpoint when there is one, else of the latest epoch
+    checkpoint, else ``student`` as initialised."""
     from edgerep.workstation.models import load_sequence_classifier
 
-    return load_sequence_classifier(latest), latest, int(json.loads((latest / "state.json").read_text())["epoch"])
+    latest = latest_checkpoint(out / "checkpoints")
+    done = 0 if latest is None else int(json.loads((latest / "state.json").read_text())["epoch"])
+    mid = MidEpoch.find(out / "checkpoints", latest)
+    if mid is not None:
+        return load_sequence_classifier(mid.path), latest, done, mid
+    if latest is None:
+        return student, None, 0, None
+    return load_sequence_classifier(latest), latest, done, None
 
 
-def _optimizer_state(config: DistillConfig, student, latest: Path | None, restart: bool, done: int, steps_per_epoch: int):
-    """``(optimizer, scheduler, history, first epoch to run)``, resumed from ``latest``; after a
-    pruning cut (``restart``) the optimizer starts anew, as the checkpoint's state is for the
-    unpruned shapes."""
-
+def _optimizer_state(
+    config: DistillConfig, student, latest: Path | None, mid: MidEpoch | None, restart: bool, done: int, steps_per_epoch: int
+):
+    """``(optimizer, scheduler, history, first epoch to run)``, resumed from the ``mid``-epoch
+    checkpoint or ``latest``; after a pruning cut (``restart``) the optimizer starts anew, as the
+    checkpoint's state is for the unpruned shapes."""
     if restart and latest is not None:
         optimizer, scheduler = _restarted_optimizer(student, config, steps_per_epoch, done)
         return optimizer, scheduler, json.loads((latest / "state.json").read_text())["history"], done + 1
     optimizer, scheduler = make_optimizer(student, config, steps_per_epoch * config.epochs)
+    if mid is not None:
+        return optimizer, scheduler, mid.restore(optimizer, scheduler), mid.epoch
     history, start = resume_state(latest, optimizer, scheduler)
     return optimizer, scheduler, history, start
 
