@@ -4,7 +4,7 @@ Stages and their outputs under ``out_dir``::
 
     config.json                          resolved RunConfig (a re-run with other settings is refused)
     pretrain/model/                      domain-adapted encoder (``--budget large``; resumes per epoch)
-    train/model/                         fine-tuned checkpoint (resumes per epoch)
+    train/model/                         fine-tuned checkpoint (resumes inside an epoch)
     reference/model/                     the reference encoder fine-tuned alike (``--reference``; resumes mid-epoch)
     reference/bundles/<quantization>/    its validated LiteRT bundles
     members/seed-<S>/model/              more fine-tuned members of the ensemble teacher (``--budget large``)

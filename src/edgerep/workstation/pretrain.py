@@ -13,7 +13,7 @@ Masking: BERT's 15% of tokens, of which 80% ``[MASK]``, 10% a random token, 10% 
 tokens are never masked. The vocabulary projection is computed at the masked positions only
 (the decoder is as large as the 6-layer encoder's matrices, so this halves a step's cost).
 
-Output layout under ``out_dir`` (resumable per epoch like :mod:`edgerep.workstation.train`)::
+Output layout under ``out_dir`` (resumable per epoch; the epoch loop of :mod:`edgerep.workstation.loop`)::
 
     config.json            resolved PretrainConfig
     checkpoints/epoch-K/   weights after epoch K (+ optimizer state for the latest)

@@ -26,7 +26,8 @@ Output layout under ``out_dir``::
 
     config.json                   resolved DistillConfig
     teacher-logits.npz            the teachers' logits on the transfer set (computed once)
-    checkpoints/epoch-K/          as ``edgerep train`` (resumes per epoch)
+    checkpoints/epoch-K/          as ``edgerep train``: epoch checkpoints, and
+    checkpoints/mid-epoch/        inside an epoch (resumes where it stopped)
     history.json                  per-epoch loss and validation metrics
     model/                        best epoch on validation, a fine-tuned model directory
 """
