@@ -173,3 +173,27 @@ def interrupt_after_epoch_1(monkeypatch):
         yield
     finally:
         monkeypatch.setattr(loop_module, "save_checkpoint", save)
+
+
+@contextlib.contextmanager
+def interrupt_at_step(monkeypatch, n: int):
+    """Within the block, the ``n``-th optimizer step (counting from 1) of any training loop
+    raises :class:`Interrupted` before it runs (the steps before it, and their mid-epoch
+    checkpoints, run for real)."""
+    import edgerep.workstation.loop as loop_module
+
+    step = loop_module.optimizer_step
+    calls = {"n": 0}
+
+    def interrupted_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Interrupted
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "optimizer_step", interrupted_step)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(loop_module, "optimizer_step", step)
+

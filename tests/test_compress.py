@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Interrupted, interrupt_after_epoch_1, make_tiny_pretrained, run_cli
+from conftest import Interrupted, interrupt_after_epoch_1, interrupt_at_step, make_tiny_pretrained, run_cli
 from edgerep.errors import ConfigError, DataError, ModelLoadError
 
 
@@ -431,7 +431,6 @@ def test_distill_resumes_inside_an_epoch_through_a_pruning_cut(tiny_entity_model
     quantization-aware distillations end with the uninterrupted student and history."""
     import torch
 
-    import edgerep.workstation.loop as loop_module
     from edgerep.workstation.compress.distill import DistillConfig, distill
     from edgerep.workstation.models import load_finetuned
 
@@ -443,20 +442,9 @@ def test_distill_resumes_inside_an_epoch_through_a_pruning_cut(tiny_entity_model
     a, _ = load_finetuned(full)
     history = json.loads((tmp_path / "full" / "history.json").read_text())
     steps = 3  # optimizer steps an epoch: 96 transfer tweets, 32 a batch
-    step = loop_module.optimizer_step
     for run, (stop_epoch, stop_batch) in {"e1": (1, 2), "e2": (2, 1)}.items():
-        calls = {"n": 0}
-
-        def interrupted_step(*args, calls=calls, at=(stop_epoch - 1) * steps + stop_batch + 1, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == at:
-                raise Interrupted
-            return step(*args, **kwargs)
-
-        monkeypatch.setattr(loop_module, "optimizer_step", interrupted_step)
-        with pytest.raises(Interrupted):
+        with interrupt_at_step(monkeypatch, (stop_epoch - 1) * steps + stop_batch + 1), pytest.raises(Interrupted):
             distill(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
-        monkeypatch.setattr(loop_module, "optimizer_step", step)
         state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
         assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
         b, info = load_finetuned(distill(data_root, tmp_path / run, cfg, checkpoint_minutes=0))

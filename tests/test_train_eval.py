@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import TINY_TRAIN, Interrupted, interrupt_after_epoch_1, run_cli
+from conftest import TINY_TRAIN, Interrupted, interrupt_after_epoch_1, interrupt_at_step, run_cli
 from edgerep.errors import ConfigError
 from edgerep.workstation.train import TrainConfig, choose_max_seq_len, train
 
@@ -69,25 +69,12 @@ def test_resume_inside_an_epoch_reproduces_uninterrupted_run(tiny_pretrained, da
     validation figures of the uninterrupted run, and no mid-epoch checkpoint is left."""
     from safetensors.numpy import load_file
 
-    import edgerep.workstation.loop as loop_module
-
     cfg = TrainConfig(model=str(tiny_pretrained), **{**TINY_TRAIN, "epochs": 2, "limit": 256})
     full = train(data_root, tmp_path / "a", cfg, checkpoint_minutes=None)
-    step = loop_module.optimizer_step
-
     for run, (stop_epoch, stop_batch) in {"b": (2, 5), "c": (1, 3)}.items():
-        calls = {"n": 0}
-
-        def interrupted_step(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == (stop_epoch - 1) * 8 + stop_batch + 1:  # 256 tweets / 32 = 8 batches an epoch
-                raise Interrupted
-            return step(*args, **kwargs)
-
-        monkeypatch.setattr(loop_module, "optimizer_step", interrupted_step)
-        with pytest.raises(Interrupted):
+        # 256 tweets / 32 = 8 batches an epoch
+        with interrupt_at_step(monkeypatch, (stop_epoch - 1) * 8 + stop_batch + 1), pytest.raises(Interrupted):
             train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
-        monkeypatch.setattr(loop_module, "optimizer_step", step)
         state = json.loads((tmp_path / run / "checkpoints" / "mid-epoch" / "state.json").read_text())
         assert (state["epoch"], state["batches_done"]) == (stop_epoch, stop_batch)
         resumed = train(data_root, tmp_path / run, cfg, checkpoint_minutes=0)
