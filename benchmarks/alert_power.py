@@ -27,8 +27,8 @@ from edgerep import LABELS
 from edgerep.app.monitor import MonitorConfig
 from edgerep.data import load_split
 
-WEEK = 7 * 86400
-MONDAY_OFFSET = 4 * 86400  # 1970-01-05 is a Monday: week windows start on Mondays, UTC
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alert_quality import windows_of  # noqa: E402  (the benchmarks' one window rule)
 
 
 def critical_count(n: int, rate: float, alpha: float) -> int:
@@ -52,7 +52,7 @@ def corpus_windows(data: Path, min_tweets: int) -> tuple[np.ndarray, float]:
     tweets, and the corpus's NEGATIVE share."""
     tweets, _ = load_split(data)
     ent = np.array([t.entity_id for t in tweets])
-    week = (np.array([t.timestamp for t in tweets], dtype=np.int64) - MONDAY_OFFSET) // WEEK
+    week = windows_of(np.array([t.timestamp for t in tweets], dtype=np.int64), "week")[0]
     _, counts = np.unique(np.stack([np.unique(ent, return_inverse=True)[1], week]), axis=1, return_counts=True)
     rate = float(np.mean([t.label == LABELS[0] for t in tweets]))
     return counts[counts >= min_tweets], rate

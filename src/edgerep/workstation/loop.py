@@ -121,6 +121,22 @@ def optimizer_step(model, loss, optimizer, scheduler) -> float:
     return loss.item()
 
 
+def _save_optimizer(directory: Path, optimizer, scheduler) -> None:
+    """``directory/optimizer.pt``: the optimizer's and the schedule's state."""
+    import torch
+
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, directory / "optimizer.pt")
+
+
+def _load_optimizer(directory: Path, optimizer, scheduler) -> None:
+    """Restore the optimizer and schedule from ``directory/optimizer.pt``."""
+    import torch
+
+    saved = torch.load(directory / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+
+
 def latest_checkpoint(root: Path) -> Path | None:
     """The latest complete epoch checkpoint ``root/epoch-K`` (weights, ``state.json`` and
     optimizer state), or ``None``."""
@@ -133,14 +149,10 @@ def latest_checkpoint(root: Path) -> Path | None:
 def resume_state(latest: Path | None, optimizer, scheduler) -> tuple[list[dict], int]:
     """Load the optimizer and scheduler state of the ``latest`` checkpoint: ``(history, next
     epoch)``; ``([], 1)`` without one."""
-    import torch
-
     if latest is None:
         return [], 1
     state = json.loads((latest / "state.json").read_text())
-    opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(opt_state["optimizer"])
-    scheduler.load_state_dict(opt_state["scheduler"])
+    _load_optimizer(latest, optimizer, scheduler)
     log(f"[yellow]resuming[/] after epoch {state['epoch']} from {latest}")
     return state["history"], state["epoch"] + 1
 
@@ -155,7 +167,7 @@ def save_checkpoint(root: Path, epoch: int, model, optimizer, scheduler, history
         model.save_pretrained(tmp)
         for name, module in (modules or {}).items():
             torch.save(module.state_dict(), tmp / name)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        _save_optimizer(tmp, optimizer, scheduler)
         (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}, indent=2))
     # The optimizer state (2x the weights) is only needed in the latest checkpoint.
     for old in root.glob("epoch-*"):
@@ -213,11 +225,7 @@ class MidEpoch:
 
     def restore(self, optimizer, scheduler) -> list[dict]:
         """Load the optimizer and schedule state; return the history of the complete epochs."""
-        import torch
-
-        saved = torch.load(self.path / "optimizer.pt", weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        _load_optimizer(self.path, optimizer, scheduler)
         log(f"[yellow]resuming[/] epoch {self.epoch} after batch {self.state['batches_done']} from {self.path}")
         return self.state["history"]
 
@@ -241,7 +249,7 @@ class MidEpoch:
             return
         with atomic_directory(self.path, overwrite=True) as tmp:
             model.save_pretrained(tmp)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+            _save_optimizer(tmp, optimizer, scheduler)
             torch.save(torch.get_rng_state(), tmp / "rng.pt")
             state = {"epoch": epoch, "batches_done": done, "loss_sum": loss_sum, "seen": seen, "history": history}
             (tmp / "state.json").write_text(json.dumps(state, indent=2))
