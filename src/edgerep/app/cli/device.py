@@ -250,9 +250,7 @@ def batch(
 def monitor(
     outputs: Annotated[list[Path], typer.Argument(help="Output folders of edgerep batch (one bundle for all).")],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for monitor.json, dashboard.html and edgerep.log.")],
-    window: Annotated[
-        str, typer.Option(help="Time window: day, week or month (UTC; weeks start on Monday). Larger windows detect smaller crises.")
-    ] = "week",
+    window: Annotated[str, typer.Option(help="Time window: day, week or month (UTC; weeks start on Monday).")] = "week",
     min_tweets: Annotated[int, typer.Option(min=1, help="A window with fewer tweets shows its count, not shares.")] = 30,
     method: Annotated[
         str,
