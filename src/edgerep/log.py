@@ -48,6 +48,7 @@ NOISY_LOGGERS = (
     "torch.utils._pytree",
     "torchao",
     "transformers",
+    "huggingface_hub",
     "absl",
     "jax",
     "litert_torch",
@@ -119,6 +120,7 @@ def quiet_third_party() -> None:
     Environment variables are read by those libraries at import, so this runs before they are
     imported (the CLI calls it first): ``TQDM_DISABLE`` (tqdm >= 4.66: every tqdm bar, e.g.
     transformers' "Loading weights" and the quantizer's), ``TRANSFORMERS_VERBOSITY``,
+    ``HF_HUB_VERBOSITY`` (huggingface_hub's retry lines when the hub cannot be reached),
     ``TF_CPP_MIN_LOG_LEVEL`` / ``GLOG_minloglevel`` (TensorFlow Lite and absl C++ logging).
     """
     for key, value in (
@@ -127,6 +129,7 @@ def quiet_third_party() -> None:
         ("TF_CPP_MIN_LOG_LEVEL", "3"),
         ("GLOG_minloglevel", "3"),
         ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("HF_HUB_VERBOSITY", "error"),
         ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
     ):
         os.environ.setdefault(key, value)
