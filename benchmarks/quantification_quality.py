@@ -15,6 +15,15 @@ the same validation tweets they are in-sample, which favours ACC)::
     python benchmarks/quantification_quality.py --data ../shared/data/replab2013 --write-validation /tmp/val.jsonl
     edgerep batch /tmp/val.jsonl -o /tmp/val-batch --bundle BUNDLE --time-field time
     python benchmarks/quantification_quality.py --data ../shared/data/replab2013 --batch /tmp/val-batch --rates EVAL.json
+
+``--deploy K:LATER:VALIDATION`` (repeatable) measures the methods as a deployed bundle meets
+them: a bundle trained on fold ``K + 1`` (``edgerep train --fold K+1``) classifies its own
+validation block (fold ``K + 1``'s, ``VALIDATION``) and the block after it (fold ``K``'s,
+``LATER``); ACC's error rates, EM's starting priors and a bias-corrected temperature scaling
+are fitted on the first and judged on the second, pooled over every pair given::
+
+    python benchmarks/quantification_quality.py --data ../shared/data/replab2013 \
+        --deploy 0:/tmp/val0-by1:/tmp/val1-by1 --deploy 1:/tmp/val1-by2:/tmp/val2-by2 --table T.json
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import numpy as np
 from edgerep import LABELS
 from edgerep.data import SplitConfig, load_split, split_train_validation
 from edgerep.data.replab import entity_names
-from edgerep.measure.metrics import classification_report
+from edgerep.measure.metrics import classification_report, confusion_matrix
 from edgerep.measure.quantify import adjusted_count, em_priors, one_vs_rest_rates, renormalise
 from edgerep.measure.records import read_record
 
@@ -39,8 +48,9 @@ WEEK = 7 * 86400
 MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday: weeks counted from Monday 1970-01-05
 
 
-def _fold(data: Path, fold: int):
-    tweets, _ = load_split(data)
+def _fold(data: Path, fold: int, tweets=None):
+    if tweets is None:
+        tweets, _ = load_split(data)
     return split_train_validation(tweets, SplitConfig(fold=fold))
 
 
@@ -53,21 +63,39 @@ def write_validation(data: Path, fold: int, path: Path) -> None:
     print(f"wrote {len(val)} validation tweets of fold {fold} to {path}")
 
 
-def evaluate(data: Path, fold: int, batch: Path, rates_path: Path | None, min_tweets: int) -> dict:
+def _read_block(tweets, fold: int, batch: Path) -> dict:
+    """A fold's validation block as classified in ``batch``: gold class ids ``y`` int [n],
+    posteriors ``post`` float64 [n, 3], ``entity`` [n], ``week`` int [n] (weeks from Monday,
+    UTC), and the class shares of the fold's training part ``train_priors`` float64 [3]."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    train, val = _fold(data, fold)
+    train, val = _fold(Path(), fold, tweets)
     gold = {t.tweet_id: LABELS.index(t.label) for t in val}
     counts = Counter(t.label for t in train)
-    train_priors = np.array([counts[lab] for lab in LABELS], dtype=np.float64) / len(train)
     t = pa.concat_tables([pq.read_table(p) for p in sorted(batch.glob("part-*.parquet"))]).to_pydict()
     keep = [i for i, e in enumerate(t["error"]) if e is None and t["id"][i] in gold]
-    ids = [t["id"][i] for i in keep]
-    y = np.array([gold[i] for i in ids])
-    post = np.stack([np.array([t[f"p_{lab.lower()}"][i] for i in keep], dtype=np.float64) for lab in LABELS], axis=1)
-    ent = np.array([t["entity"][i] for i in keep])
-    week = np.array([(int(t["time"][i].timestamp()) - MONDAY_OFFSET) // WEEK for i in keep])
+    if not keep:
+        raise SystemExit(f"error: {batch}: no tweet of fold {fold}'s validation block")
+    return {
+        "y": np.array([gold[t["id"][i]] for i in keep]),
+        "post": np.stack([np.array([t[f"p_{lab.lower()}"][i] for i in keep], dtype=np.float64) for lab in LABELS], axis=1),
+        "entity": np.array([t["entity"][i] for i in keep]),
+        "week": np.array([(int(t["time"][i].timestamp()) - MONDAY_OFFSET) // WEEK for i in keep]),
+        "train_priors": np.array([counts[lab] for lab in LABELS], dtype=np.float64) / len(train),
+    }
+
+
+def _week_groups(block: dict, min_tweets: int) -> list[np.ndarray]:
+    ent, week = block["entity"], block["week"]
+    keys = sorted(set(zip(ent.tolist(), week.tolist())))
+    return [g for g in (np.flatnonzero((ent == e) & (week == w)) for e, w in keys) if len(g) >= min_tweets]
+
+
+def evaluate(data: Path, fold: int, batch: Path, rates_path: Path | None, min_tweets: int) -> dict:
+    tweets, _ = load_split(data)
+    b = _read_block(tweets, fold, batch)
+    y, post, ent, train_priors = b["y"], b["post"], b["entity"], b["train_priors"]
     rates = None
     if rates_path:
         cm = np.asarray(read_record(rates_path, "evaluation")["metrics"]["confusion_matrix"])
@@ -86,8 +114,7 @@ def evaluate(data: Path, fold: int, batch: Path, rates_path: Path | None, min_tw
         return {m: {"mae": round(float(np.mean(v)), 4), "groups": len(v)} for m, v in err.items() if v}
 
     by_entity = [np.flatnonzero(ent == e) for e in np.unique(ent)]
-    keys = sorted(set(zip(ent.tolist(), week.tolist())))
-    by_week = [g for g in (np.flatnonzero((ent == e) & (week == w)) for e, w in keys) if len(g) >= min_tweets]
+    by_week = _week_groups(b, min_tweets)
 
     # per-entity prior adaptation of the labels: p'(c|x) ~ p(c|x) * prior_entity(c) / prior_train(c)
     adapted = post.argmax(1).copy()
@@ -104,11 +131,98 @@ def evaluate(data: Path, fold: int, batch: Path, rates_path: Path | None, min_tw
         "entity_blocks": errors(by_entity),
         f"entity_weeks_min_{min_tweets}": errors(by_week),
         "labels": {
-            "unadapted": {"accuracy": round(before["accuracy"], 4), "macro_f1": round(before["macro_f1"], 4),
-                          "negative_f1": round(before["per_class"]["NEGATIVE"]["f1"], 4)},
-            "em_adapted_per_entity": {"accuracy": round(after["accuracy"], 4), "macro_f1": round(after["macro_f1"], 4),
-                                      "negative_f1": round(after["per_class"]["NEGATIVE"]["f1"], 4)},
+            "unadapted": {
+                "accuracy": round(before["accuracy"], 4),
+                "macro_f1": round(before["macro_f1"], 4),
+                "negative_f1": round(before["per_class"]["NEGATIVE"]["f1"], 4),
+            },
+            "em_adapted_per_entity": {
+                "accuracy": round(after["accuracy"], 4),
+                "macro_f1": round(after["macro_f1"], 4),
+                "negative_f1": round(after["per_class"]["NEGATIVE"]["f1"], 4),
+            },
         },
+    }
+
+
+def fit_bcts(post: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bias-corrected temperature scaling (Alexandari, Kundaje & Shrikumar, ICML 2020):
+    ``softmax(log p / T + b)`` with ``b[0] = 0``, fitted by the negative log-likelihood of
+    labelled tweets. Returns ``[log T, b1, b2]`` float64 [3]."""
+    from scipy.optimize import minimize
+
+    logp = np.log(np.clip(post, 1e-12, 1.0))
+    rows = np.arange(len(y))
+
+    def nll(theta: np.ndarray) -> float:
+        z = logp / np.exp(theta[0]) + np.r_[0.0, theta[1:]]
+        z -= z.max(axis=1, keepdims=True)
+        return float(-(z[rows, y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    return minimize(nll, np.zeros(3), method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-8}).x
+
+
+def apply_bcts(theta: np.ndarray, post: np.ndarray) -> np.ndarray:
+    """The posteriors float64 [n, 3] recalibrated by :func:`fit_bcts`'s parameters."""
+    z = np.log(np.clip(post, 1e-12, 1.0)) / np.exp(theta[0]) + np.r_[0.0, theta[1:]]
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+DEPLOY_METHODS = ("cc", "pcc", "acc", "em", "pcc-bcts", "em-bcts")
+
+
+def deployment(data: Path, pairs: list[tuple[int, Path, Path]], min_tweets: int) -> dict:
+    """Each quantifier as a deployed bundle meets it: a bundle fitted before fold ``k + 1``'s
+    block, everything a method needs (ACC's error rates, EM's starting priors, the BCTS
+    recalibration) taken from the bundle's own validation block ``k + 1``, and the shares
+    estimated on the block after it (fold ``k``), which neither the model nor the methods saw.
+
+    ``pairs``: ``(k, batch of block k, batch of block k + 1)``, both classified by the bundle
+    trained on fold ``k + 1``'s training part. Per pair and pooled: the mean absolute error of
+    the NEGATIVE share over entity-weeks of at least ``min_tweets`` tweets."""
+    tweets, _ = load_split(data)
+    per_pair, pooled = [], {m: [] for m in DEPLOY_METHODS}
+    for k, later_batch, val_batch in pairs:
+        later, val = _read_block(tweets, k, later_batch), _read_block(tweets, k + 1, val_batch)
+        rates = one_vs_rest_rates(confusion_matrix(val["y"], val["post"].argmax(1), len(LABELS)))
+        val_priors = np.bincount(val["y"], minlength=len(LABELS)) / len(val["y"])
+        theta = fit_bcts(val["post"], val["y"])
+        post, cal = later["post"], apply_bcts(theta, later["post"])
+        err: dict[str, list[float]] = {m: [] for m in DEPLOY_METHODS}
+        for g in _week_groups(later, min_tweets):
+            truth = float((later["y"][g] == NEG).mean())
+            cc = np.bincount(post[g].argmax(1), minlength=len(LABELS)) / len(g)
+            est = {
+                "cc": cc[NEG],
+                "pcc": post[g].mean(0)[NEG],
+                "acc": renormalise(adjusted_count(cc, *rates))[NEG],
+                "em": em_priors(post[g], val_priors)[0][NEG],
+                "pcc-bcts": cal[g].mean(0)[NEG],
+                "em-bcts": em_priors(cal[g], val_priors)[0][NEG],
+            }
+            for m in DEPLOY_METHODS:
+                err[m].append(abs(float(est[m]) - truth))
+                pooled[m].append(err[m][-1])
+        report = classification_report(later["y"], post.argmax(1), LABELS)
+        per_pair.append(
+            {
+                "block": k,
+                "bundle_fold": k + 1,
+                "tweets": len(later["y"]),
+                "windows": len(err["cc"]),
+                "accuracy": round(report["accuracy"], 4),
+                "macro_f1": round(report["macro_f1"], 4),
+                "bcts": {"temperature": round(float(np.exp(theta[0])), 3), "bias": [0.0] + [round(float(b), 3) for b in theta[1:]]},
+                "validation_negative_share": round(float(val_priors[NEG]), 4),
+                "mae": {m: round(float(np.mean(v)), 4) for m, v in err.items()},
+            }
+        )
+    return {
+        "min_tweets": min_tweets,
+        "pairs": per_pair,
+        "windows": len(pooled["cc"]),
+        "mae": {m: round(float(np.mean(v)), 4) for m, v in pooled.items()},
     }
 
 
@@ -120,7 +234,15 @@ def docs_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
         a, b = result["entity_blocks"].get(method), result[weeks].get(method)
         if a and b:
             base_a, base_b = result["entity_blocks"]["cc"]["mae"], result[weeks]["cc"]["mae"]
-            rows.append([method, f"{a['mae']:.4f}", f"{100 * (a['mae'] / base_a - 1):+.0f}%", f"{b['mae']:.4f}", f"{100 * (b['mae'] / base_b - 1):+.0f}%"])
+            rows.append(
+                [
+                    method,
+                    f"{a['mae']:.4f}",
+                    f"{100 * (a['mae'] / base_a - 1):+.0f}%",
+                    f"{b['mae']:.4f}",
+                    f"{100 * (b['mae'] / base_b - 1):+.0f}%",
+                ]
+            )
     lab = result["labels"]
     return {
         "schema": "edgerep.docs-table",
@@ -143,6 +265,40 @@ def docs_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
     }
 
 
+def deployment_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
+    """The ``edgerep.docs-table`` record of :func:`deployment` (``docs/records/quantification-deployed.json``)."""
+    pairs = result["pairs"]
+    base = result["mae"]["cc"]
+    rows = []
+    for m in DEPLOY_METHODS:
+        row = [m, f"{result['mae'][m]:.4f}", f"{100 * (result['mae'][m] / base - 1):+.0f}%"]
+        row += [f"{100 * (p['mae'][m] / p['mae']['cc'] - 1):+.0f}%" for p in pairs]
+        rows.append(row)
+    blocks = ", ".join(
+        f"block {p['block']} by the bundle of fold {p['bundle_fold']} ({p['windows']} entity-weeks, accuracy {p['accuracy']:.4f}, "
+        f"BCTS temperature {p['bcts']['temperature']:.2f})"
+        for p in pairs
+    )
+    return {
+        "schema": "edgerep.docs-table",
+        "schema_version": 1,
+        "title": "Quantifiers of the NEGATIVE share as a deployed bundle meets them",
+        "caption": (
+            f"Each temporal block classified by {bundle} trained on the tweets before the block that follows it in time, "
+            "and every method's parameters (ACC's error rates, EM's starting priors, the bias-corrected temperature scaling "
+            "of pcc-bcts and em-bcts) taken from that bundle's own validation block: the shares are estimated on tweets "
+            f"later than anything the model or the method saw. Mean absolute error of the NEGATIVE share over "
+            f"{result['windows']} entity-weeks of >= {result['min_tweets']} tweets; {blocks}; the changes are against "
+            "classify-and-count."
+        ),
+        "machine": f"{machine.get('cpu', '?')} (accuracy figures do not depend on it)",
+        "date": date,
+        "source": "benchmarks/quantification_quality.py",
+        "columns": ["method", f"MAE, {result['windows']} entity-weeks", "vs cc"] + [f"vs cc, block {p['block']}" for p in pairs],
+        "rows": rows,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -154,7 +310,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--table", type=Path, help="write the docs-table record here")
     ap.add_argument("--bundle-name", default="the bundle", help="how the table's caption names the bundle")
+    ap.add_argument(
+        "--deploy",
+        action="append",
+        default=[],
+        metavar="K:LATER_BATCH:VALIDATION_BATCH",
+        help="block K and block K+1 classified by the bundle trained on fold K+1 (repeatable): the deployment table",
+    )
     args = ap.parse_args(argv)
+    if args.deploy:
+        pairs = []
+        for spec in args.deploy:
+            k, later, val = spec.split(":")
+            pairs.append((int(k), Path(later), Path(val)))
+        result = deployment(args.data, pairs, args.min_tweets)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        if args.table:
+            import datetime as dt
+
+            from edgerep.measure.records import machine_info
+
+            table = deployment_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat())
+            args.table.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
+        return 0
     if args.write_validation:
         write_validation(args.data, args.fold, args.write_validation)
         return 0

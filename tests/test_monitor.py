@@ -279,3 +279,18 @@ def test_the_alert_benchmarks_measure_the_real_streams(data_root, tmp_path):
     assert ceiling == sorted(ceiling) and ceiling[0] < 0.5 < ceiling[-1]
     assert power.binom.sf(power.critical_count(50, 0.13, 0.0096) - 1, 50, 0.13) < 0.0096
 
+
+
+def test_bias_corrected_temperature_scaling_recovers_a_known_miscalibration():
+    """benchmarks/quantification_quality.py's BCTS fit undoes a known temperature and class bias:
+    labels drawn from calibrated posteriors, then the posteriors sharpened and shifted."""
+    quality = _benchmark("quantification_quality")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, size=(6000, 3))
+    calibrated = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=p) for p in calibrated])
+    distorted = quality.apply_bcts(np.array([np.log(0.5), 0.8, -0.4]), calibrated)  # T = 0.5: over-confident
+    theta = quality.fit_bcts(distorted, y)
+    assert abs(np.exp(theta[0]) - 2.0) < 0.15 and abs(theta[1] + 0.4) < 0.1  # log p = (log q - b) / 2: T = 2, b1 = -0.4
+    recovered = quality.apply_bcts(theta, distorted)
+    assert np.abs(recovered - calibrated).mean() < 0.02 < np.abs(distorted - calibrated).mean()
