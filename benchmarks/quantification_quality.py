@@ -182,7 +182,7 @@ def deployment(data: Path, pairs: list[tuple[int, Path, Path]], min_tweets: int)
     trained on fold ``k + 1``'s training part. Per pair and pooled: the mean absolute error of
     the NEGATIVE share over entity-weeks of at least ``min_tweets`` tweets."""
     tweets, _ = load_split(data)
-    per_pair, pooled = [], {m: [] for m in DEPLOY_METHODS}
+    per_pair, pooled, sizes, floors = [], {m: [] for m in DEPLOY_METHODS}, [], []
     for k, later_batch, val_batch in pairs:
         later, val = _read_block(tweets, k, later_batch), _read_block(tweets, k + 1, val_batch)
         rates = one_vs_rest_rates(confusion_matrix(val["y"], val["post"].argmax(1), len(LABELS)))
@@ -190,8 +190,12 @@ def deployment(data: Path, pairs: list[tuple[int, Path, Path]], min_tweets: int)
         theta = fit_bcts(val["post"], val["y"])
         post, cal = later["post"], apply_bcts(theta, later["post"])
         err: dict[str, list[float]] = {m: [] for m in DEPLOY_METHODS}
+        floor = []
         for g in _week_groups(later, min_tweets):
             truth = float((later["y"][g] == NEG).mean())
+            sizes.append(len(g))
+            # E|mean(p) - mean(y)| when each y ~ Bernoulli(p) with calibrated p: the error left to any share estimate
+            floor.append(float(np.sqrt(2 / np.pi * (cal[g, NEG] * (1 - cal[g, NEG])).sum()) / len(g)))
             cc = np.bincount(post[g].argmax(1), minlength=len(LABELS)) / len(g)
             est = {
                 "cc": cc[NEG],
@@ -216,12 +220,16 @@ def deployment(data: Path, pairs: list[tuple[int, Path, Path]], min_tweets: int)
                 "bcts": {"temperature": round(float(np.exp(theta[0])), 3), "bias": [0.0] + [round(float(b), 3) for b in theta[1:]]},
                 "validation_negative_share": round(float(val_priors[NEG]), 4),
                 "mae": {m: round(float(np.mean(v)), 4) for m, v in err.items()},
+                "calibrated_floor": round(float(np.mean(floor)), 4),
             }
         )
+        floors += floor
     return {
         "min_tweets": min_tweets,
         "pairs": per_pair,
         "windows": len(pooled["cc"]),
+        "window_tweets_median": float(np.median(sizes)),
+        "calibrated_floor": round(float(np.mean(floors)), 4),
         "mae": {m: round(float(np.mean(v)), 4) for m, v in pooled.items()},
     }
 
@@ -279,6 +287,7 @@ def deployment_table(result: dict, bundle: str, machine: dict, date: str) -> dic
         f"BCTS temperature {p['bcts']['temperature']:.2f})"
         for p in pairs
     )
+    floors = ", ".join(f"{p['calibrated_floor']:.4f}" for p in pairs)
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
@@ -289,7 +298,9 @@ def deployment_table(result: dict, bundle: str, machine: dict, date: str) -> dic
             "of pcc-bcts and em-bcts) taken from that bundle's own validation block: the shares are estimated on tweets "
             f"later than anything the model or the method saw. Mean absolute error of the NEGATIVE share over "
             f"{result['windows']} entity-weeks of >= {result['min_tweets']} tweets; {blocks}; the changes are against "
-            "classify-and-count."
+            f"classify-and-count. The windows hold {result['window_tweets_median']:.0f} tweets at the median; with calibrated "
+            "probabilities (the BCTS ones) the binomial spread of the tweets' outcomes alone leaves an expected error of "
+            f"{result['calibrated_floor']:.4f} ({floors} per block)."
         ),
         "machine": f"{machine.get('cpu', '?')} (accuracy figures do not depend on it)",
         "date": date,
