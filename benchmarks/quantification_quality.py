@@ -234,7 +234,7 @@ def deployment(data: Path, pairs: list[tuple[int, Path, Path]], min_tweets: int)
     }
 
 
-def docs_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
+def docs_table(result: dict, bundle: str, machine: dict, date: str, title: str | None = None) -> dict:
     """The ``edgerep.docs-table`` record of a result (``docs/records/quantification.json``)."""
     weeks = next(k for k in result if k.startswith("entity_weeks"))
     rows = []
@@ -255,12 +255,13 @@ def docs_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
-        "title": f"Quantifiers of the NEGATIVE share, temporal fold {result['fold']}",
+        "title": title or f"Quantifiers of the NEGATIVE share, temporal fold {result['fold']}",
         "caption": (
             f"Validation block of temporal fold {result['fold']} ({result['tweets']:,} tweets) classified by {bundle}: mean absolute error of "
             f"the estimated NEGATIVE share against the gold share over {result['entity_blocks']['cc']['groups']} entity blocks and "
-            f"{result[weeks]['cc']['groups']} entity-weeks of >= 30 tweets; the change is against classify-and-count. ACC's error rates "
-            "are the bundle's on these same tweets (in-sample). Per-entity EM prior adaptation of the labels: accuracy "
+            f"{result[weeks]['cc']['groups']} entity-weeks of >= 30 tweets; the change is against classify-and-count. "
+            + ("ACC's error rates are the bundle's on these same tweets (in-sample). " if "acc" in result["entity_blocks"] else "")
+            + "Per-entity EM prior adaptation of the labels: accuracy "
             f"{lab['unadapted']['accuracy']:.4f} -> {lab['em_adapted_per_entity']['accuracy']:.4f}, macro-F1 "
             f"{lab['unadapted']['macro_f1']:.4f} -> {lab['em_adapted_per_entity']['macro_f1']:.4f}, NEGATIVE F1 "
             f"{lab['unadapted']['negative_f1']:.4f} -> {lab['em_adapted_per_entity']['negative_f1']:.4f}."
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--table", type=Path, help="write the docs-table record here")
     ap.add_argument("--bundle-name", default="the bundle", help="how the table's caption names the bundle")
+    ap.add_argument("--title", help="the table's title (default: the fold's)")
     ap.add_argument(
         "--deploy",
         action="append",
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from edgerep.measure.records import machine_info
 
-        table = docs_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat())
+        table = docs_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat(), args.title)
         args.table.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
     return 0
 
