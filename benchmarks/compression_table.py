@@ -29,10 +29,18 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
-def compression_table(rec: dict, command: str) -> dict:
-    """The ``edgerep.docs-table`` record of a compression record ``rec``."""
+def _filtering(r: dict) -> list[str]:
+    f = r.get("filtering")
+    return [f"{f['accuracy']:.4f}", f"{f['unrelated_f1']:.3f}"] if f else ["–", "–"]
+
+
+def compression_table(rec: dict, command: str, title: str = "Compression variants of the default run's model") -> dict:
+    """The ``edgerep.docs-table`` record of a compression record ``rec``; a run that decides
+    relatedness adds its filtering accuracy and UNRELATED F1 (every tweet of the validation
+    split) after the polarity columns."""
     bert_mb = rec["bert_large_fp32_mb"]
     ref, tf = rec["reference"], rec["transformers"]
+    relatedness = any("filtering" in r for r in rec["rows"])
     rows = [
         [
             "transformers float32 (`train/model`)",
@@ -42,6 +50,7 @@ def compression_table(rec: dict, command: str) -> dict:
             f"{ref['accuracy']:.4f}",
             f"{ref['macro_f1']:.4f}",
             f"{ref['negative_f1']:.3f}",
+            *(_filtering(ref) if relatedness else []),
             _ms(tf["latency_p50_ms"]),
             f"{tf['throughput_tweets_per_s']:.0f}",
             "1.0",
@@ -64,6 +73,7 @@ def compression_table(rec: dict, command: str) -> dict:
                 f"{r['accuracy']:.4f}",
                 f"{r['macro_f1']:.4f}",
                 f"{r['negative_f1']:.3f}",
+                *(_filtering(r) if relatedness else []),
                 _ms(r["latency_p50_ms"]) if timed else "–",
                 f"{r['throughput_tweets_per_s']:.0f}" if timed else "–",
                 f"{r['speedup_vs_transformers']:.1f}" if timed else "–",
@@ -75,12 +85,18 @@ def compression_table(rec: dict, command: str) -> dict:
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
-        "title": "Compression variants of the default run's model",
+        "title": title,
         "caption": (
             f"`{command}`: the compression stage with every default ({rec['models'][next(iter(rec['models']))]['layers']}-layer "
             f"student, {cfg['quant_aware']} quantization-aware distillation, {cfg['epochs']} epochs, pruned vocabulary); validation "
             f"split ({rec['rows'][0]['vs_reference']['n']:,} tweets); every variant and the transformers float32 model in one "
             f"`edgerep bench` run of {cfg['latency_tweets']} validation tweets. Recommendation rule: {rec['rule']}."
+            + (
+                f" Polarity on the gold-related tweets; filtering accuracy and UNRELATED F1 over every validation tweet, related "
+                f"or not ({next(r['filtering']['n'] for r in rec['rows'] if 'filtering' in r):,})."
+                if relatedness
+                else ""
+            )
         ),
         "machine": machine_caption(rec["machine"]),
         "date": rec["created"][:10],
@@ -93,6 +109,7 @@ def compression_table(rec: dict, command: str) -> dict:
             "accuracy",
             "macro-F1",
             "F1 NEG",
+            *(["filtering accuracy", "UNRELATED F1"] if relatedness else []),
             "p50 ms",
             "tweets/s",
             "x transformers",
@@ -109,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("compression", type=Path, help="an edgerep.compression record (RUN/compress/compression.json)")
     ap.add_argument("--command", required=True, help="the command that made it")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--title", default="Compression variants of the default run's model")
     args = ap.parse_args(argv)
-    table = compression_table(read_record(args.compression, "compression"), args.command)
+    table = compression_table(read_record(args.compression, "compression"), args.command, args.title)
     args.out.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
     print("\n".join(" | ".join(r) for r in table["rows"]))
     return 0
