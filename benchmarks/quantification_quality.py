@@ -48,9 +48,8 @@ WEEK = 7 * 86400
 MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday: weeks counted from Monday 1970-01-05
 
 
-def _fold(data: Path, fold: int, tweets=None):
-    if tweets is None:
-        tweets, _ = load_split(data)
+def _fold(data: Path, fold: int):
+    tweets, _ = load_split(data)
     return split_train_validation(tweets, SplitConfig(fold=fold))
 
 
@@ -70,7 +69,7 @@ def _read_block(tweets, fold: int, batch: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    train, val = _fold(Path(), fold, tweets)
+    train, val = split_train_validation(tweets, SplitConfig(fold=fold))
     gold = {t.tweet_id: LABELS.index(t.label) for t in val}
     counts = Counter(t.label for t in train)
     t = pa.concat_tables([pq.read_table(p) for p in sorted(batch.glob("part-*.parquet"))]).to_pydict()
@@ -274,7 +273,7 @@ def docs_table(result: dict, bundle: str, machine: dict, date: str, title: str |
     }
 
 
-def deployment_table(result: dict, bundle: str, machine: dict, date: str) -> dict:
+def deployment_table(result: dict, bundle: str, machine: dict, date: str, title: str | None = None) -> dict:
     """The ``edgerep.docs-table`` record of :func:`deployment` (``docs/records/quantification-deployed.json``)."""
     pairs = result["pairs"]
     base = result["mae"]["cc"]
@@ -292,7 +291,7 @@ def deployment_table(result: dict, bundle: str, machine: dict, date: str) -> dic
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
-        "title": "Quantifiers of the NEGATIVE share as a deployed bundle meets them",
+        "title": title or "Quantifiers of the NEGATIVE share as a deployed bundle meets them",
         "caption": (
             f"Each temporal block classified by {bundle} trained on the tweets before the block that follows it in time, "
             "and every method's parameters (ACC's error rates, EM's starting priors, the bias-corrected temperature scaling "
@@ -334,26 +333,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.deploy:
         pairs = []
         for spec in args.deploy:
-            k, later, val = spec.split(":")
-            pairs.append((int(k), Path(later), Path(val)))
+            parts = spec.split(":")
+            if len(parts) != 3 or not parts[0].isdigit():
+                ap.error(f"--deploy {spec!r}: expected K:LATER_BATCH:VALIDATION_BATCH, K a fold number")
+            pairs.append((int(parts[0]), Path(parts[1]), Path(parts[2])))
         result = deployment(args.data, pairs, args.min_tweets)
-        print(json.dumps(result, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        if args.table:
-            import datetime as dt
-
-            from edgerep.measure.records import machine_info
-
-            table = deployment_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat())
-            args.table.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
-        return 0
-    if args.write_validation:
+        make_table = deployment_table
+    elif args.write_validation:
         write_validation(args.data, args.fold, args.write_validation)
         return 0
-    if not args.batch:
-        ap.error("give --batch (or --write-validation)")
-    result = evaluate(args.data, args.fold, args.batch, args.rates, args.min_tweets)
+    elif args.batch:
+        result = evaluate(args.data, args.fold, args.batch, args.rates, args.min_tweets)
+        make_table = docs_table
+    else:
+        ap.error("give --batch, --deploy or --write-validation")
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -362,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from edgerep.measure.records import machine_info
 
-        table = docs_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat(), args.title)
+        table = make_table(result, args.bundle_name, machine_info(), dt.date.today().isoformat(), args.title)
         args.table.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
     return 0
 
