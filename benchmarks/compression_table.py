@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgerep.errors import RecordError
 from edgerep.measure.records import machine_caption, read_record
 
 #: How each variant's quantization reads in the table.
@@ -128,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--title", default="Compression variants of the default run's model")
     args = ap.parse_args(argv)
-    table = compression_table(read_record(args.compression, "compression"), args.command, args.title)
+    try:
+        rec = read_record(args.compression, "compression")
+    except RecordError as e:
+        sys.exit(f"error: {e}")
+    table = compression_table(rec, args.command, args.title)
     args.out.write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n")
     print("\n".join(" | ".join(r) for r in table["rows"]))
     return 0

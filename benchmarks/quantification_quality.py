@@ -72,7 +72,10 @@ def _read_block(tweets, fold: int, batch: Path) -> dict:
     train, val = split_train_validation(tweets, SplitConfig(fold=fold))
     gold = {t.tweet_id: LABELS.index(t.label) for t in val}
     counts = Counter(t.label for t in train)
-    t = pa.concat_tables([pq.read_table(p) for p in sorted(batch.glob("part-*.parquet"))]).to_pydict()
+    shards = sorted(batch.glob("part-*.parquet"))
+    if not shards:
+        raise SystemExit(f"error: {batch}: not an edgerep batch output (no part-*.parquet)")
+    t = pa.concat_tables([pq.read_table(p) for p in shards]).to_pydict()
     keep = [i for i, e in enumerate(t["error"]) if e is None and t["id"][i] in gold]
     if not keep:
         raise SystemExit(f"error: {batch}: no tweet of fold {fold}'s validation block")
