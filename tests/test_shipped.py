@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ from edgerep.device.shipped import (
 from edgerep.measure.metrics import classification_report
 from edgerep.registry import MB
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_the_bundle_matches_its_card_and_fits_an_edge_device():
     card = verify_bundle()
@@ -37,21 +41,26 @@ def test_the_bundle_matches_its_card_and_fits_an_edge_device():
 
 def test_the_cards_figures_are_its_evaluation_records():
     card = read_card()
+    assert "fold 0" in card["validation"] and card["validation"]["fold 0"]["record"] == "evaluation.json"
+    for name, fold in card["validation"].items():
+        rec = json.loads((DEFAULT_BUNDLE_DIR / fold["record"]).read_text())
+        assert name == f"fold {rec['data']['split_config']['fold']}"
+        labels = rec["metrics"]["labels"]
+        report = classification_report(rec["predictions"]["gold_ids"], rec["predictions"]["label_ids"], labels)
+        assert fold["n"] == len(rec["predictions"]["gold_ids"]) == rec["metrics"]["n"]
+        assert fold["accuracy"] == pytest.approx(report["accuracy"]) and fold["macro_f1"] == pytest.approx(report["macro_f1"])
+        assert {k: pytest.approx(v) for k, v in fold["f1"].items()} == {lab: report["per_class"][lab]["f1"] for lab in labels}
+        # a later fold's block lies in the bundle's own training part: its row is the recipe's own models'
+        assert bool(fold.get("models")) == (name != "fold 0")
     rec = json.loads((DEFAULT_BUNDLE_DIR / "evaluation.json").read_text())
-    labels = rec["metrics"]["labels"]
-    report = classification_report(rec["predictions"]["gold_ids"], rec["predictions"]["label_ids"], labels)
-    (fold,) = card["validation"].values()
-    assert fold["n"] == len(rec["predictions"]["gold_ids"]) == rec["metrics"]["n"]
-    assert fold["accuracy"] == pytest.approx(report["accuracy"]) and fold["macro_f1"] == pytest.approx(report["macro_f1"])
-    assert {k: pytest.approx(v) for k, v in fold["f1"].items()} == {lab: report["per_class"][lab]["f1"] for lab in labels}
     assert rec["model"]["size_mb"] == pytest.approx(card["bundle"]["size_mb"], abs=0.01)
     assert (DEFAULT_BUNDLE_DIR / "MODEL_CARD.md").read_text() == render_card(card)  # generated, not edited
     assert card["made_by"]["commit"] and card["made_by"]["command"].startswith("edgerep ")
 
 
 def test_it_classifies_real_tweets_as_its_record_says(data_root):
-    from edgerep.device.runtime import PolarityClassifier
     from edgerep.data import SplitConfig, select_tweets
+    from edgerep.device.runtime import PolarityClassifier
     from edgerep.measure.evaluate import tweets_digest
 
     rec = json.loads((DEFAULT_BUNDLE_DIR / "evaluation.json").read_text())
@@ -88,3 +97,46 @@ def test_an_altered_or_missing_file_is_refused(tmp_path):
         verify_bundle(copy)
     with pytest.raises(ShippedModelError, match="no shipped model"):
         verify_bundle(Path(tmp_path / "nowhere"))
+
+
+def _ship(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "ship_model.py"), *argv], capture_output=True, text=True)
+
+
+def test_the_card_is_rebuilt_from_its_records_alone(tmp_path):
+    card = read_card()
+    others = [DEFAULT_BUNDLE_DIR / f["record"] for name, f in card["validation"].items() if name != "fold 0"]
+    argv = [str(DEFAULT_BUNDLE_DIR), "--evaluation", str(DEFAULT_BUNDLE_DIR / "evaluation.json")]
+    argv += [a for path in others for a in ("--fold-evaluation", str(path))]
+    argv += ["--command", card["made_by"]["command"], "--commit", card["made_by"]["commit"], "--teacher", card["teacher"]]
+    argv += ["--variant", card["bundle"]["variant"], "--layers", str(card["bundle"]["layers"]), "--name", card["name"]]
+    argv += [a for note in card.get("validation_notes", []) for a in ("--note", note)]
+    proc = _ship(*argv, "--out", str(tmp_path / "shipped"))
+    assert proc.returncode == 0, proc.stderr
+    rebuilt = json.loads((tmp_path / "shipped" / "card.json").read_text())
+    rebuilt["made_by"]["date"] = card["made_by"]["date"]
+    assert rebuilt == card
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == sorted(p.name for p in DEFAULT_BUNDLE_DIR.iterdir())
+
+
+def test_a_second_record_of_one_fold_is_refused_and_nothing_is_shipped(tmp_path):
+    evaluation = str(DEFAULT_BUNDLE_DIR / "evaluation.json")
+    proc = _ship(
+        str(DEFAULT_BUNDLE_DIR),
+        "--evaluation",
+        evaluation,
+        "--fold-evaluation",
+        evaluation,
+        "--command",
+        "edgerep compress RUN",
+        "--commit",
+        "0",
+        "--teacher",
+        "t",
+        "--variant",
+        "v",
+        "--out",
+        str(tmp_path / "shipped"),
+    )
+    assert proc.returncode == 2 and "a second record of fold 0" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "shipped").exists()

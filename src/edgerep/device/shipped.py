@@ -31,8 +31,9 @@ def read_card(folder: Path = DEFAULT_BUNDLE_DIR) -> dict:
 
     Returns:
         dict with ``name``, ``sha256`` (file name -> hex SHA-256 for :data:`BUNDLE_FILES`),
-        ``made_by`` (command, commit), ``validation`` (per fold: accuracy, macro_f1, per-class F1)
-        and ``limits``.
+        ``made_by`` (command, commit), ``validation`` (per fold: accuracy, macro_f1, per-class F1,
+        the evaluation record they come from, and for a fold the bundle itself trained on, the
+        same recipe's own models as ``models``) and ``limits``.
 
     Raises:
         ShippedModelError: the card is missing or is not a JSON object with a ``sha256`` table.
@@ -148,7 +149,10 @@ def render_card(card: dict) -> str:
             f"| {fold} | {v['n']:,} | {v['period']} | {_pct(v['accuracy'])} | {_pct(v['macro_f1'])} | "
             f"{_pct(f1['NEGATIVE'])} | {_pct(f1['NEUTRAL'])} | {_pct(f1['POSITIVE'])} |"
         )
-    lines += ["", *card.get("validation_notes", []), "", "## Limits", "", *[f"- {line}" for line in card["limits"]], ""]
+    own = [f"{fold.capitalize()}: {v['models']}." for fold, v in card["validation"].items() if v.get("models")]
+    for note in [*own, *card.get("validation_notes", [])]:
+        lines += ["", note]
+    lines += ["", "## Limits", "", *[f"- {line}" for line in card["limits"]], ""]
     lines += ["## Files", "", "| file | SHA-256 |", "|---|---|"]
     lines += [f"| `{name}` | `{digest}` |" for name, digest in sorted(card["sha256"].items())]
     return "\n".join(lines) + "\n"

@@ -169,7 +169,9 @@ def pretrain(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: P
     if not history:
         history = [{"epoch": 0, "held_out_mlm_loss": _mlm_loss(model, hf_tok, held_ids, config)}]
         log(f"pretrain: masked-LM loss on {len(held_ids)} held-out tweets before adaptation {history[0]['held_out_mlm_loss']:.4f}")
-    log(f"pretrain: masked-LM on {len(ids)} tweets ({counts}), {config.epochs} epochs x {steps} steps, {torch.get_num_threads()} threads")
+    log(
+        f"pretrain: masked-LM on {len(ids)} tweets ({counts}), {config.epochs} epoch{'s' if config.epochs != 1 else ''} x {steps} steps, {torch.get_num_threads()} threads"
+    )
     fit = Fit(model, optimizer, scheduler, history)
     run.epochs(fit, start, config.epochs, lambda epoch: _epoch(fit, hf_tok, ids, held_ids, config, epoch))
     info = {

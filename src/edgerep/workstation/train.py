@@ -309,7 +309,7 @@ def train(
     log(
         f"fine-tuning {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params) on "
         f"{len(data.train_ids)} tweets{' (entity, tweet) pairs' if config.entity else ''}, validating on {len(data.val_ids)}; "
-        f"{config.epochs} epochs x {steps_per_epoch} steps"
+        f"{config.epochs} epoch{'s' if config.epochs != 1 else ''} x {steps_per_epoch} steps"
         f"{f' (stopping after epoch {config.stop_after})' if config.trained_epochs < config.epochs else ''}, {torch.get_num_threads()} threads"
     )
     run.epochs(

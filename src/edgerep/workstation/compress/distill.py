@@ -824,5 +824,5 @@ def _plan(config: DistillConfig, run: _StudentPass, steps_per_epoch: int) -> str
         f"({run.data.counts}), T={config.temperature:g}, alpha={config.alpha:g}, hidden-state weight {config.hidden_weight:g}, "
         f"quantization-aware: {config.quant_aware or 'no'} ({len(grids)} weight tensors, "
         f"{sum(g.folded_scale is not None for g in grids.values())} with a folded LayerNorm scale); "
-        f"{config.epochs} epochs x {steps_per_epoch} steps"
+        f"{config.epochs} epoch{'s' if config.epochs != 1 else ''} x {steps_per_epoch} steps"
     )
