@@ -29,9 +29,12 @@ from edgerep.measure.records import read_record
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--eval", action="append", required=True, metavar="LABEL=RECORD", help="an evaluation record; the first is the reference")
+    parser.add_argument(
+        "--eval", action="append", required=True, metavar="LABEL=RECORD", help="an evaluation record; the first is the reference"
+    )
     parser.add_argument("--bench", type=Path, help="an edgerep.bench record timing the same models")
     parser.add_argument("--out", type=Path, required=True, help="the docs-table record to write")
+    parser.add_argument("--title", default="The edge models against the reference", help="the table's title")
     args = parser.parse_args(argv)
     try:
         evals = []
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a user's mistake: one line
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    args.out.write_text(json.dumps(reference_comparison(evals, bench), indent=2, ensure_ascii=False) + "\n")
+    args.out.write_text(json.dumps(reference_comparison(evals, bench, args.title), indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
     return 0
 

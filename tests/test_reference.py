@@ -90,6 +90,9 @@ def test_mpnet_fine_tunes_exports_runs_and_enters_the_comparison(tmp_path, data_
     assert float(ref_row[1]) == pytest.approx(sum(p.numel() for p in torch_model.parameters()) / 1e6, abs=0.05)
     assert " to " in int8_row[8] and int8_row[9] == "–"  # an interval; no bench given
     assert table["columns"][4] == "x smaller than BERT-large fp32"
+    assert table["caption"].startswith("Validation split of fold 0 ")
+    later = {**reference, "data": {**reference["data"], "split_config": {**reference["data"]["split_config"], "fold": 1}}}
+    assert reference_comparison([("reference", later)], None)["caption"].startswith("Validation split of fold 1 ")  # the records' fold
 
 
 @pytest.mark.parametrize("source_in_targets", [False, True])

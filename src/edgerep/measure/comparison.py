@@ -78,7 +78,7 @@ def _row(label: str, rec: dict, ref: dict, bert_large_mb: float, bench: dict | N
     ]
 
 
-def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> dict:
+def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None, title: str = "The edge models against the reference") -> dict:
     """The study's comparison table: each model against the reference.
 
     Args:
@@ -86,6 +86,7 @@ def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> d
             first is the reference.
         bench: an ``edgerep.bench`` record timing the same models at 1 thread, or ``None`` (no
             latency columns filled).
+        title: the table's title.
 
     Returns:
         An ``edgerep.docs-table`` record (``title``, ``caption``, ``machine``, ``date``,
@@ -104,12 +105,13 @@ def reference_comparison(evals: list[tuple[str, dict]], bench: dict | None) -> d
     ref_label, ref = evals[0]
     rows = [_row(label, rec, ref, bert_large_mb, bench) for label, rec in evals]
     source = bench or ref
+    fold = ref["data"].get("split_config", {}).get("fold", 0)
     return {
         "schema": "edgerep.docs-table",
         "schema_version": 1,
-        "title": "The edge models against the reference",
+        "title": title,
         "caption": (
-            f"Validation split of fold 0 ({ref['data']['n']:,} tweets); the difference to {ref_label} is in macro-F1 points with "
+            f"Validation split of fold {fold} ({ref['data']['n']:,} tweets); the difference to {ref_label} is in macro-F1 points with "
             "a 95% paired bootstrap interval (2,000 resamples); BERT-large float32 = "
             f"{bert_large_mb:,.1f} MB; latency of one tweet including tokenization at 1 thread"
             + (" in one `edgerep bench` run." if bench else " (not timed).")
