@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from edgerep.device.shipped import BUNDLE_FILES, CARD_FILE, DEFAULT_BUNDLE_DIR, render_card, verify_bundle
+from edgerep.errors import RecordError
 from edgerep.io import atomic_write_json, sha256_file
 from edgerep.measure.records import read_record
 from edgerep.registry import MB
@@ -132,19 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", action="append", help="A line under the validation table (repeatable).")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE_DIR)
     args = p.parse_args(argv)
-    evaluation = read_record(args.evaluation, "evaluation")
+    try:
+        evaluation = read_record(args.evaluation, "evaluation")
+        others = [(path, read_record(path, "evaluation")) for path in args.fold_evaluation]
+    except RecordError as exc:  # a wrong path or file: one usage line
+        p.error(str(exc))
     if evaluation["model"]["path"] and Path(evaluation["model"]["path"]).name not in (args.bundle.name, args.bundle.resolve().name):
         print(f"note: {args.evaluation} evaluated {evaluation['model']['path']}", file=sys.stderr)
     shipped_fold = int(evaluation["data"]["split_config"]["fold"])
     fold_evaluations: dict[int, dict] = {}
-    for path in args.fold_evaluation:
-        rec = read_record(path, "evaluation")
+    fold_paths: dict[int, Path] = {}
+    for path, rec in others:
         fold = int(rec["data"]["split_config"]["fold"])
         if fold == shipped_fold or fold in fold_evaluations:
             p.error(f"{path}: a second record of fold {fold}; give one record per fold")
         if rec["metrics"]["labels"] != evaluation["metrics"]["labels"]:
             p.error(f"{path}: labels {rec['metrics']['labels']} differ from the bundle's {evaluation['metrics']['labels']}")
-        fold_evaluations[fold] = rec
+        fold_evaluations[fold], fold_paths[fold] = rec, path
     card = build_card(args.bundle, evaluation, args, fold_evaluations)
     # assemble beside the target, swap in whole: a half-shipped model is never left behind
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in BUNDLE_FILES:
         shutil.copy2(args.bundle / name, tmp / name)
     shutil.copy2(args.evaluation, tmp / "evaluation.json")
-    for fold, path in zip(fold_evaluations, args.fold_evaluation):
+    for fold, path in fold_paths.items():
         shutil.copy2(path, tmp / fold_record_name(fold))
     atomic_write_json(tmp / CARD_FILE, card)
     (tmp / "MODEL_CARD.md").write_text(render_card(card), encoding="utf-8")
