@@ -139,4 +139,23 @@ def test_a_second_record_of_one_fold_is_refused_and_nothing_is_shipped(tmp_path)
         str(tmp_path / "shipped"),
     )
     assert proc.returncode == 2 and "a second record of fold 0" in proc.stderr and "Traceback" not in proc.stderr
+    missing = str(tmp_path / "evaluation-fold1.json")
+    proc = _ship(
+        str(DEFAULT_BUNDLE_DIR),
+        "--evaluation",
+        evaluation,
+        "--fold-evaluation",
+        missing,
+        "--command",
+        "edgerep compress RUN",
+        "--commit",
+        "0",
+        "--teacher",
+        "t",
+        "--variant",
+        "v",
+        "--out",
+        str(tmp_path / "shipped"),
+    )
+    assert proc.returncode == 2 and f"{missing}: record not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "shipped").exists()
