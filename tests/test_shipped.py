@@ -119,43 +119,12 @@ def test_the_card_is_rebuilt_from_its_records_alone(tmp_path):
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == sorted(p.name for p in DEFAULT_BUNDLE_DIR.iterdir())
 
 
-def test_a_second_record_of_one_fold_is_refused_and_nothing_is_shipped(tmp_path):
+def test_a_bad_fold_record_is_one_usage_line_and_nothing_is_shipped(tmp_path):
     evaluation = str(DEFAULT_BUNDLE_DIR / "evaluation.json")
-    proc = _ship(
-        str(DEFAULT_BUNDLE_DIR),
-        "--evaluation",
-        evaluation,
-        "--fold-evaluation",
-        evaluation,
-        "--command",
-        "edgerep compress RUN",
-        "--commit",
-        "0",
-        "--teacher",
-        "t",
-        "--variant",
-        "v",
-        "--out",
-        str(tmp_path / "shipped"),
-    )
-    assert proc.returncode == 2 and "a second record of fold 0" in proc.stderr and "Traceback" not in proc.stderr
     missing = str(tmp_path / "evaluation-fold1.json")
-    proc = _ship(
-        str(DEFAULT_BUNDLE_DIR),
-        "--evaluation",
-        evaluation,
-        "--fold-evaluation",
-        missing,
-        "--command",
-        "edgerep compress RUN",
-        "--commit",
-        "0",
-        "--teacher",
-        "t",
-        "--variant",
-        "v",
-        "--out",
-        str(tmp_path / "shipped"),
-    )
-    assert proc.returncode == 2 and f"{missing}: record not found" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "shipped").exists()
+    for fold_record, message in ((evaluation, "a second record of fold 0"), (missing, f"{missing}: record not found")):
+        argv = [str(DEFAULT_BUNDLE_DIR), "--evaluation", evaluation, "--fold-evaluation", fold_record]
+        argv += ["--command", "edgerep compress RUN", "--commit", "0", "--teacher", "t", "--variant", "v"]
+        proc = _ship(*argv, "--out", str(tmp_path / "shipped"))
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+        assert not (tmp_path / "shipped").exists()
